@@ -1,0 +1,279 @@
+"""CLIP embeddings for photos, crops, text and query images.
+
+:class:`ClipEmbedder` loads a Hugging Face ``CLIPModel`` from a hub id or a local folder,
+preprocesses images itself (one PIL resize + centre crop per image, then one normalise on
+the whole batch, the same maths as ``CLIPImageProcessor``) and returns L2-normalised
+float32 vectors. Text queries use prompt ensembling: several phrasings are embedded and
+averaged, which makes short queries like "a flowerpot" more robust.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import OrderedDict
+from collections.abc import Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .config import DEFAULT_CLIP_MODEL, ENV_CLIP_MODEL, ENV_PRECISION, PRECISIONS, resolve
+from .errors import ModelLoadError, ObjsearchError, first_line
+
+PROMPT_TEMPLATES: tuple[str, ...] = (
+    "{}",
+    "a photo of {}.",
+    "a cropped photo of {}.",
+    "a close-up photo of {}.",
+    "a photo of the {}.",
+    "a good photo of {}.",
+    "a photo of a small {}.",
+    "a photo of a large {}.",
+)
+
+# A fixed probe, embedded at index time and again at search time: equal vectors mean the
+# same weights, whatever path or hub id the model was loaded from.
+PROBE_TEXT = "a photo of a cat sitting on a red sofa"
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    """Cheap DNS check so an offline machine fails in milliseconds, not after retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    old = socket.getdefaulttimeout()
+    try:
+        socket.setdefaulttimeout(timeout)
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _load_pretrained(model_id: str) -> tuple[Any, Any, Any]:
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # load reports and weight-loading bars are noise here
+    hf_logging.disable_progress_bar()
+
+    def load(**kw: Any) -> tuple[Any, Any, Any]:
+        model = CLIPModel.from_pretrained(model_id, **kw)
+        image_processor = CLIPImageProcessor.from_pretrained(model_id, **kw)
+        tokenizer = AutoTokenizer.from_pretrained(model_id, **kw)
+        return model, image_processor, tokenizer
+
+    if os.path.isdir(model_id):
+        return load()
+    if os.path.exists(model_id):
+        raise OSError(
+            f"{model_id} is a file; a local CLIP model is a folder saved with save_pretrained"
+        )
+    try:
+        return load(local_files_only=True)  # already in the Hugging Face cache
+    except Exception:
+        if looks_like_path(model_id) or not _hub_reachable():
+            raise OSError(
+                "it is not a local folder, not in the Hugging Face cache, and the hub cannot "
+                "be reached"
+            ) from None
+        return load()
+
+
+def looks_like_path(model_id: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else is meant as a path."""
+    return (
+        model_id.startswith((".", "/", "~"))
+        or model_id.count("/") > 1
+        or os.sep + os.sep in model_id
+    )
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has bf16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def choose_precision(precision: str | None, device: str) -> str:
+    """``auto`` -> fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32."""
+    value = (resolve(precision, ENV_PRECISION, "auto") or "auto").lower()
+    if value not in PRECISIONS:
+        raise ObjsearchError(f"Unknown precision {value!r}: use one of {', '.join(PRECISIONS)}.")
+    if value != "auto":
+        return value
+    if device.startswith("cuda"):
+        return "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+class ClipEmbedder:
+    """Embeds images and text into one L2-normalised float32 space with a CLIP model."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "cpu",
+        *,
+        precision: str | None = "fp32",
+        batch_size: int = 64,
+    ) -> None:
+        import torch
+
+        self.model_id = resolve(model, ENV_CLIP_MODEL, DEFAULT_CLIP_MODEL) or DEFAULT_CLIP_MODEL
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        try:
+            model_obj, image_processor, tokenizer = _load_pretrained(
+                os.path.expanduser(self.model_id)
+            )
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Could not load CLIP model {self.model_id!r}: {first_line(exc)}\n"
+                "Supply it either as a Hugging Face hub id (downloaded once on a machine with "
+                "internet access, e.g. openai/clip-vit-base-patch32) or as a local folder saved "
+                f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH."
+            ) from None
+        self.precision = choose_precision(precision, device)
+        self.model = model_obj.eval().to(device)
+        if self.precision == "fp16" and device.startswith("cuda"):
+            self.model = self.model.half()
+        self.tokenizer = tokenizer
+        self.dim = int(self.model.config.projection_dim)
+        self._configure_preprocess(image_processor)
+        self._torch = torch
+        self._text_cache: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
+
+    def _configure_preprocess(self, proc: Any) -> None:
+        size = proc.size or {}
+        crop = proc.crop_size or {}
+        self.resize_to = int(size.get("shortest_edge") or size.get("height") or 224)
+        self.crop = (
+            int(crop.get("height", self.resize_to)),
+            int(crop.get("width", self.resize_to)),
+        )
+        self.do_center_crop = bool(getattr(proc, "do_center_crop", True))
+        self.mean = np.asarray(proc.image_mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        self.std = np.asarray(proc.image_std, dtype=np.float32).reshape(1, 3, 1, 1)
+        resample = getattr(proc, "resample", Image.Resampling.BICUBIC)
+        self.resample = (
+            Image.Resampling(int(resample)) if resample is not None else Image.Resampling.BICUBIC
+        )
+
+    # -- preprocessing -------------------------------------------------------------------
+    def _prepare_one(self, image: Image.Image) -> np.ndarray:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        w, h = image.size
+        short = self.resize_to
+        if w <= h:
+            new_w, new_h = short, max(1, int(short * h / w))
+        else:
+            new_w, new_h = max(1, int(short * w / h)), short
+        if (new_w, new_h) != (w, h):
+            image = image.resize((new_w, new_h), self.resample, reducing_gap=3.0)
+        ch, cw = self.crop
+        if self.do_center_crop:
+            left = int(round((new_w - cw) / 2.0))
+            top = int(round((new_h - ch) / 2.0))
+            arr = np.asarray(image)
+            if left < 0 or top < 0:  # smaller than the crop: pad with zeros, as CLIP does
+                padded = np.zeros((max(ch, new_h), max(cw, new_w), 3), np.uint8)
+                oy, ox = max(0, -top), max(0, -left)
+                padded[oy : oy + new_h, ox : ox + new_w] = arr
+                arr, top, left = padded, max(0, top), max(0, left)
+            arr = arr[top : top + ch, left : left + cw]
+        else:
+            arr = np.asarray(image.resize((cw, ch), self.resample))
+        return arr
+
+    def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, 3, H, W) float32 pixel values normalised with the model's mean and std."""
+        batch = np.stack([self._prepare_one(im) for im in images]).astype(np.float32)
+        batch = batch.transpose(0, 3, 1, 2) / 255.0
+        return (batch - self.mean) / self.std
+
+    # -- embedding -----------------------------------------------------------------------
+    def _autocast(self) -> Any:
+        if self.precision == "bf16":
+            return self._torch.autocast(self.device.split(":")[0], dtype=self._torch.bfloat16)
+        return nullcontext()
+
+    def _features(self, fn: Any, **inputs: Any) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode(), self._autocast():
+            out = fn(**inputs)
+        feats = out if isinstance(out, torch.Tensor) else out.pooler_output
+        feats = feats.float()
+        feats = feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Embed already-preprocessed pixel values (N, 3, H, W)."""
+        torch = self._torch
+        dtype = (
+            torch.float16
+            if self.precision == "fp16" and self.device.startswith("cuda")
+            else torch.float32
+        )
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, dtype=dtype)
+        return self._features(self.model.get_image_features, pixel_values=tensor)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(N, dim) normalised vectors, computed in batches of ``batch_size``."""
+        if not images:
+            return np.zeros((0, self.dim), np.float32)
+        parts = [
+            self.embed_pixels(self.preprocess(images[i : i + self.batch_size]))
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def embed_image(self, image: Image.Image) -> np.ndarray:
+        return self.embed_images([image])[0]
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, dim) normalised vectors for literal texts (no prompt ensembling)."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        max_len = int(getattr(self.tokenizer, "model_max_length", 77) or 77)
+        max_len = min(max_len, int(self.model.config.text_config.max_position_embeddings))
+        tokens = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
+        )
+        inputs = {
+            k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")
+        }
+        return self._features(self.model.get_text_features, **inputs)
+
+    def embed_text(self, query: str, *, ensemble: bool = True) -> np.ndarray:
+        """One normalised vector for a text query, averaged over prompt templates."""
+        query = " ".join(query.split())
+        if not query:
+            raise ObjsearchError("The text query is empty.")
+        key = (query, ensemble)
+        cached = self._text_cache.get(key)
+        if cached is None:
+            prompts = [t.format(query) for t in PROMPT_TEMPLATES] if ensemble else [query]
+            cached = self.embed_texts(prompts).mean(axis=0)
+            cached /= max(float(np.linalg.norm(cached)), 1e-12)
+            cached.setflags(write=False)
+            self._text_cache[key] = cached
+            if len(self._text_cache) > 512:
+                self._text_cache.popitem(last=False)
+        else:
+            self._text_cache.move_to_end(key)
+        return cached
+
+    def fingerprint(self) -> np.ndarray:
+        """A vector that identifies these weights (see :data:`PROBE_TEXT`)."""
+        return self.embed_texts([PROBE_TEXT])[0]

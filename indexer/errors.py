@@ -1,0 +1,44 @@
+"""Errors that objsearch reports to people, not as tracebacks.
+
+Every failure a user can cause or fix (a missing model, a locked or corrupt index, a bad
+query) is raised as an :class:`ObjsearchError`, whose message says what happened and what to
+do. The CLI prints the message and exits non-zero; apps that embed objsearch catch the class.
+"""
+
+from __future__ import annotations
+
+
+class ObjsearchError(Exception):
+    """Base class for errors with a message fit to show a person."""
+
+    exit_code = 1
+
+
+class ModelLoadError(ObjsearchError):
+    """A model (CLIP or detector) could not be loaded from a hub id or a local path."""
+
+    exit_code = 3
+
+
+class StoreError(ObjsearchError):
+    """The index folder is unusable: missing, corrupt, read-only, full, or from another model."""
+
+    exit_code = 4
+
+
+class IndexLockedError(StoreError):
+    """Another process is writing to the index."""
+
+    exit_code = 5
+
+
+class QueryError(ObjsearchError):
+    """A search query is malformed (no text and no image, an unreadable query image...)."""
+
+    exit_code = 2
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors can run to pages)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,11 @@
+"""objsearch retrieval: text or image queries -> matching object crops and their photos.
+
+from retrieval import Searcher
+for hit in Searcher("my-index").search(text="a flowerpot", top_k=5):
+    print(hit.score, hit.image, hit.box, hit.label)
+"""
+
+from .export import export_jsonl, export_records
+from .search import Searcher, SearchResult
+
+__all__ = ["SearchResult", "Searcher", "export_jsonl", "export_records"]

@@ -1,0 +1,309 @@
+"""The ``objsearch`` command line: index, search, export, status, doctor, localize.
+
+Human output goes to the terminal (tables, a progress bar on stderr); ``--json`` prints
+machine-readable output on stdout only. Every error a user can cause ends in one clear
+message and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from indexer.config import (
+    ENV_CLIP_MODEL,
+    ENV_DETECTOR,
+    ENV_DEVICE,
+    ENV_PRECISION,
+    configure_ultralytics,
+)
+from indexer.errors import ObjsearchError
+
+app = typer.Typer(
+    name="objsearch",
+    help="Find objects inside your photos: index a folder, then search it by text or by example.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+IndexDir = Annotated[
+    Path,
+    typer.Option(
+        "--index",
+        "-i",
+        envvar="OBJSEARCH_INDEX",
+        help="Index folder (SQLite + FAISS files).",
+        show_default=False,
+    ),
+]
+ClipOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--clip-model",
+        envvar=ENV_CLIP_MODEL,
+        help="CLIP model: Hugging Face id or local folder. [default: the index's model, else openai/clip-vit-base-patch32]",
+    ),
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", envvar=ENV_DEVICE, help="auto, cpu or cuda. [default: auto]"),
+]
+PrecisionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--precision",
+        envvar=ENV_PRECISION,
+        help="auto, fp32, bf16 or fp16 for CLIP. [default: auto]",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
+
+
+def friendly(fn: F) -> F:
+    """Turn objsearch errors and Ctrl-C into one clear message and an exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ObjsearchError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print(
+                "[yellow]Interrupted.[/] Everything committed so far is kept; run the same command again to resume."
+            )
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fmt_box(box: Any) -> str:
+    if box is None:
+        return "whole photo"
+    return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
+
+
+@app.command()
+@friendly
+def index(
+    photos: Annotated[
+        list[Path],
+        typer.Argument(help="Photo folders (walked recursively) or files.", show_default=False),
+    ],
+    index_dir: IndexDir,
+    clip_model: ClipOpt = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector",
+            envvar=ENV_DETECTOR,
+            help="Ultralytics detector weights: a local .pt path or a name such as yolo11n.pt. [default: yolo11n.pt]",
+        ),
+    ] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    confidence: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
+    max_objects: Annotated[int, typer.Option(help="Maximum objects kept per photo.")] = 20,
+    min_side: Annotated[
+        int, typer.Option(help="Minimum object box side, in original pixels.")
+    ] = 24,
+    padding: Annotated[
+        float, typer.Option(help="Context added around each crop, as a fraction of the box size.")
+    ] = 0.1,
+    photos_only: Annotated[
+        bool, typer.Option("--photos-only", help="Skip detection: embed whole photos only.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Photos per detector batch and per commit.")] = 16,
+    max_megapixels: Annotated[
+        float, typer.Option(help="Refuse photos larger than this (decompression-bomb guard).")
+    ] = 180.0,
+    faiss_index: Annotated[
+        str, typer.Option("--faiss-index", help="FAISS index type: auto, flat, hnsw or ivf.")
+    ] = "auto",
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune", help="Remove photos that disappeared from the given folders."
+        ),
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index photos: detect objects, embed photos and crops, store them in INDEX."""
+    from indexer.config import DetectOptions
+    from indexer.pipeline import Indexer
+
+    configure_ultralytics()
+    options = DetectOptions(
+        confidence=confidence, max_objects=max_objects, min_side=min_side, padding=padding
+    )
+    indexer = Indexer(
+        index_dir,
+        clip_model=clip_model,
+        detector=detector,
+        device=device,
+        precision=precision,
+        options=options,
+        detect_objects=not photos_only,
+        batch_size=batch_size,
+        max_megapixels=max_megapixels,
+        faiss_index=faiss_index,
+    )
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("photos"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        stats = indexer.index(photos, prune=prune, progress=progress)
+    if as_json:
+        print(json.dumps(stats.to_dict()))
+        return
+    out.print(
+        f"[bold]{stats.indexed}[/] photos indexed, [bold]{stats.objects}[/] objects, "
+        f"{stats.unchanged} unchanged, {stats.moved} moved, {stats.removed} removed, "
+        f"[{'red' if stats.failures else 'green'}]{stats.failures} failures[/] "
+        f"in {stats.seconds:.1f} s ({stats.photos_per_second:.1f} photos/s)",
+        highlight=False,
+    )
+    for path, reason in stats.failed[:10]:
+        out.print(f"  [red]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+    if len(stats.failed) > 10:
+        out.print(
+            f"  ... and {len(stats.failed) - 10} more: see 'objsearch status --index {index_dir}'"
+        )
+
+
+@app.command()
+@friendly
+def search(
+    query: Annotated[
+        str | None, typer.Argument(help="Text query, e.g. 'a flowerpot'.", show_default=False)
+    ] = None,
+    index_dir: IndexDir = Path("."),
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Search by example: a query photo.")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Number of photos to return.")] = 10,
+    objects_only: Annotated[
+        bool, typer.Option("--objects-only", help="Match object crops only.")
+    ] = False,
+    photos_only: Annotated[
+        bool, typer.Option("--photos-only", help="Match whole photos only.")
+    ] = False,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine", help="Refine each result's box with CLIP sliding-window localization."
+        ),
+    ] = False,
+    clip_model: ClipOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search INDEX by text (QUERY) or by example (--image); one row per photo."""
+    from indexer.errors import QueryError
+    from retrieval.search import Searcher
+
+    if (query is None) == (image is None):
+        raise QueryError("Give a text QUERY or --image PATH (exactly one).")
+    if objects_only and photos_only:
+        raise QueryError("--objects-only and --photos-only exclude each other.")
+    kind = "object" if objects_only else "image" if photos_only else None
+    with Searcher(index_dir, clip_model=clip_model, device=device, precision=precision) as searcher:
+        results = searcher.search(text=query, image=image, top_k=top_k, kind=kind)
+        if refine:
+            from retrieval.refine import refine_results
+
+            refine_results(searcher, results, text=query, image=image)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
+        return
+    if not results:
+        out.print("No results.")
+        return
+    table = Table(
+        title=f"{len(results)} photos for {query!r}"
+        if query
+        else f"{len(results)} photos like {image}"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("photo", overflow="fold")
+    table.add_column("box")
+    table.add_column("label")
+    if refine:
+        table.add_column("refined box")
+    for r in results:
+        row = [str(r.rank), f"{r.score:.3f}", r.image, _fmt_box(r.box), r.label or "(photo)"]
+        if refine:
+            row.append(_fmt_box(r.refined_box) if r.refined_box else "-")
+        table.add_row(*row)
+    out.print(table)
+
+
+@app.command()
+@friendly
+def export(
+    index_dir: IndexDir,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Export INDEX as JSON Lines: one line per photo with caption and regions."""
+    from indexer.store import Store
+    from retrieval.export import export_jsonl
+
+    with Store(index_dir) as store:
+        if output is None:
+            export_jsonl(store, sys.stdout)
+            return
+        tmp = output.with_name(output.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            count = export_jsonl(store, fh)
+        os.replace(tmp, output)
+    err.print(f"Exported {count} photos to {output}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    configure_ultralytics()
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Shared pytest fixtures: tiny random models and generated photos, built once per session.
+
+The models are written to disk and loaded back by the code under test through the same
+``from_pretrained`` / ``YOLO(path)`` calls a real checkpoint takes (see ``model_factory``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before anything imports ultralytics: keep it off the network and quiet.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+if "YOLO_CONFIG_DIR" not in os.environ:
+    os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.model_factory import make_sample_photos, make_tiny_clip, make_tiny_yolo  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLIP checkpoint folder (model, tokenizer, image processor)."""
+    return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_yolo_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random YOLO11n ``.pt`` that detects ~50 'cat' boxes on any image (see factory)."""
+    return make_tiny_yolo(tmp_path_factory.mktemp("tiny_yolo") / "tiny-yolo11n.pt")
+
+
+@pytest.fixture(scope="session")
+def sample_photos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of generated photos in mixed formats, with a nested sub-folder and an EXIF one."""
+    root = tmp_path_factory.mktemp("photos")
+    make_sample_photos(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_assets() -> Path:
+    """``../shared/assets`` beside the checkout (real detectors, COCO photos); skip if absent."""
+    if not SHARED_ASSETS.is_dir():
+        pytest.skip("../shared/assets not found: real-asset tests need the shared assets beside the checkout")
+    return SHARED_ASSETS
