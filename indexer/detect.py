@@ -165,7 +165,7 @@ class Detector:
                 "internet access."
             ) from None
         self.model_id = (
-            os.path.basename(self.weights) if os.path.exists(self.weights) else self.weights
+            os.path.abspath(self.weights) if os.path.exists(self.weights) else self.weights
         )
 
     def detect(self, images: Sequence[Image.Image], options: DetectOptions) -> list[Detections]:

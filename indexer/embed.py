@@ -130,6 +130,8 @@ class ClipEmbedder:
         import torch
 
         self.model_id = resolve(model, ENV_CLIP_MODEL, DEFAULT_CLIP_MODEL) or DEFAULT_CLIP_MODEL
+        if os.path.isdir(os.path.expanduser(self.model_id)):
+            self.model_id = os.path.abspath(os.path.expanduser(self.model_id))
         self.device = device
         self.batch_size = max(1, int(batch_size))
         try:

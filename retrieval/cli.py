@@ -196,7 +196,8 @@ def index(
         f"[bold]{stats.indexed}[/] photos indexed, [bold]{stats.objects}[/] objects, "
         f"{stats.unchanged} unchanged, {stats.moved} moved, {stats.removed} removed, "
         f"[{'red' if stats.failures else 'green'}]{stats.failures} failures[/] "
-        f"in {stats.seconds:.1f} s ({stats.photos_per_second:.1f} photos/s)",
+        f"in {stats.seconds:.1f} s"
+        + (f" ({stats.photos_per_second:.1f} photos/s)" if stats.indexed else ""),
         highlight=False,
     )
     for path, reason in stats.failed[:10]:
@@ -297,6 +298,53 @@ def export(
             count = export_jsonl(store, fh)
         os.replace(tmp, output)
     err.print(f"Exported {count} photos to {output}")
+
+
+@app.command()
+@friendly
+def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
+    """Report INDEX: counts, models, failures, and whether SQLite and FAISS agree."""
+    from indexer.doctor import check
+    from indexer.store import Store
+
+    with Store(index_dir) as store:
+        health = check(store)
+    if as_json:
+        print(json.dumps(health.to_dict(), ensure_ascii=False))
+        return
+    table = Table(show_header=False, title=f"objsearch index {health.index}")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("photos", str(health.photos))
+    table.add_row("object regions", str(health.objects))
+    table.add_row("whole-photo regions", str(health.images))
+    table.add_row("FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})")
+    table.add_row("failures", str(health.failures))
+    table.add_row("CLIP model", f"{health.clip_model or '-'} ({health.embed_dim or '?'}-d)")
+    table.add_row("detector", health.detector or "-")
+    table.add_row("consistent", "[green]yes[/]" if health.consistent else "[red]no[/]")
+    out.print(table)
+    for problem in health.problems:
+        out.print(f"[red]problem:[/] {problem}", highlight=False)
+    if health.problems:
+        out.print(f"Run 'objsearch doctor --index {index_dir}' to repair.")
+    for f in health.failed[:20]:
+        out.print(f"[yellow]failed[/] {f['path']}: {f['reason']}", highlight=False, soft_wrap=True)
+    if health.failures > 20:
+        out.print(f"... and {health.failures - 20} more (--json lists them all)")
+
+
+@app.command()
+@friendly
+def doctor(index_dir: IndexDir) -> None:
+    """Repair INDEX: salvage a damaged database, drop orphans, rebuild FAISS."""
+    from indexer.doctor import repair
+
+    actions = repair(os.fspath(index_dir))
+    if not actions:
+        out.print("[green]The index is consistent; nothing to repair.[/]")
+    for action in actions:
+        out.print(f"- {action}", highlight=False)
 
 
 def main() -> None:

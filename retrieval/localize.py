@@ -56,7 +56,7 @@ Method = Literal["window", "occlusion"]
 
 METHODS: tuple[str, ...] = ("window", "occlusion")
 DEFAULT_WINDOW: dict[str, int] = {"window": 3, "occlusion": 2}
-TARGET_CELLS_SHORT_SIDE = 12
+TARGET_CELLS_SHORT_SIDE = 16
 MIN_AUTO_PATCH = 16
 # Occlusion feeds whole images to score_fn; CLIP resizes to 224 px anyway, so masked copies
 # are built from a downscaled image to keep a batch of them small in memory.
@@ -376,6 +376,39 @@ def connected_components(mask: np.ndarray) -> list[list[tuple[int, int]]]:
     return comps
 
 
+def _cell_bounds(n: int, patch: int, extent: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end pixel of each cell along one axis (the last one may be partial)."""
+    starts = np.arange(n, dtype=np.float64) * patch
+    return starts, np.minimum(starts + patch, extent)
+
+
+def _subcell_span(
+    heat: np.ndarray, comp: np.ndarray, threshold: float, starts: np.ndarray, ends: np.ndarray
+) -> tuple[float, float]:
+    """Span along axis 1 of the ``threshold`` iso-contour of the heat interpolated linearly
+    between cell centres, restricted to the component ``comp`` (boolean grid)."""
+    cols = heat.shape[1]
+    centres = (starts + ends) / 2.0
+    lows: list[float] = []
+    highs: list[float] = []
+    for r, c in zip(*np.nonzero(comp), strict=True):
+        h1 = float(heat[r, c])
+        for nb, edge, out in ((c - 1, starts[0], lows), (c + 1, ends[-1], highs)):
+            if not 0 <= nb < cols:
+                out.append(float(edge))  # the component touches the image border
+            elif not comp[r, nb]:
+                h0 = float(heat[r, nb])
+                frac = (threshold - h0) / (h1 - h0) if h1 > h0 else 1.0
+                frac = min(max(frac, 0.0), 1.0)
+                out.append(float(centres[nb] + frac * (centres[c] - centres[nb])))
+    cc = np.nonzero(comp.any(axis=0))[0]
+    first, last = int(cc[0]), int(cc[-1])
+    # A cell barely over the threshold would collapse onto its centre: keep its middle half.
+    lo = min(min(lows), centres[first] - (ends[first] - starts[first]) / 4)
+    hi = max(max(highs), centres[last] + (ends[last] - starts[last]) / 4)
+    return float(lo), float(hi)
+
+
 def heat_to_boxes(
     heat: np.ndarray,
     patch: int,
@@ -383,27 +416,36 @@ def heat_to_boxes(
     *,
     threshold: float = 0.5,
     min_box_patches: int = 1,
+    subcell: bool = True,
 ) -> list[LocalizedBox]:
-    """Threshold a normalised cell map into boxes, one per connected component.
+    """Threshold a normalised cell map into boxes, one per 8-connected component.
 
     Zero cells (at or below the mean) never count, so ``threshold=0`` means "above average"
-    rather than "the whole image". Boxes come sorted by confidence, then size.
+    rather than "the whole image". ``subcell`` places each edge where the heat, interpolated
+    linearly between cell centres, crosses the threshold; whole-cell boxes (the article's)
+    overshoot by up to a cell per side. Boxes come sorted by confidence, then size.
     """
     width, height = image_size
+    rows, cols = heat.shape
     mask = (heat >= threshold) & (heat > 0)
+    x_starts, x_ends = _cell_bounds(cols, patch, width)
+    y_starts, y_ends = _cell_bounds(rows, patch, height)
     boxes: list[LocalizedBox] = []
     for comp in connected_components(mask):
         if len(comp) < min_box_patches:
             continue
-        rs = [r for r, _ in comp]
-        cs = [c for _, c in comp]
-        box = (
-            float(min(cs) * patch),
-            float(min(rs) * patch),
-            float(min((max(cs) + 1) * patch, width)),
-            float(min((max(rs) + 1) * patch, height)),
-        )
-        conf = float(np.mean([heat[r, c] for r, c in comp]))
+        rs = np.array([r for r, _ in comp])
+        cs = np.array([c for _, c in comp])
+        if subcell:
+            comp_mask = np.zeros_like(mask)
+            comp_mask[rs, cs] = True
+            x1, x2 = _subcell_span(heat, comp_mask, threshold, x_starts, x_ends)
+            y1, y2 = _subcell_span(heat.T, comp_mask.T, threshold, y_starts, y_ends)
+        else:
+            x1, x2 = cs.min() * patch, min((cs.max() + 1) * patch, width)
+            y1, y2 = rs.min() * patch, min((rs.max() + 1) * patch, height)
+        conf = float(heat[rs, cs].mean())
+        box = (float(x1), float(y1), float(x2), float(y2))
         boxes.append(LocalizedBox(box=box, confidence=conf, cells=len(comp)))
     boxes.sort(key=lambda b: (-b.confidence, -b.cells))
     return boxes
@@ -424,6 +466,7 @@ def localize(
     max_windows: int = 256,
     batch_size: int = 64,
     min_box_patches: int = 1,
+    subcell: bool = True,
 ) -> Localization:
     """Locate whatever ``score_fn`` scores highly inside ``image``.
 
@@ -486,6 +529,7 @@ def localize(
         (width, height),
         threshold=threshold,
         min_box_patches=min_box_patches,
+        subcell=subcell,
     )
     return Localization(
         heatmap=heat,

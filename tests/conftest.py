@@ -6,15 +6,18 @@ The models are written to disk and loaded back by the code under test through th
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Before anything imports ultralytics: keep it off the network and quiet.
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("YOLO_VERBOSE", "False")
-if "YOLO_CONFIG_DIR" not in os.environ:
+if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at exit
     os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
+    atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
 
 from pathlib import Path  # noqa: E402
 
@@ -50,5 +53,7 @@ def sample_photos_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shared_assets() -> Path:
     """``../shared/assets`` beside the checkout (real detectors, COCO photos); skip if absent."""
     if not SHARED_ASSETS.is_dir():
-        pytest.skip("../shared/assets not found: real-asset tests need the shared assets beside the checkout")
+        pytest.skip(
+            "../shared/assets not found: real-asset tests need the shared assets beside the checkout"
+        )
     return SHARED_ASSETS

@@ -12,18 +12,28 @@ that put the repository root on ``sys.path``.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import tempfile
+from collections import Counter
+from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import CLIPTokenizer
 
 # Ultralytics reaches for the network (settings sync, pip auto-install, asset downloads) unless
 # told otherwise; this must run before the first ``import ultralytics`` anywhere.
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("YOLO_VERBOSE", "False")
-if "YOLO_CONFIG_DIR" not in os.environ:
+if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at exit
     os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
+    atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
@@ -45,9 +55,7 @@ EOS_TOKEN = "<|endoftext|>"
 EOW = "</w>"  # CLIP's end-of-word suffix
 # The exact pre-tokenisation regex of CLIP (and of transformers' CLIPTokenizer), so the
 # merges learned here are the ones the real tokenizer pipeline will apply.
-_CLIP_SPLIT_PATTERN = (
-    r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-)
+_CLIP_SPLIT_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 _MIN_VOCAB = 2 * 256 + 2  # byte alphabet, its </w> variants, and the two special tokens
 
 # A small English corpus: the 80 COCO class names, things people search photos for, colours,
@@ -126,7 +134,66 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
+    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
+
+
+def _clip_pretokenizer():
+    """CLIP's normaliser + pre-tokeniser from ``tokenizers``, as transformers' CLIPTokenizer has."""
+    from tokenizers import Regex, normalizers, pre_tokenizers
+
+    normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+    )
+    pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_CLIP_SPLIT_PATTERN), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    return normalizer, pre_tokenizer
+
+
+def _learn_merges(word_counts: Counter[str], max_merges: int) -> list[tuple[str, str]]:
+    """Classic BPE merge learning with ties broken by the pair itself, so runs are repeatable.
+
+    ``tokenizers.trainers.BpeTrainer`` breaks count ties in hash-map order, which changes from
+    run to run: the same corpus then gives different merges, token ids, and text embeddings.
+    """
+    words = {tuple(w[:-1]) + (w[-1] + EOW,): n for w, n in sorted(word_counts.items())}
+    merges: list[tuple[str, str]] = []
+    while len(merges) < max_merges:
+        pairs: Counter[tuple[str, str]] = Counter()
+        for symbols, n in words.items():
+            for pair in pairwise(symbols):
+                pairs[pair] += n
+        if not pairs:
+            break
+        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
+        merges.append(best)
+        merged_words = {}
+        for symbols, n in words.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    out.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            merged_words[tuple(out)] = n
+        words = merged_words
+    return merges
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_merges(max_merges: int) -> tuple[tuple[str, str], ...]:
+    """Merges learned on the built-in corpus; cached because every CLIP factory call needs them."""
+    normalizer, pre_tokenizer = _clip_pretokenizer()
+    word_counts: Counter[str] = Counter()
+    for line in _corpus():
+        pieces = pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line))
+        word_counts.update(piece for piece, _ in pieces)
+    return tuple(_learn_merges(word_counts, max_merges))
 
 
 def make_clip_tokenizer_files(out_dir: Path, vocab_size: int = 1000) -> tuple[Path, Path]:
@@ -139,55 +206,22 @@ def make_clip_tokenizer_files(out_dir: Path, vocab_size: int = 1000) -> tuple[Pa
     learned merges in order, then ``<|startoftext|>`` and ``<|endoftext|>`` as the last two ids.
     Every byte is in the vocabulary, so no input ever maps to the unknown token.
 
-    ``vocab_size`` is an upper bound (at least 514): the small corpus may run out of merges.
-    Deterministic: the same arguments always give the same files.
+    Words are split with ``tokenizers``' own CLIP normaliser and pre-tokeniser; merges are
+    learned in Python (see :func:`_learn_merges`) so the same arguments always give the same
+    files. ``vocab_size`` is an upper bound (at least 514): the corpus may run out of merges.
     """
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers, trainers
-    from tokenizers.models import BPE
-
     if vocab_size < _MIN_VOCAB:
         raise ValueError(f"vocab_size must be at least {_MIN_VOCAB}, got {vocab_size}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    tok = Tokenizer(BPE(continuing_subword_prefix="", end_of_word_suffix=EOW))
-    tok.normalizer = normalizers.Sequence(
-        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
-    )
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(_CLIP_SPLIT_PATTERN), behavior="removed", invert=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=2 * vocab_size,  # generous: merges are capped below
-        min_frequency=1,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        continuing_subword_prefix="",
-        end_of_word_suffix=EOW,
-    )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
-    merges = [
-        tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-        for m in json.loads(tok.to_str())["model"]["merges"]
-    ]
+    merges = _corpus_merges(vocab_size - _MIN_VOCAB)
 
     symbols = list(_bytes_to_unicode().values())
-    tokens = symbols + [s + EOW for s in symbols]
-    kept_merges: list[tuple[str, str]] = []
-    seen = set(tokens)
-    for left, right in merges:
-        if len(tokens) >= vocab_size - 2:
-            break
-        merged = left + right
-        if merged in seen:  # never happens with a BPE trainer; keeps ids unique regardless
-            continue
-        seen.add(merged)
-        tokens.append(merged)
-        kept_merges.append((left, right))
+    tokens = symbols + [s + EOW for s in symbols] + ["".join(m) for m in merges]
     tokens += [BOS_TOKEN, EOS_TOKEN]
+    if len(set(tokens)) != len(tokens):  # BPE merges always create new tokens; guard anyway
+        raise RuntimeError("BPE merges produced a duplicate token")
 
     vocab_path = out_dir / "vocab.json"
     merges_path = out_dir / "merges.txt"
@@ -195,28 +229,23 @@ def make_clip_tokenizer_files(out_dir: Path, vocab_size: int = 1000) -> tuple[Pa
         json.dumps({t: i for i, t in enumerate(tokens)}, ensure_ascii=False), encoding="utf-8"
     )
     merges_path.write_text(
-        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in kept_merges), encoding="utf-8"
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
     )
     return vocab_path, merges_path
 
 
-def make_clip_tokenizer(out_dir: Path, vocab_size: int = 1000):
-    """Return a ``transformers.CLIPTokenizer`` built from freshly written CLIP-format files.
+def make_clip_tokenizer(out_dir: Path, vocab_size: int = 1000) -> CLIPTokenizer:
+    """Write CLIP-format tokenizer files to ``out_dir`` and load them as a ``CLIPTokenizer``.
 
-    The files are read here and handed over as ``vocab``/``merges`` because in transformers 5
-    ``CLIPTokenizer(vocab_file=..., merges_file=...)`` silently ignores the files and builds a
-    3-token vocabulary (only ``from_pretrained`` turns files into a vocabulary).
+    Loaded with ``from_pretrained(out_dir)`` because in transformers 5 the constructor call
+    ``CLIPTokenizer(vocab_file=..., merges_file=...)`` silently ignores both files and builds
+    a 3-token vocabulary (everything becomes ``<|endoftext|>``); ``from_pretrained`` reads
+    them correctly in transformers 4 and 5 alike.
     """
     from transformers import CLIPTokenizer
 
-    vocab_path, merges_path = make_clip_tokenizer_files(out_dir, vocab_size)
-    vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-    merges = [
-        tuple(line.split(" "))
-        for line in merges_path.read_text(encoding="utf-8").splitlines()[1:]
-        if line
-    ]
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    make_clip_tokenizer_files(out_dir, vocab_size)
+    return CLIPTokenizer.from_pretrained(str(out_dir), model_max_length=77)
 
 
 def _save_clip(out_dir: Path, config_kwargs: dict | None, image_size: int, seed: int) -> Path:

@@ -1,0 +1,141 @@
+"""Helpers shared by the benchmark scripts (paths, the cached random CLIP, tables, JSON).
+
+Imported as ``_common`` by ``benchmarks/index_speed.py`` and ``benchmarks/query_speed.py``:
+running a script puts its own folder first on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO_ROOT / "benchmarks"
+RESULTS_DIR = BENCH_DIR / "results"
+SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
+DEFAULT_PHOTOS = SHARED_ASSETS / "coco-dev" / "images"
+DEFAULT_DETECTOR = SHARED_ASSETS / "detector" / "yolo11n-coco.pt"
+CLIP_CACHE = RESULTS_DIR / ".clip-vitb32"
+
+
+def setup_environment() -> None:
+    """Make ``indexer``/``retrieval``/``tests`` importable and keep ultralytics offline."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    # Ultralytics writes a settings file into its config folder; keep it beside the results
+    # rather than in the user's home (and away from other processes' settings).
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(RESULTS_DIR / ".yolo-config"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr, so stdout carries only the markdown tables."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def ensure_clip_model(path: str | None) -> str:
+    """The CLIP folder to use: ``path`` when given, else a cached random ViT-B/32.
+
+    The random model is built once with ``tests.model_factory.make_vitb32_clip`` into
+    ``benchmarks/results/.clip-vitb32`` (about 500 MB); it costs what the real model costs.
+    """
+    if path:
+        return path
+    if (CLIP_CACHE / "config.json").is_file() and (CLIP_CACHE / "model.safetensors").is_file():
+        return str(CLIP_CACHE)
+    from tests.model_factory import make_vitb32_clip
+
+    log(f"building a random ViT-B/32 CLIP into {CLIP_CACHE} (once) ...")
+    CLIP_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".clip-build-", dir=CLIP_CACHE.parent))
+    try:
+        make_vitb32_clip(tmp)
+        if CLIP_CACHE.exists():
+            shutil.rmtree(CLIP_CACHE)
+        os.replace(tmp, CLIP_CACHE)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(CLIP_CACHE)
+
+
+def missing_asset_message(what: str, path: Path, flag: str, hint: str) -> str:
+    return (
+        f"{what} not found at {path}.\n"
+        f"The default comes from the shared assets beside the checkout ({SHARED_ASSETS}); "
+        f"without them pass {flag} {hint}."
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) of ``values``, linear interpolation; NaN when empty."""
+    import numpy as np
+
+    if not len(values):
+        return float("nan")
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A table cell: floats rounded, None/NaN as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers depend on: CPU count, load, library versions, thread counts."""
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    for name in ("torch", "transformers", "ultralytics", "faiss", "numpy", "PIL", "sqlalchemy"):
+        module = sys.modules.get(name)
+        if module is not None:
+            info[f"{name}_version"] = getattr(module, "__version__", "?")
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        info["faiss_threads"] = faiss.omp_get_max_threads()
+    return info
