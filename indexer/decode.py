@@ -13,8 +13,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,6 +28,25 @@ DEFAULT_DECODE_SIDE = 1280
 # The megapixel limit below replaces PIL's own bomb guard, which warns or raises at its own
 # fixed threshold; objsearch decides with a configurable limit and a clear message.
 Image.MAX_IMAGE_PIXELS = None
+
+
+def _pil_open() -> Callable[[IO[bytes]], Image.Image]:
+    """PIL's own ``Image.open``, even where another library has wrapped it.
+
+    ultralytics replaces ``Image.open`` with a wrapper that, on a file PIL cannot identify,
+    tries to pip-install a HEIF plugin and otherwise raises ``ModuleNotFoundError``: every
+    corrupt photo would then print a warning and fail with "No module named 'pi_heif'" (or
+    reach for the network). The wrapper keeps the original as ``_image_open``.
+    """
+    opener = Image.open
+    for _ in range(4):  # follow a short chain of wrappers, never loop
+        if getattr(opener, "__module__", Image.__name__) == Image.__name__:
+            break
+        inner = getattr(sys.modules.get(opener.__module__), "_image_open", None)
+        if not callable(inner) or inner is opener:
+            break
+        opener = inner
+    return opener
 
 
 class DecodeError(Exception):
@@ -89,7 +111,7 @@ def open_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
+            image = _pil_open()(io.BytesIO(data))
     except UnidentifiedImageError:
         raise DecodeError("not a readable image (unrecognised or corrupt header)") from None
     except Exception as exc:  # PIL raises many types on malformed headers

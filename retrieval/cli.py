@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -90,7 +91,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ObjsearchError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print(
@@ -201,10 +202,13 @@ def index(
         highlight=False,
     )
     for path, reason in stats.failed[:10]:
-        out.print(f"  [red]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
+        out.print(
+            f"  [red]skipped[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True
+        )
     if len(stats.failed) > 10:
         out.print(
-            f"  ... and {len(stats.failed) - 10} more: see 'objsearch status --index {index_dir}'"
+            f"  ... and {len(stats.failed) - 10} more: see "
+            f"'objsearch status --index {escape(str(index_dir))}'"
         )
 
 
@@ -258,9 +262,11 @@ def search(
         out.print("No results.")
         return
     table = Table(
-        title=f"{len(results)} photos for {query!r}"
-        if query
-        else f"{len(results)} photos like {image}"
+        title=escape(
+            f"{len(results)} photos for {query!r}"
+            if query
+            else f"{len(results)} photos like {image}"
+        )
     )
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
@@ -270,11 +276,129 @@ def search(
     if refine:
         table.add_column("refined box")
     for r in results:
-        row = [str(r.rank), f"{r.score:.3f}", r.image, _fmt_box(r.box), r.label or "(photo)"]
+        row = [
+            str(r.rank),
+            f"{r.score:.3f}",
+            escape(r.image),
+            _fmt_box(r.box),
+            escape(r.label or "(photo)"),
+        ]
         if refine:
             row.append(_fmt_box(r.refined_box) if r.refined_box else "-")
         table.add_row(*row)
     out.print(table)
+
+
+@app.command()
+@friendly
+def localize(
+    photo: Annotated[Path, typer.Argument(help="The photo to search in.", show_default=False)],
+    prompts: Annotated[
+        list[str],
+        typer.Argument(
+            help="One or more text prompts, e.g. 'a butterfly' 'a cat'.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the photo with one coloured box set per prompt (PNG/JPEG)."
+        ),
+    ] = None,
+    heatmap: Annotated[
+        Path | None, typer.Option("--heatmap", help="Write a heat-map overlay image.")
+    ] = None,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            "-i",
+            envvar="OBJSEARCH_INDEX",
+            help="Use this index's CLIP model (optional).",
+        ),
+    ] = None,
+    method: Annotated[str, typer.Option(help="window (sliding window) or occlusion.")] = "window",
+    patch: Annotated[
+        int | None,
+        typer.Option(
+            help="Patch side in pixels of the decoded photo. [default: from the photo size]"
+        ),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(help="Window side in patches. [default: 3 for window, 2 for occlusion]"),
+    ] = None,
+    stride: Annotated[int, typer.Option(help="Window stride in patches.")] = 1,
+    threshold: Annotated[float, typer.Option(help="Heat threshold (0-1) for boxes.")] = 0.5,
+    max_windows: Annotated[int, typer.Option(help="Cap on crops scored per prompt.")] = 128,
+    clip_model: ClipOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Localise PROMPTS on PHOTO with CLIP sliding windows (finds objects no detector class covers)."""
+    from indexer.config import resolve, resolve_device
+    from indexer.decode import DecodeError
+    from indexer.embed import ClipEmbedder
+    from indexer.errors import QueryError
+    from retrieval.refine import localize_prompts
+    from retrieval.render import draw_boxes, heatmap_overlay, prompt_colour
+
+    if method not in ("window", "occlusion"):
+        raise QueryError(f"--method must be window or occlusion, not {method!r}.")
+    prompts = [p for p in prompts if p.strip()]
+    if not prompts:
+        raise QueryError("Give at least one non-empty prompt.")
+    model = clip_model
+    if model is None and index_dir is not None:
+        from indexer.store import Store
+
+        with Store(index_dir) as store:
+            model = store.get_meta("clip_model")
+    embedder = ClipEmbedder(
+        resolve(model, ENV_CLIP_MODEL, None), resolve_device(device), precision=precision
+    )
+    try:
+        image, found = localize_prompts(
+            os.fspath(photo),
+            prompts,
+            embedder,
+            method=method,
+            patch=patch,
+            window=window,
+            stride=stride,
+            threshold=threshold,
+            max_windows=max_windows,
+        )
+    except DecodeError as exc:
+        raise QueryError(f"Cannot read {photo}: {exc}") from None
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+    written = []
+    if output is not None:
+        draw_boxes(image, [(f.prompt, f.result.boxes) for f in found]).save(output)
+        written.append(str(output))
+    if heatmap is not None:
+        heatmap_overlay(image, [f.result for f in found]).save(heatmap)
+        written.append(str(heatmap))
+    if as_json:
+        print(
+            json.dumps({"image": os.path.abspath(photo), "prompts": [f.to_dict() for f in found]})
+        )
+        return
+    table = Table(title=f"{photo}")
+    table.add_column("prompt")
+    table.add_column("box (original pixels)")
+    table.add_column("confidence", justify="right")
+    for i, f in enumerate(found):
+        colour = "#{:02x}{:02x}{:02x}".format(*prompt_colour(i))
+        if not f.boxes:
+            table.add_row(f"[{colour}]{f.prompt}[/]", "no box above the threshold", "-")
+        for b in f.boxes:
+            table.add_row(f"[{colour}]{f.prompt}[/]", _fmt_box(b.box), f"{b.confidence:.2f}")
+    out.print(table)
+    for path in written:
+        out.print(f"wrote {path}", highlight=False)
 
 
 @app.command()
@@ -297,7 +421,7 @@ def export(
         with open(tmp, "w", encoding="utf-8") as fh:
             count = export_jsonl(store, fh)
         os.replace(tmp, output)
-    err.print(f"Exported {count} photos to {output}")
+    err.print(f"Exported {count} photos to {escape(str(output))}")
 
 
 @app.command()
@@ -312,7 +436,7 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(health.to_dict(), ensure_ascii=False))
         return
-    table = Table(show_header=False, title=f"objsearch index {health.index}")
+    table = Table(show_header=False, title=escape(f"objsearch index {health.index}"))
     table.add_column(style="bold")
     table.add_column()
     table.add_row("photos", str(health.photos))
@@ -320,16 +444,20 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
     table.add_row("whole-photo regions", str(health.images))
     table.add_row("FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})")
     table.add_row("failures", str(health.failures))
-    table.add_row("CLIP model", f"{health.clip_model or '-'} ({health.embed_dim or '?'}-d)")
-    table.add_row("detector", health.detector or "-")
+    table.add_row("CLIP model", escape(f"{health.clip_model or '-'} ({health.embed_dim or '?'}-d)"))
+    table.add_row("detector", escape(health.detector or "-"))
     table.add_row("consistent", "[green]yes[/]" if health.consistent else "[red]no[/]")
     out.print(table)
     for problem in health.problems:
-        out.print(f"[red]problem:[/] {problem}", highlight=False)
+        out.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
     if health.problems:
-        out.print(f"Run 'objsearch doctor --index {index_dir}' to repair.")
+        out.print(f"Run 'objsearch doctor --index {escape(str(index_dir))}' to repair.")
     for f in health.failed[:20]:
-        out.print(f"[yellow]failed[/] {f['path']}: {f['reason']}", highlight=False, soft_wrap=True)
+        out.print(
+            f"[yellow]failed[/] {escape(f['path'])}: {escape(f['reason'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if health.failures > 20:
         out.print(f"... and {health.failures - 20} more (--json lists them all)")
 
@@ -344,7 +472,7 @@ def doctor(index_dir: IndexDir) -> None:
     if not actions:
         out.print("[green]The index is consistent; nothing to repair.[/]")
     for action in actions:
-        out.print(f"- {action}", highlight=False)
+        out.print(f"- {escape(action)}", highlight=False)
 
 
 def main() -> None:

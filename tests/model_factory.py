@@ -328,7 +328,7 @@ def make_vitb32_clip(out_dir: Path, seed: int = 0) -> Path:
 
     For speed benchmarks: it costs what the real ViT-B/32 costs (only the text vocabulary is
     the small one from :func:`make_clip_tokenizer_files`, which changes one lookup table).
-    About 600 MB on disk.
+    About 500 MB on disk.
     """
     return _save_clip(out_dir, None, 224, seed)
 

@@ -1,0 +1,518 @@
+"""Indexing throughput: objsearch's pipeline against the straightforward per-photo loop.
+
+Modes (each runs in its own subprocess, so peak RSS is per mode):
+
+* ``reference``   the loop from the seed article: per photo, ``YOLO.predict`` on the file,
+                  then ``CLIPProcessor`` + ``get_image_features`` on the whole photo and on
+                  each crop, one image at a time, appending vectors to an in-memory SQLite.
+* ``objsearch``   ``indexer.Indexer(...).index([...])`` into a fresh temporary index.
+* ``photos-only`` the same with ``detect_objects=False`` (one CLIP pass per photo).
+
+Models are loaded and warmed up before the clock starts; load time is reported on its own.
+``--check-precision`` compares ClipEmbedder fp32 against bf16 on real crops.
+
+    python benchmarks/index_speed.py --limit 64 --reference-limit 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+from _common import (  # noqa: E402
+    DEFAULT_DETECTOR,
+    DEFAULT_PHOTOS,
+    RESULTS_DIR,
+    ensure_clip_model,
+    fmt,
+    log,
+    machine_info,
+    markdown_table,
+    missing_asset_message,
+    setup_environment,
+    write_json,
+)
+
+setup_environment()
+
+MODES = ("reference", "objsearch", "photos-only")
+STAGES = ("decode", "detect", "crop", "embed", "store")
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+# -- arguments -----------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="folder of photos to index")
+    p.add_argument("--limit", type=int, default=128, help="photos per objsearch mode (0 = all)")
+    p.add_argument(
+        "--reference-limit",
+        type=int,
+        default=32,
+        help="photos for the (slow) reference mode; photos/s is over what it ran (0 = --limit)",
+    )
+    p.add_argument("--detector", default=str(DEFAULT_DETECTOR), help="YOLO weights (.pt)")
+    p.add_argument(
+        "--clip-model",
+        default=None,
+        help="CLIP folder or hub id; default: a random ViT-B/32 cached in "
+        "benchmarks/results/.clip-vitb32 (same cost as the real model)",
+    )
+    p.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated subset of {', '.join(MODES)}",
+    )
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="CLIP precision for the objsearch modes (auto: bf16 on CPUs with bf16 units, "
+        "fp16 on CUDA, else fp32); the reference always runs fp32",
+    )
+    p.add_argument("--batch-size", type=int, default=16, help="Indexer photos per batch")
+    p.add_argument("--embed-batch-size", type=int, default=64, help="CLIP images per batch")
+    p.add_argument("--workers", type=int, default=2, help="Indexer decode threads")
+    p.add_argument(
+        "--check-precision",
+        action="store_true",
+        help="also embed real crops with fp32 and bf16 and report cosine and throughput",
+    )
+    p.add_argument("--precision-crops", type=int, default=32, help="crops for --check-precision")
+    p.add_argument(
+        "--output",
+        default=str(RESULTS_DIR / "index_speed.json"),
+        help="where to write the JSON results",
+    )
+    p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_worker-out", dest="worker_out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in args.mode_list if m not in MODES]
+    if unknown:
+        p.error(f"unknown mode(s) {', '.join(unknown)}: use {', '.join(MODES)}")
+    return args
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Fail early, saying which flag to pass, when the shared assets are not there."""
+    problems = []
+    photos = Path(args.photos)
+    if not photos.is_dir():
+        problems.append(
+            missing_asset_message("Photo folder", photos, "--photos", "DIR (a folder of photos)")
+        )
+    needs_detector = args.check_precision or any(
+        m in ("reference", "objsearch") for m in args.mode_list
+    )
+    if needs_detector and not Path(args.detector).is_file():
+        problems.append(
+            missing_asset_message(
+                "Detector weights",
+                Path(args.detector),
+                "--detector",
+                "PATH (ultralytics YOLO .pt, e.g. yolo11n.pt)",
+            )
+        )
+    if problems:
+        sys.exit("error: " + "\n\n".join(problems))
+
+
+def list_photos(folder: str, limit: int) -> list[str]:
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(PHOTO_EXTENSIONS))
+    paths = [os.path.abspath(os.path.join(folder, n)) for n in names]
+    if not paths:
+        sys.exit(f"error: no photos ({', '.join(PHOTO_EXTENSIONS)}) in {folder}; pass --photos DIR")
+    return paths[:limit] if limit > 0 else paths
+
+
+def peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+# -- reference: the seed article's loop ----------------------------------------------------
+def image_features(model: Any, pixel_values: Any) -> Any:
+    """``get_image_features`` returns a tensor (transformers 4) or an output object (5)."""
+    out = model.get_image_features(pixel_values=pixel_values)
+    return out if hasattr(out, "norm") else out.pooler_output
+
+
+def run_reference(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]:
+    import sqlite3
+
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import CLIPModel, CLIPProcessor
+    from transformers.utils import logging as hf_logging
+    from ultralytics import YOLO
+
+    hf_logging.set_verbosity_error()
+    device = args.device
+    t = time.perf_counter()
+    yolo = YOLO(args.detector)
+    clip = CLIPModel.from_pretrained(args.clip_model).eval().to(device)
+    processor = CLIPProcessor.from_pretrained(args.clip_model)
+    load_s = time.perf_counter() - t
+
+    def embed(image: Image.Image) -> np.ndarray:
+        inputs = processor(images=image, return_tensors="pt")
+        with torch.no_grad():
+            feats = image_features(clip, inputs["pixel_values"].to(device))
+        feats = feats / feats.norm(p=2, dim=-1, keepdim=True)
+        return feats[0].cpu().numpy()
+
+    t = time.perf_counter()
+    yolo.predict(photos[0], device=device, verbose=False)
+    embed(Image.open(photos[0]).convert("RGB"))
+    warmup_s = time.perf_counter() - t
+
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        "CREATE TABLE regions (id INTEGER PRIMARY KEY, photo TEXT, kind TEXT, x1 REAL, y1 REAL, "
+        "x2 REAL, y2 REAL, label TEXT, vector BLOB)"
+    )
+    vectors: list[np.ndarray] = []
+    timings = dict.fromkeys(STAGES, 0.0)
+    objects = 0
+    started = time.perf_counter()
+    for path in photos:
+        t = time.perf_counter()
+        whole = Image.open(path).convert("RGB")
+        timings["decode"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        result = yolo.predict(path, device=device, verbose=False)[0]
+        boxes = result.boxes.xyxy.cpu().numpy()
+        labels = [result.names[int(c)] for c in result.boxes.cls.cpu().numpy()]
+        timings["detect"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        # As in the article: each crop re-opens its parent file and cuts the box out of it.
+        crops = [Image.open(path).crop(tuple(float(v) for v in box)) for box in boxes]
+        timings["crop"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        rows = [("image", (0.0, 0.0, float(whole.width), float(whole.height)), None, embed(whole))]
+        for box, label, crop in zip(boxes, labels, crops, strict=True):
+            rows.append(("object", tuple(float(v) for v in box), label, embed(crop)))
+        timings["embed"] += time.perf_counter() - t
+
+        t = time.perf_counter()
+        for kind, box, label, vec in rows:
+            vectors.append(vec)
+            db.execute(
+                "INSERT INTO regions (photo, kind, x1, y1, x2, y2, label, vector) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (path, kind, *box, label, vec.astype(np.float32).tobytes()),
+            )
+        db.commit()
+        timings["store"] += time.perf_counter() - t
+        objects += len(boxes)
+    seconds = time.perf_counter() - started
+    return {
+        "photos": len(photos),
+        "objects": objects,
+        "seconds": seconds,
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+        "timings": timings,
+        "precision": "fp32",
+        "regions_stored": int(db.execute("SELECT count(*) FROM regions").fetchone()[0]),
+    }
+
+
+# -- objsearch modes -----------------------------------------------------------------------
+def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> dict[str, Any]:
+    from indexer import ClipEmbedder, DetectOptions, Detector, Indexer
+    from indexer.decode import read_photo
+
+    t = time.perf_counter()
+    embedder = ClipEmbedder(
+        args.clip_model, args.device, precision=args.precision, batch_size=args.embed_batch_size
+    )
+    detector = Detector(args.detector, args.device) if detect else None
+    load_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    warm = read_photo(photos[0]).image
+    if detector is not None:
+        detector.detect([warm], DetectOptions())
+    embedder.embed_images([warm, warm.crop((0, 0, 64, 64))])
+    warmup_s = time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory(prefix="objsearch-bench-") as index_dir:
+        indexer = Indexer(
+            index_dir,
+            clip_model=args.clip_model,
+            device=args.device,
+            precision=args.precision,
+            detect_objects=detect,
+            batch_size=args.batch_size,
+            embed_batch_size=args.embed_batch_size,
+            workers=args.workers,
+            embedder=embedder,
+            detector_model=detector,
+        )
+        stats = indexer.index(photos)
+        timings = {k: float(v) for k, v in indexer.timings.items()}
+    if stats.failures:
+        log(f"warning: {stats.failures} photo(s) failed: {stats.failed[:3]}")
+    return {
+        "photos": stats.indexed,
+        "objects": stats.objects,
+        "seconds": stats.seconds,
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+        "timings": {k: timings.get(k, 0.0) for k in ("scan", *STAGES)},
+        "precision": embedder.precision,
+        "stats": stats.to_dict(),
+    }
+
+
+# -- precision check -----------------------------------------------------------------------
+def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    from indexer import ClipEmbedder, DetectOptions, Detector
+    from indexer.decode import read_photo
+    from indexer.embed import cpu_has_fast_bf16
+    from indexer.pipeline import crop_box
+
+    options = DetectOptions()
+    detector = Detector(args.detector, args.device)
+    crops = []
+    for path in photos:
+        photo = read_photo(path)
+        det = detector.detect([photo.image], options)[0]
+        sx, sy = photo.scale
+        det = det.scaled(sx, sy).filtered(options, photo.width, photo.height)
+        crops += [photo.image.crop(crop_box(b, options.padding, photo, sx, sy)) for b in det.xyxy]
+        if len(crops) >= args.precision_crops:
+            break
+    crops = crops[: args.precision_crops]
+    embedders = {
+        prec: ClipEmbedder(
+            args.clip_model, args.device, precision=prec, batch_size=args.embed_batch_size
+        )
+        for prec in ("fp32", "bf16")
+    }
+    for emb in embedders.values():
+        emb.embed_images(crops[:4])  # warm-up
+    best: dict[str, float] = {}
+    vectors: dict[str, Any] = {}
+    for _ in range(2):  # interleaved, best of two: robust to background load drifting
+        for prec, emb in embedders.items():
+            t = time.perf_counter()
+            vectors[prec] = emb.embed_images(crops)
+            best[prec] = min(best.get(prec, float("inf")), time.perf_counter() - t)
+    t = time.perf_counter()
+    embedders["fp32"].preprocess(crops)
+    preprocess_s = time.perf_counter() - t
+    cos = np.sum(vectors["fp32"] * vectors["bf16"], axis=1)
+    return {
+        "crops": len(crops),
+        "cosine_min": float(cos.min()),
+        "cosine_mean": float(cos.mean()),
+        "fp32_crops_per_s": len(crops) / best["fp32"],
+        "bf16_crops_per_s": len(crops) / best["bf16"],
+        "bf16_speedup": best["fp32"] / best["bf16"],
+        "preprocess_s": preprocess_s,
+        "preprocess_share_fp32": preprocess_s / best["fp32"],
+        "bf16_cpu_units": cpu_has_fast_bf16(),
+    }
+
+
+# -- worker / driver -----------------------------------------------------------------------
+def worker(args: argparse.Namespace) -> None:
+    """Run one mode in this (fresh) process and write its JSON to ``--_worker-out``."""
+    mode = args._worker
+    load_before = os.getloadavg()[0]
+    if mode == "reference":
+        limit = args.reference_limit or args.limit
+        result = run_reference(args, list_photos(args.photos, limit))
+    elif mode == "objsearch":
+        result = run_objsearch(args, list_photos(args.photos, args.limit), detect=True)
+    elif mode == "photos-only":
+        result = run_objsearch(args, list_photos(args.photos, args.limit), detect=False)
+    elif mode == "precision":
+        result = run_precision_check(args, list_photos(args.photos, 0))
+    else:
+        raise SystemExit(f"unknown worker mode {mode!r}")
+    result["peak_rss_mib"] = peak_rss_mib()
+    result["load_avg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["machine"] = machine_info()
+    with open(args.worker_out, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+
+
+def spawn(mode: str, args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """Re-run this script with ``--_worker MODE`` and read back its JSON."""
+    fd, out = tempfile.mkstemp(prefix=f"index-speed-{mode}-", suffix=".json")
+    os.close(fd)
+    cmd = [sys.executable, os.path.abspath(__file__), *argv]
+    cmd += ["--clip-model", args.clip_model, "--_worker", mode, "--_worker-out", out]
+    log(f"[{mode}] running ...")
+    t = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        if proc.stdout.strip():
+            log(proc.stdout.rstrip())
+        if proc.returncode != 0:
+            sys.exit(f"error: the {mode} worker failed (exit {proc.returncode}); see above")
+        with open(out, encoding="utf-8") as fh:
+            result = json.load(fh)
+    finally:
+        os.unlink(out)
+    log(f"[{mode}] done in {time.perf_counter() - t:.1f} s")
+    return result
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    photos, seconds = result["photos"], result["seconds"]
+    regions = photos + result["objects"]
+    result["photos_per_s"] = photos / seconds if seconds > 0 else 0.0
+    result["regions_per_s"] = regions / seconds if seconds > 0 else 0.0
+    result["objects_per_photo"] = result["objects"] / photos if photos else 0.0
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(raw)
+    if args._worker:
+        worker(args)
+        return
+    check_inputs(args)
+    args.clip_model = ensure_clip_model(args.clip_model)
+    if args.precision != "auto" and args.device == "cpu" and args.precision == "fp16":
+        log("note: fp16 on CPU runs as fp32 in ClipEmbedder")
+
+    results: dict[str, Any] = {}
+    for mode in args.mode_list:
+        results[mode] = summarise(spawn(mode, args, raw))
+    precision = spawn("precision", args, raw) if args.check_precision else None
+
+    headers = [
+        "mode",
+        "photos",
+        "photos/s",
+        "regions/s",
+        "objects/photo",
+        "wall s",
+        *(f"{s} s" for s in STAGES),
+        "model load s",
+        "peak RSS MiB",
+        "CLIP precision",
+        "load avg",
+    ]
+    rows = []
+    for mode, r in results.items():
+        rows.append(
+            [
+                mode,
+                r["photos"],
+                fmt(r["photos_per_s"]),
+                fmt(r["regions_per_s"]),
+                fmt(r["objects_per_photo"], 1),
+                fmt(r["seconds"], 1),
+                *(fmt(r["timings"].get(s, 0.0)) for s in STAGES),
+                fmt(r["load_s"], 1),
+                fmt(r["peak_rss_mib"], 0),
+                r["precision"],
+                "→".join(fmt(x, 1) for x in r["load_avg"]),
+            ]
+        )
+    print(f"### Indexing speed ({args.device}, photos from {args.photos})\n")
+    print(markdown_table(headers, rows))
+    print(
+        "\nStage seconds are summed per stage; objsearch decodes on a thread pool while the "
+        "models run, so its decode time overlaps the other stages."
+    )
+
+    speedup: dict[str, float] = {}
+    if "reference" in results and "objsearch" in results:
+        ref, obj = results["reference"], results["objsearch"]
+        speedup["objsearch_vs_reference_photos_per_s"] = obj["photos_per_s"] / ref["photos_per_s"]
+        speedup["objsearch_vs_reference_regions_per_s"] = (
+            obj["regions_per_s"] / ref["regions_per_s"]
+        )
+    if "objsearch" in results and "photos-only" in results:
+        speedup["photos_only_vs_objsearch_photos_per_s"] = (
+            results["photos-only"]["photos_per_s"] / results["objsearch"]["photos_per_s"]
+        )
+    if speedup:
+        print("\n" + markdown_table(["ratio", "value"], [[k, f"{v:.2f}x"] for k, v in speedup.items()]))
+
+    if precision is not None:
+        print("\n### CLIP precision check (ClipEmbedder, real crops)\n")
+        print(
+            markdown_table(
+                [
+                    "crops",
+                    "cosine min",
+                    "cosine mean",
+                    "fp32 crops/s",
+                    "bf16 crops/s",
+                    "bf16 speed-up",
+                    "preprocess share (fp32)",
+                    "CPU bf16 units",
+                ],
+                [
+                    [
+                        precision["crops"],
+                        fmt(precision["cosine_min"], 5),
+                        fmt(precision["cosine_mean"], 5),
+                        fmt(precision["fp32_crops_per_s"], 1),
+                        fmt(precision["bf16_crops_per_s"], 1),
+                        f"{precision['bf16_speedup']:.2f}x",
+                        f"{100 * precision['preprocess_share_fp32']:.0f}%",
+                        precision["bf16_cpu_units"],
+                    ]
+                ],
+            )
+        )
+        verdict = "PASS" if precision["cosine_min"] >= 0.99 else "FAIL"
+        print(f"\nbf16 within cosine 0.99 of fp32 on every crop: {verdict}")
+
+    load = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    if load > cpus * 1.25:
+        print(
+            f"\nNote: load average {load:.1f} on {cpus} CPUs: other processes competed for the "
+            "CPU, absolute numbers are noisy; the ratios are the more stable figures."
+        )
+    data = {
+        "config": {
+            k: v for k, v in vars(args).items() if not k.startswith("_") and k != "worker_out"
+        },
+        "machine": machine_info(),
+        "modes": results,
+        "speedup": speedup,
+        "precision_check": precision,
+    }
+    write_json(args.output, data)
+    log(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,673 @@
+"""Query latency and recall of objsearch stores of 10k to 1M regions (synthetic vectors).
+
+For each size a store is written straight to SQLite (photos with 1 whole-photo + 4 object
+regions each, clustered random unit vectors), then one FAISS file per index kind (flat, hnsw,
+ivf) is built with ``Store.rebuild_vectors`` and cached under ``benchmarks/results/.stores``.
+For each size and kind it measures FAISS alone (k=100), recall@10 against exact search,
+``Searcher.search_vector`` (FAISS + SQLite join + grouping) and ``Searcher.search(text=...)``
+end to end with a random ViT-B/32 CLIP (distinct texts, then the same texts cached). At the
+largest size it sweeps HNSW ``efSearch`` and IVF ``nprobe``.
+
+    python benchmarks/query_speed.py --sizes 10000          # quick, under a minute
+    python benchmarks/query_speed.py                        # 10k, 100k, 1M
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    ensure_clip_model,
+    fmt,
+    log,
+    machine_info,
+    markdown_table,
+    percentile,
+    setup_environment,
+    write_json,
+)
+
+setup_environment()
+
+import numpy as np  # noqa: E402
+
+KINDS = ("flat", "hnsw", "ivf")
+REGIONS_PER_PHOTO = 5  # 1 whole photo + 4 objects
+STORE_FORMAT = 1  # bump when the synthetic data changes, to invalidate cached stores
+LABELS = ("person", "cat", "dog", "car", "chair", "cup", "bottle", "potted plant", "tv", "book")
+_ATTRS = (
+    "red green blue yellow orange purple pink brown black white grey dark bright small big "
+    "large tiny old new young happy sleeping running sitting standing flying wooden metal "
+    "plastic round square striped fluffy cute"
+).split()
+_NOUNS = (
+    "cat dog person car bicycle bus train boat bird horse sheep cow elephant bear zebra "
+    "giraffe umbrella bag tie suitcase kite bottle cup fork knife spoon bowl banana apple "
+    "sandwich orange pizza cake chair couch plant bed table laptop phone clock vase book "
+    "flowerpot butterfly kitten puppy tree house street beach mountain river window lamp"
+).split()
+_PLACES = "kitchen garden street beach park room field city table sofa".split()
+
+
+# -- arguments -----------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--sizes", default="10000,100000,1000000", help="regions per store")
+    p.add_argument("--kinds", default=",".join(KINDS), help="FAISS index kinds to measure")
+    p.add_argument(
+        "--clip-model",
+        default=None,
+        help="CLIP folder or hub id for text queries; default: a random ViT-B/32 cached in "
+        "benchmarks/results/.clip-vitb32",
+    )
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument(
+        "--precision",
+        default=None,
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="CLIP precision for text encoding (default: what Searcher uses, i.e. auto)",
+    )
+    p.add_argument("--queries", type=int, default=200, help="vector queries for FAISS/recall")
+    p.add_argument("--text-queries", type=int, default=40, help="distinct text queries")
+    p.add_argument("--k", type=int, default=100, help="neighbours for FAISS-alone latency")
+    p.add_argument("--top-k", type=int, default=10, help="results per Searcher query")
+    p.add_argument("--ef-search", default="16,32,64,96,128,256", help="HNSW efSearch sweep")
+    p.add_argument("--nprobe", default="4,8,16,32,64,128", help="IVF nprobe sweep")
+    p.add_argument(
+        "--sweep-size",
+        type=int,
+        default=0,
+        help="store size for the sweeps (default: the largest of --sizes; 0 = largest)",
+    )
+    p.add_argument("--clusters", type=int, default=0, help="mixture components (0 = auto)")
+    p.add_argument(
+        "--spread",
+        type=float,
+        default=1.0,
+        help="noise around each cluster centre, relative to the centre's unit length",
+    )
+    p.add_argument("--query-noise", type=float, default=0.3, help="perturbation of queries")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--stores", default=str(RESULTS_DIR / ".stores"), help="store cache folder")
+    p.add_argument("--rebuild", action="store_true", help="rebuild cached stores")
+    p.add_argument("--output", default=str(RESULTS_DIR / "query_speed.json"))
+    args = p.parse_args(argv)
+    args.size_list = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
+    args.kind_list = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    bad = [k for k in args.kind_list if k not in KINDS]
+    if bad:
+        p.error(f"unknown kind(s) {', '.join(bad)}: use {', '.join(KINDS)}")
+    if any(s < 1000 for s in args.size_list):
+        p.error("sizes must be at least 1000 regions")
+    args.ef_list = [int(x) for x in args.ef_search.split(",") if x.strip()]
+    args.nprobe_list = [int(x) for x in args.nprobe.split(",") if x.strip()]
+    return args
+
+
+# -- synthetic data ------------------------------------------------------------------------
+def n_clusters(size: int, requested: int) -> int:
+    return requested if requested > 0 else int(max(32, min(4096, size // 250)))
+
+
+def cluster_centres(dim: int, count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((count, dim)).astype(np.float32)
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
+def noise_spectrum(dim: int) -> np.ndarray:
+    """Per-dimension noise scale with a power-law decay (unit mean square).
+
+    Real CLIP embeddings spread their variance over a few dozen directions rather than
+    evenly over all 512; an isotropic mixture would be an unrealistically hard ANN case.
+    """
+    spectrum = np.arange(1, dim + 1, dtype=np.float64) ** -0.5
+    return (spectrum / np.sqrt(np.mean(spectrum**2))).astype(np.float32)
+
+
+def sample_vectors(
+    rng: np.random.Generator, centres: np.ndarray, count: int, spread: float
+) -> np.ndarray:
+    """``count`` unit vectors from the mixture: centre + anisotropic gaussian noise."""
+    dim = centres.shape[1]
+    which = rng.integers(0, len(centres), size=count)
+    noise = rng.standard_normal((count, dim), dtype=np.float32)
+    noise *= noise_spectrum(dim) * (spread / np.sqrt(dim))
+    vectors = centres[which] + noise
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def perturb(rng: np.random.Generator, vectors: np.ndarray, amount: float) -> np.ndarray:
+    dim = vectors.shape[1]
+    noise = rng.standard_normal(vectors.shape, dtype=np.float32)
+    noise *= noise_spectrum(dim) * (amount / np.sqrt(dim))
+    out = vectors + noise
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def distinct_texts(count: int, offset: int) -> list[str]:
+    """Query strings never used before in this run (so the text cache cannot answer)."""
+    out = []
+    i = offset
+    while len(out) < count:
+        a = _ATTRS[i % len(_ATTRS)]
+        n = _NOUNS[(i // len(_ATTRS)) % len(_NOUNS)]
+        place = _PLACES[(i // (len(_ATTRS) * len(_NOUNS))) % len(_PLACES)]
+        out.append(f"a {a} {n} in the {place}")
+        i += 1
+    return out
+
+
+# -- building stores -----------------------------------------------------------------------
+def store_dir(args: argparse.Namespace, size: int, dim: int) -> Path:
+    return Path(args.stores) / f"regions-{size}-d{dim}"
+
+
+def faiss_cache(folder: Path, kind: str) -> Path:
+    return folder / f"vectors-{kind}.faiss"
+
+
+def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace) -> dict:
+    """Write photos + regions straight into a fresh objsearch SQLite store."""
+    from indexer.store import KIND_IMAGE, KIND_OBJECT, Store
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    dim = embedder.dim
+    clusters = n_clusters(size, args.clusters)
+    centres = cluster_centres(dim, clusters, args.seed)
+    rng = np.random.default_rng(args.seed + 1)
+    t0 = time.perf_counter()
+    store = Store(folder, create=True)
+    store.close()
+    conn = sqlite3.connect(store.db_path)
+    conn.execute("PRAGMA synchronous=OFF")
+    photos = (size + REGIONS_PER_PHOTO - 1) // REGIONS_PER_PHOTO
+    now = time.time()
+    chunk = 20_000  # regions per transaction
+    region_id = 0
+    for start in range(0, size, chunk):
+        count = min(chunk, size - start)
+        vecs = sample_vectors(rng, centres, count, args.spread)
+        region_rows = []
+        photo_rows = []
+        for j in range(count):
+            region_id += 1
+            photo_id = (region_id - 1) // REGIONS_PER_PHOTO + 1
+            slot = (region_id - 1) % REGIONS_PER_PHOTO
+            if slot == 0:
+                photo_rows.append(
+                    (
+                        photo_id,
+                        f"/synthetic/{photo_id // 1000:04d}/IMG_{photo_id:07d}.jpg",
+                        250_000 + photo_id % 1000,
+                        1_700_000_000_000_000_000 + photo_id,
+                        640,
+                        480,
+                        f"{photo_id:032x}",
+                        "this image contains synthetic objects",
+                        now,
+                    )
+                )
+                box = (0.0, 0.0, 640.0, 480.0)
+                region_rows.append(
+                    (region_id, photo_id, KIND_IMAGE, *box, None, None, vecs[j].tobytes())
+                )
+            else:
+                x = float(40 * slot)
+                box = (x, x, x + 200.0, x + 150.0)
+                label = LABELS[(region_id * 7) % len(LABELS)]
+                conf = 0.5 + 0.1 * slot
+                region_rows.append(
+                    (region_id, photo_id, KIND_OBJECT, *box, label, conf, vecs[j].tobytes())
+                )
+        with conn:
+            conn.executemany(
+                "INSERT INTO photos (id, path, size, mtime_ns, width, height, content_hash, "
+                "caption, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                photo_rows,
+            )
+            conn.executemany(
+                "INSERT INTO regions (id, photo_id, kind, x1, y1, x2, y2, label, confidence, "
+                "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                region_rows,
+            )
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    seconds = time.perf_counter() - t0
+    store = Store(folder)
+    set_model_meta(store, embedder)
+    store.set_meta(generation=1, detector="synthetic")
+    store.close()
+    log(f"  wrote {size:,} regions / {photos:,} photos to SQLite in {seconds:.1f} s")
+    return {"sqlite_write_s": seconds, "photos": photos, "clusters": clusters}
+
+
+def set_model_meta(store: Any, embedder: Any) -> None:
+    """Record the query model the way the indexer does, so ``Searcher`` accepts the store."""
+    store.set_meta(
+        clip_model=embedder.model_id,
+        embed_dim=embedder.dim,
+        clip_probe=json.dumps(embedder.fingerprint().round(6).tolist()),
+    )
+
+
+def build_kind(folder: Path, kind: str) -> dict[str, float]:
+    """``Store.rebuild_vectors(kind)`` + ``save_vectors``, kept as ``vectors-<kind>.faiss``."""
+    from indexer.store import Store
+
+    store = Store(folder)
+    try:
+        t = time.perf_counter()
+        index = store.rebuild_vectors(kind)
+        build_s = time.perf_counter() - t
+        t = time.perf_counter()
+        store.save_vectors(index, store.generation)
+        save_s = time.perf_counter() - t
+        os.replace(store.faiss_path, faiss_cache(folder, kind))
+    finally:
+        store.close()
+    del index
+    gc.collect()
+    return {"build_s": build_s, "save_s": save_s}
+
+
+def ensure_store(size: int, embedder: Any, args: argparse.Namespace) -> tuple[Path, dict]:
+    """The cached store for ``size`` with a FAISS file per kind (built when missing)."""
+    folder = store_dir(args, size, embedder.dim)
+    info_path = folder / "bench.json"
+    info: dict[str, Any] = {}
+    if info_path.is_file() and not args.rebuild:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    wanted = {
+        "format": STORE_FORMAT,
+        "size": size,
+        "dim": embedder.dim,
+        "seed": args.seed,
+        "clusters": n_clusters(size, args.clusters),
+        "spread": args.spread,
+    }
+    if any(info.get(k) != v for k, v in wanted.items()):
+        log(f"building store of {size:,} regions in {folder} ...")
+        info = {**wanted, **write_store(folder, size, embedder, args), "kinds": {}}
+        info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    else:
+        from indexer.pipeline import model_mismatch
+        from indexer.store import Store
+
+        store = Store(folder)
+        if model_mismatch(store.meta(), embedder):  # another query model: re-record it
+            set_model_meta(store, embedder)
+        store.close()
+    for kind in args.kind_list:
+        if kind in info["kinds"] and faiss_cache(folder, kind).is_file():
+            continue
+        log(f"  building {kind} index over {size:,} vectors ...")
+        info["kinds"][kind] = build_kind(folder, kind)
+        log(f"  {kind}: {info['kinds'][kind]['build_s']:.1f} s")
+        info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return folder, info
+
+
+def activate(folder: Path, kind: str) -> int:
+    """Make ``vectors-<kind>.faiss`` the store's current FAISS file (a hard link)."""
+    from indexer.store import Store
+
+    store = Store(folder)
+    try:
+        src = faiss_cache(folder, kind)
+        if os.path.lexists(store.faiss_path):
+            os.unlink(store.faiss_path)
+        try:
+            os.link(src, store.faiss_path)
+        except OSError:
+            shutil.copyfile(src, store.faiss_path)
+        size = os.path.getsize(store.faiss_path)
+        store.set_meta(faiss_generation=store.generation, faiss_bytes=size, faiss_kind=kind)
+    finally:
+        store.close()
+    return size
+
+
+# -- measuring -----------------------------------------------------------------------------
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def timed_ms(fn: Any, items: list[Any]) -> tuple[list[float], list[Any]]:
+    times, outs = [], []
+    for item in items:
+        t = time.perf_counter()
+        outs.append(fn(item))
+        times.append((time.perf_counter() - t) * 1000.0)
+    return times, outs
+
+
+def recall_at(approx_ids: np.ndarray, exact_ids: np.ndarray, n: int = 10) -> float:
+    hits = [
+        len(set(a[:n].tolist()) & set(e[:n].tolist())) / n
+        for a, e in zip(approx_ids, exact_ids, strict=True)
+    ]
+    return float(np.mean(hits))
+
+
+def faiss_queries(index: Any, queries: np.ndarray, k: int) -> tuple[list[float], np.ndarray]:
+    """Per-query latency (one query at a time, as the app searches) and the ids found."""
+    times, outs = timed_ms(lambda q: index.search(q[None, :], k)[1][0], list(queries))
+    return times, np.stack(outs)
+
+
+def candidate_k(top_k: int) -> int:
+    """How many neighbours ``Searcher.search_vector`` asks FAISS for on its first try."""
+    return top_k * 8 + 32
+
+
+def join_ms(store: Any, ids: np.ndarray) -> list[float]:
+    """``Store.regions_with_photos`` alone (the SQLite half of a search)."""
+    times, _ = timed_ms(lambda row: store.regions_with_photos(row.tolist()), list(ids))
+    return times
+
+
+def measure(
+    folder: Path,
+    kind: str,
+    embedder: Any,
+    queries: np.ndarray,
+    exact: np.ndarray,
+    args: argparse.Namespace,
+    text_offset: int,
+) -> dict[str, Any]:
+    from retrieval.search import Searcher
+
+    faiss_bytes = activate(folder, kind)
+    rss0 = rss_bytes()
+    searcher = Searcher(folder, embedder=embedder)
+    try:
+        t = time.perf_counter()
+        index = searcher.vectors
+        load_s = time.perf_counter() - t
+        rss_delta = rss_bytes() - rss0
+        ntotal = index.ntotal
+        ck = candidate_k(args.top_k)
+        faiss_ms, ids_k = faiss_queries(index, queries, args.k)
+        _, ids_cand = faiss_queries(index, queries, ck)
+        sv_ms, _ = timed_ms(lambda q: searcher.search_vector(q, args.top_k), list(queries))
+        join = join_ms(searcher.store, ids_cand[: min(len(ids_cand), 100)])
+        texts = distinct_texts(args.text_queries, text_offset)
+        searcher.search(text="warm-up query that is never measured", top_k=args.top_k)
+        cold_ms, _ = timed_ms(lambda s: searcher.search(text=s, top_k=args.top_k), texts)
+        warm_ms, _ = timed_ms(lambda s: searcher.search(text=s, top_k=args.top_k), texts)
+        encode_ms = [c - w for c, w in zip(cold_ms, warm_ms, strict=True)]
+        db_bytes = sum(
+            os.path.getsize(folder / name)
+            for name in ("objsearch.db", "objsearch.db-wal")
+            if (folder / name).exists()
+        )
+        return {
+            "size": ntotal,
+            "kind": kind,
+            "load_s": load_s,
+            "faiss_p50_ms": percentile(faiss_ms, 50),
+            "faiss_p95_ms": percentile(faiss_ms, 95),
+            "recall_at_10": recall_at(ids_k, exact),
+            "recall_at_10_searcher_k": recall_at(ids_cand, exact),
+            "search_vector_p50_ms": percentile(sv_ms, 50),
+            "search_vector_p95_ms": percentile(sv_ms, 95),
+            "join_p50_ms": percentile(join, 50),
+            "text_uncached_p50_ms": percentile(cold_ms, 50),
+            "text_uncached_p95_ms": percentile(cold_ms, 95),
+            "text_cached_p50_ms": percentile(warm_ms, 50),
+            "text_cached_p95_ms": percentile(warm_ms, 95),
+            "encode_p50_ms": percentile(encode_ms, 50),
+            "faiss_bytes": faiss_bytes,
+            "faiss_bytes_per_region": faiss_bytes / max(ntotal, 1),
+            "rss_delta_bytes_per_region": rss_delta / max(ntotal, 1),
+            "db_bytes": db_bytes,
+            "disk_bytes_per_region": (db_bytes + faiss_bytes) / max(ntotal, 1),
+        }
+    finally:
+        searcher.close()
+        del searcher
+        gc.collect()
+
+
+def sweep(
+    folder: Path,
+    kind: str,
+    embedder: Any,
+    queries: np.ndarray,
+    exact: np.ndarray,
+    values: list[int],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Recall/latency for each efSearch (hnsw) or nprobe (ivf) on one loaded index."""
+    import faiss
+
+    from indexer.vectors import IndexParams, VectorIndex
+    from retrieval.search import Searcher
+
+    activate(folder, kind)
+    out = []
+    searcher = Searcher(folder, embedder=embedder)
+    try:
+        loaded = searcher.vectors
+        for value in values:
+            params = (
+                IndexParams(hnsw_ef_search=value) if kind == "hnsw" else IndexParams(ivf_nprobe=value)
+            )
+            # Re-wrapping applies the parameter to the shared FAISS object, so the searcher's
+            # own queries below run with it too (checked right after).
+            index = VectorIndex(loaded.index, kind, params)
+            inner = faiss.downcast_index(searcher.vectors.index.index)
+            applied = inner.hnsw.efSearch if kind == "hnsw" else inner.nprobe
+            assert applied == value, (applied, value)
+            ms_k, ids_k = faiss_queries(index, queries, args.k)
+            ms_10, ids_10 = faiss_queries(index, queries, 10)
+            _, ids_cand = faiss_queries(index, queries, candidate_k(args.top_k))
+            sv_ms, _ = timed_ms(lambda q: searcher.search_vector(q, args.top_k), list(queries))
+            out.append(
+                {
+                    "kind": kind,
+                    "param": "efSearch" if kind == "hnsw" else "nprobe",
+                    "value": value,
+                    "faiss_k10_p50_ms": percentile(ms_10, 50),
+                    "faiss_p50_ms": percentile(ms_k, 50),
+                    "faiss_p95_ms": percentile(ms_k, 95),
+                    "recall_at_10_k10": recall_at(ids_10, exact),
+                    "recall_at_10": recall_at(ids_k, exact),
+                    "recall_at_10_searcher_k": recall_at(ids_cand, exact),
+                    "search_vector_p50_ms": percentile(sv_ms, 50),
+                    "search_vector_p95_ms": percentile(sv_ms, 95),
+                }
+            )
+            log(
+                f"  {kind} {out[-1]['param']}={value}: recall@10 {out[-1]['recall_at_10']:.3f}, "
+                f"FAISS p50 {out[-1]['faiss_p50_ms']:.2f} ms"
+            )
+    finally:
+        searcher.close()
+        gc.collect()
+    return out
+
+
+def exact_neighbours(
+    folder: Path, rng: np.random.Generator, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray]:
+    """Queries (perturbed stored vectors) and their exact top-10 region ids (flat search)."""
+    from indexer.vectors import VectorIndex
+
+    path = faiss_cache(folder, "flat")
+    if not path.is_file():
+        build_kind(folder, "flat")
+    flat = VectorIndex.load(str(path))
+    ids = flat.ids()
+    chosen = rng.choice(ids, size=min(args.queries, len(ids)), replace=False)
+    stored = np.stack([flat.index.reconstruct(int(i)) for i in chosen])
+    queries = perturb(rng, stored, args.query_noise).astype(np.float32)
+    _, exact = flat.index.search(queries, 10)
+    del flat
+    gc.collect()
+    return queries, exact
+
+
+# -- report --------------------------------------------------------------------------------
+def print_tables(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args: Any) -> None:
+    headers = [
+        "regions",
+        "kind",
+        "build s",
+        f"FAISS p50 ms (k={args.k})",
+        "FAISS p95 ms",
+        "recall@10",
+        "search_vector p50 / p95 ms",
+        "SQLite join p50 ms",
+        "text e2e p50 / p95 ms",
+        "text e2e cached p50 / p95 ms",
+        "index B/region",
+        "disk B/region",
+    ]
+    table = []
+    for r in rows:
+        table.append(
+            [
+                f"{r['size']:,}",
+                r["kind"],
+                fmt(r["build_s"], 1) + (" (cached)" if r.get("build_cached") else ""),
+                fmt(r["faiss_p50_ms"]),
+                fmt(r["faiss_p95_ms"]),
+                fmt(r["recall_at_10"], 3),
+                f"{fmt(r['search_vector_p50_ms'], 1)} / {fmt(r['search_vector_p95_ms'], 1)}",
+                fmt(r["join_p50_ms"], 1),
+                f"{fmt(r['text_uncached_p50_ms'], 1)} / {fmt(r['text_uncached_p95_ms'], 1)}",
+                f"{fmt(r['text_cached_p50_ms'], 1)} / {fmt(r['text_cached_p95_ms'], 1)}",
+                fmt(r["faiss_bytes_per_region"], 0),
+                fmt(r["disk_bytes_per_region"], 0),
+            ]
+        )
+    print("### Query latency by store size and FAISS kind\n")
+    print(markdown_table(headers, table))
+    if sweeps:
+        size = sweeps[0]["size"]
+        print(f"\n### efSearch / nprobe sweep at {size:,} regions\n")
+        headers = [
+            "kind",
+            "param",
+            "FAISS p50 ms (k=10)",
+            f"FAISS p50 / p95 ms (k={args.k})",
+            "recall@10 (k=10)",
+            f"recall@10 (k={args.k})",
+            f"recall@10 (k={candidate_k(args.top_k)}, as Searcher)",
+            "search_vector p50 / p95 ms",
+        ]
+        table = [
+            [
+                s["kind"],
+                f"{s['param']}={s['value']}",
+                fmt(s["faiss_k10_p50_ms"]),
+                f"{fmt(s['faiss_p50_ms'])} / {fmt(s['faiss_p95_ms'])}",
+                fmt(s["recall_at_10_k10"], 3),
+                fmt(s["recall_at_10"], 3),
+                fmt(s["recall_at_10_searcher_k"], 3),
+                f"{fmt(s['search_vector_p50_ms'], 1)} / {fmt(s['search_vector_p95_ms'], 1)}",
+            ]
+            for s in sweeps
+        ]
+        print(markdown_table(headers, table))
+    print(
+        "\nrecall@10: overlap of the top 10 with exact (flat) search over "
+        f"{args.queries} perturbed stored vectors. search_vector = FAISS + SQLite join + "
+        "grouping for a vector query; text e2e adds CLIP text encoding (8 prompts) of distinct "
+        "strings; cached = the same strings again (text-vector cache hit)."
+    )
+    load = os.getloadavg()[0]
+    cpus = os.cpu_count() or 1
+    if load > cpus * 1.25:
+        print(
+            f"\nNote: load average {load:.1f} on {cpus} CPUs: other processes competed for the "
+            "CPU, so latencies are noisy (p95 most of all)."
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    import faiss
+
+    from indexer.embed import ClipEmbedder
+
+    args.clip_model = ensure_clip_model(args.clip_model)
+    log(f"loading CLIP from {args.clip_model} ...")
+    embedder = ClipEmbedder(args.clip_model, args.device, precision=args.precision)
+    log(f"  precision {embedder.precision}, {embedder.dim}-d; FAISS threads {faiss.omp_get_max_threads()}")
+
+    sweep_size = args.sweep_size or max(args.size_list)
+    sizes = sorted(set(args.size_list) | {sweep_size})
+    rows: list[dict[str, Any]] = []
+    sweeps: list[dict[str, Any]] = []
+    text_offset = 0
+    started = time.perf_counter()
+    for size in sizes:
+        cached = set()
+        folder = store_dir(args, size, embedder.dim)
+        info_path = folder / "bench.json"
+        if info_path.is_file() and not args.rebuild:
+            cached = set(json.loads(info_path.read_text(encoding="utf-8")).get("kinds", {}))
+        folder, info = ensure_store(size, embedder, args)
+        rng = np.random.default_rng(args.seed + size)
+        queries, exact = exact_neighbours(folder, rng, args)
+        if size in args.size_list:
+            for kind in args.kind_list:
+                log(f"measuring {kind} at {size:,} regions ...")
+                row = measure(folder, kind, embedder, queries, exact, args, text_offset)
+                text_offset += args.text_queries
+                row.update(info["kinds"][kind])
+                row["build_cached"] = kind in cached
+                rows.append(row)
+        if size == sweep_size:
+            if "hnsw" in args.kind_list:
+                sweeps += sweep(folder, "hnsw", embedder, queries, exact, args.ef_list, args)
+            if "ivf" in args.kind_list:
+                sweeps += sweep(folder, "ivf", embedder, queries, exact, args.nprobe_list, args)
+            for s in sweeps:
+                s["size"] = size
+    print_tables(rows, sweeps, args)
+    config = {k: v for k, v in vars(args).items()}
+    write_json(
+        args.output,
+        {
+            "config": config,
+            "machine": machine_info(),
+            "clip_precision": embedder.precision,
+            "seconds": time.perf_counter() - started,
+            "results": rows,
+            "sweeps": sweeps,
+        },
+    )
+    log(f"wrote {args.output} ({time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
