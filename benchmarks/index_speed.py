@@ -461,7 +461,10 @@ def main(argv: list[str] | None = None) -> None:
             results["photos-only"]["photos_per_s"] / results["objsearch"]["photos_per_s"]
         )
     if speedup:
-        print("\n" + markdown_table(["ratio", "value"], [[k, f"{v:.2f}x"] for k, v in speedup.items()]))
+        print(
+            "\n"
+            + markdown_table(["ratio", "value"], [[k, f"{v:.2f}x"] for k, v in speedup.items()])
+        )
 
     if precision is not None:
         print("\n### CLIP precision check (ClipEmbedder, real crops)\n")

@@ -49,20 +49,102 @@ import numpy as np  # noqa: E402
 
 KINDS = ("flat", "hnsw", "ivf")
 REGIONS_PER_PHOTO = 5  # 1 whole photo + 4 objects
-STORE_FORMAT = 1  # bump when the synthetic data changes, to invalidate cached stores
+STORE_FORMAT = 2  # bump when the synthetic data changes, to invalidate cached stores
 LABELS = ("person", "cat", "dog", "car", "chair", "cup", "bottle", "potted plant", "tv", "book")
-_ATTRS = (
-    "red green blue yellow orange purple pink brown black white grey dark bright small big "
-    "large tiny old new young happy sleeping running sitting standing flying wooden metal "
-    "plastic round square striped fluffy cute"
-).split()
-_NOUNS = (
-    "cat dog person car bicycle bus train boat bird horse sheep cow elephant bear zebra "
-    "giraffe umbrella bag tie suitcase kite bottle cup fork knife spoon bowl banana apple "
-    "sandwich orange pizza cake chair couch plant bed table laptop phone clock vase book "
-    "flowerpot butterfly kitten puppy tree house street beach mountain river window lamp"
-).split()
-_PLACES = "kitchen garden street beach park room field city table sofa".split()
+_ATTRS = [
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "orange",
+    "purple",
+    "pink",
+    "brown",
+    "black",
+    "white",
+    "grey",
+    "dark",
+    "bright",
+    "small",
+    "big",
+    "large",
+    "tiny",
+    "old",
+    "new",
+    "young",
+    "happy",
+    "sleeping",
+    "running",
+    "sitting",
+    "standing",
+    "flying",
+    "wooden",
+    "metal",
+    "plastic",
+    "round",
+    "square",
+    "striped",
+    "fluffy",
+    "cute",
+]
+_NOUNS = [
+    "cat",
+    "dog",
+    "person",
+    "car",
+    "bicycle",
+    "bus",
+    "train",
+    "boat",
+    "bird",
+    "horse",
+    "sheep",
+    "cow",
+    "elephant",
+    "bear",
+    "zebra",
+    "giraffe",
+    "umbrella",
+    "bag",
+    "tie",
+    "suitcase",
+    "kite",
+    "bottle",
+    "cup",
+    "fork",
+    "knife",
+    "spoon",
+    "bowl",
+    "banana",
+    "apple",
+    "sandwich",
+    "orange",
+    "pizza",
+    "cake",
+    "chair",
+    "couch",
+    "plant",
+    "bed",
+    "table",
+    "laptop",
+    "phone",
+    "clock",
+    "vase",
+    "book",
+    "flowerpot",
+    "butterfly",
+    "kitten",
+    "puppy",
+    "tree",
+    "house",
+    "street",
+    "beach",
+    "mountain",
+    "river",
+    "window",
+    "lamp",
+]
+_PLACES = ["kitchen", "garden", "street", "beach", "park", "room", "field", "city", "table", "sofa"]
 
 
 # -- arguments -----------------------------------------------------------------------------
@@ -86,7 +168,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("auto", "fp32", "bf16", "fp16"),
         help="CLIP precision for text encoding (default: what Searcher uses, i.e. auto)",
     )
-    p.add_argument("--queries", type=int, default=200, help="vector queries for FAISS/recall")
+    p.add_argument("--queries", type=int, default=200, help="vector queries for recall")
+    p.add_argument(
+        "--latency-queries",
+        type=int,
+        default=100,
+        help="queries timed one at a time (FAISS alone: best of 2 rounds per query)",
+    )
     p.add_argument("--text-queries", type=int, default=40, help="distinct text queries")
     p.add_argument("--k", type=int, default=100, help="neighbours for FAISS-alone latency")
     p.add_argument("--top-k", type=int, default=10, help="results per Searcher query")
@@ -102,7 +190,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--spread",
         type=float,
-        default=1.0,
+        default=1.5,
         help="noise around each cluster centre, relative to the centre's unit length",
     )
     p.add_argument("--query-noise", type=float, default=0.3, help="perturbation of queries")
@@ -129,8 +217,10 @@ def n_clusters(size: int, requested: int) -> int:
 
 
 def cluster_centres(dim: int, count: int, seed: int) -> np.ndarray:
+    """Unit centres drawn with the same decaying spectrum as the noise, so clusters overlap
+    (well-separated clusters would make IVF look perfect at any nprobe)."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((count, dim)).astype(np.float32)
+    centres = rng.standard_normal((count, dim)).astype(np.float32) * noise_spectrum(dim)
     return centres / np.linalg.norm(centres, axis=1, keepdims=True)
 
 
@@ -375,10 +465,19 @@ def recall_at(approx_ids: np.ndarray, exact_ids: np.ndarray, n: int = 10) -> flo
     return float(np.mean(hits))
 
 
-def faiss_queries(index: Any, queries: np.ndarray, k: int) -> tuple[list[float], np.ndarray]:
-    """Per-query latency (one query at a time, as the app searches) and the ids found."""
-    times, outs = timed_ms(lambda q: index.search(q[None, :], k)[1][0], list(queries))
-    return times, np.stack(outs)
+def faiss_latency(index: Any, queries: np.ndarray, k: int, rounds: int = 2) -> list[float]:
+    """Per-query latency, one query at a time as the app searches; each query's best of
+    ``rounds`` passes, so a moment of CPU contention from other processes is not counted."""
+    best = [float("inf")] * len(queries)
+    for _ in range(rounds):
+        times, _ = timed_ms(lambda q: index.search(q[None, :], k), list(queries))
+        best = [min(a, b) for a, b in zip(best, times, strict=True)]
+    return best
+
+
+def found_ids(index: Any, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids found for all queries in one batched call (same answers as one at a time)."""
+    return index.search(queries, k)[1]
 
 
 def candidate_k(top_k: int) -> int:
@@ -412,16 +511,15 @@ def measure(
         load_s = time.perf_counter() - t
         rss_delta = rss_bytes() - rss0
         ntotal = index.ntotal
-        ck = candidate_k(args.top_k)
-        faiss_ms, ids_k = faiss_queries(index, queries, args.k)
-        _, ids_cand = faiss_queries(index, queries, ck)
-        sv_ms, _ = timed_ms(lambda q: searcher.search_vector(q, args.top_k), list(queries))
-        join = join_ms(searcher.store, ids_cand[: min(len(ids_cand), 100)])
+        timed = queries[: args.latency_queries]
+        ids_cand = found_ids(index, queries, candidate_k(args.top_k))
+        faiss_ms = faiss_latency(index, timed, args.k)
+        sv_ms, _ = timed_ms(lambda q: searcher.search_vector(q, args.top_k), list(timed))
+        join = join_ms(searcher.store, ids_cand[: len(timed)])
         texts = distinct_texts(args.text_queries, text_offset)
         searcher.search(text="warm-up query that is never measured", top_k=args.top_k)
         cold_ms, _ = timed_ms(lambda s: searcher.search(text=s, top_k=args.top_k), texts)
         warm_ms, _ = timed_ms(lambda s: searcher.search(text=s, top_k=args.top_k), texts)
-        encode_ms = [c - w for c, w in zip(cold_ms, warm_ms, strict=True)]
         db_bytes = sum(
             os.path.getsize(folder / name)
             for name in ("objsearch.db", "objsearch.db-wal")
@@ -433,8 +531,7 @@ def measure(
             "load_s": load_s,
             "faiss_p50_ms": percentile(faiss_ms, 50),
             "faiss_p95_ms": percentile(faiss_ms, 95),
-            "recall_at_10": recall_at(ids_k, exact),
-            "recall_at_10_searcher_k": recall_at(ids_cand, exact),
+            "recall_at_10": recall_at(ids_cand, exact),
             "search_vector_p50_ms": percentile(sv_ms, 50),
             "search_vector_p95_ms": percentile(sv_ms, 95),
             "join_p50_ms": percentile(join, 50),
@@ -442,7 +539,7 @@ def measure(
             "text_uncached_p95_ms": percentile(cold_ms, 95),
             "text_cached_p50_ms": percentile(warm_ms, 50),
             "text_cached_p95_ms": percentile(warm_ms, 95),
-            "encode_p50_ms": percentile(encode_ms, 50),
+            "encode_p50_ms": percentile(cold_ms, 50) - percentile(warm_ms, 50),
             "faiss_bytes": faiss_bytes,
             "faiss_bytes_per_region": faiss_bytes / max(ntotal, 1),
             "rss_delta_bytes_per_region": rss_delta / max(ntotal, 1),
@@ -451,7 +548,6 @@ def measure(
         }
     finally:
         searcher.close()
-        del searcher
         gc.collect()
 
 
@@ -473,11 +569,14 @@ def sweep(
     activate(folder, kind)
     out = []
     searcher = Searcher(folder, embedder=embedder)
+    timed = queries[: args.latency_queries]
     try:
         loaded = searcher.vectors
         for value in values:
             params = (
-                IndexParams(hnsw_ef_search=value) if kind == "hnsw" else IndexParams(ivf_nprobe=value)
+                IndexParams(hnsw_ef_search=value)
+                if kind == "hnsw"
+                else IndexParams(ivf_nprobe=value)
             )
             # Re-wrapping applies the parameter to the shared FAISS object, so the searcher's
             # own queries below run with it too (checked right after).
@@ -485,10 +584,10 @@ def sweep(
             inner = faiss.downcast_index(searcher.vectors.index.index)
             applied = inner.hnsw.efSearch if kind == "hnsw" else inner.nprobe
             assert applied == value, (applied, value)
-            ms_k, ids_k = faiss_queries(index, queries, args.k)
-            ms_10, ids_10 = faiss_queries(index, queries, 10)
-            _, ids_cand = faiss_queries(index, queries, candidate_k(args.top_k))
-            sv_ms, _ = timed_ms(lambda q: searcher.search_vector(q, args.top_k), list(queries))
+            ids_cand = found_ids(index, queries, candidate_k(args.top_k))
+            ms_10 = faiss_latency(index, timed, 10)
+            ms_k = faiss_latency(index, timed, args.k)
+            sv_ms, _ = timed_ms(lambda q: searcher.search_vector(q, args.top_k), list(timed))
             out.append(
                 {
                     "kind": kind,
@@ -497,9 +596,7 @@ def sweep(
                     "faiss_k10_p50_ms": percentile(ms_10, 50),
                     "faiss_p50_ms": percentile(ms_k, 50),
                     "faiss_p95_ms": percentile(ms_k, 95),
-                    "recall_at_10_k10": recall_at(ids_10, exact),
-                    "recall_at_10": recall_at(ids_k, exact),
-                    "recall_at_10_searcher_k": recall_at(ids_cand, exact),
+                    "recall_at_10": recall_at(ids_cand, exact),
                     "search_vector_p50_ms": percentile(sv_ms, 50),
                     "search_vector_p95_ms": percentile(sv_ms, 95),
                 }
@@ -578,9 +675,7 @@ def print_tables(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args:
             "param",
             "FAISS p50 ms (k=10)",
             f"FAISS p50 / p95 ms (k={args.k})",
-            "recall@10 (k=10)",
-            f"recall@10 (k={args.k})",
-            f"recall@10 (k={candidate_k(args.top_k)}, as Searcher)",
+            "recall@10",
             "search_vector p50 / p95 ms",
         ]
         table = [
@@ -589,9 +684,7 @@ def print_tables(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args:
                 f"{s['param']}={s['value']}",
                 fmt(s["faiss_k10_p50_ms"]),
                 f"{fmt(s['faiss_p50_ms'])} / {fmt(s['faiss_p95_ms'])}",
-                fmt(s["recall_at_10_k10"], 3),
                 fmt(s["recall_at_10"], 3),
-                fmt(s["recall_at_10_searcher_k"], 3),
                 f"{fmt(s['search_vector_p50_ms'], 1)} / {fmt(s['search_vector_p95_ms'], 1)}",
             ]
             for s in sweeps
@@ -599,8 +692,10 @@ def print_tables(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args:
         print(markdown_table(headers, table))
     print(
         "\nrecall@10: overlap of the top 10 with exact (flat) search over "
-        f"{args.queries} perturbed stored vectors. search_vector = FAISS + SQLite join + "
-        "grouping for a vector query; text e2e adds CLIP text encoding (8 prompts) of distinct "
+        f"{args.queries} perturbed stored vectors, searched with k={candidate_k(args.top_k)} "
+        "as Searcher does. FAISS latency: one query at a time, best of 2 rounds per query. "
+        "search_vector = FAISS + SQLite join + grouping for a vector query; text e2e = "
+        "Searcher.search(text=...) including CLIP text encoding (8 prompts) of distinct "
         "strings; cached = the same strings again (text-vector cache hit)."
     )
     load = os.getloadavg()[0]
@@ -621,7 +716,9 @@ def main(argv: list[str] | None = None) -> None:
     args.clip_model = ensure_clip_model(args.clip_model)
     log(f"loading CLIP from {args.clip_model} ...")
     embedder = ClipEmbedder(args.clip_model, args.device, precision=args.precision)
-    log(f"  precision {embedder.precision}, {embedder.dim}-d; FAISS threads {faiss.omp_get_max_threads()}")
+    log(
+        f"  precision {embedder.precision}, {embedder.dim}-d; FAISS threads {faiss.omp_get_max_threads()}"
+    )
 
     sweep_size = args.sweep_size or max(args.size_list)
     sizes = sorted(set(args.size_list) | {sweep_size})
@@ -640,7 +737,9 @@ def main(argv: list[str] | None = None) -> None:
         queries, exact = exact_neighbours(folder, rng, args)
         if size in args.size_list:
             for kind in args.kind_list:
-                log(f"measuring {kind} at {size:,} regions ...")
+                log(
+                    f"measuring {kind} at {size:,} regions ({time.perf_counter() - started:.0f} s) ..."
+                )
                 row = measure(folder, kind, embedder, queries, exact, args, text_offset)
                 text_offset += args.text_queries
                 row.update(info["kinds"][kind])

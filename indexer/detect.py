@@ -169,7 +169,13 @@ class Detector:
         )
 
     def detect(self, images: Sequence[Image.Image], options: DetectOptions) -> list[Detections]:
-        """Raw detections for a batch of RGB photos (one forward pass per batch)."""
+        """Raw detections for a batch of RGB photos (one forward pass per batch).
+
+        ``rect=False`` letterboxes every photo to the same square whatever its batch-mates:
+        ultralytics otherwise pads a batch of one shape to a tight rectangle and a mixed
+        batch to a square, so a photo's boxes would depend on which photos shared its batch
+        and an incremental run would not reproduce a full one.
+        """
         if not images:
             return []
         results = self.model.predict(
@@ -179,6 +185,7 @@ class Detector:
             imgsz=options.imgsz,
             device=self.device,
             half=self.device.startswith("cuda"),
+            rect=False,
             verbose=False,
         )
         return [Detections.from_ultralytics(r) for r in results]

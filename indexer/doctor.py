@@ -3,22 +3,26 @@
 SQLite is the source of truth and FAISS is derived, so most repairs are a rebuild. The
 checks look for what a crash, a full disk or a hand edit could leave behind: a stale or
 unreadable FAISS file, regions whose photo is gone, photos missing their whole-photo region,
-and vectors of the wrong size. A database file too damaged to open is salvaged table by
-table into a fresh file; the damaged one is kept beside it.
+and vectors of the wrong size. A database file that is damaged (it cannot be opened, or
+SQLite's structural check fails) is salvaged table by table into a fresh file, reading
+around damaged pages; the damaged one is kept beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
-from .errors import StoreError
-from .store import DB_NAME, KIND_IMAGE, Photo, Region, Store
+from .errors import IndexLockedError, StoreError
+from .store import DB_NAME, KIND_IMAGE, LOCK_NAME, Photo, Region, Store, remove_temp_files
 from .vectors import VectorIndex
 
 
@@ -117,49 +121,136 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
     )
 
 
+_SALVAGE_TABLES = ("meta", "photos", "regions", "failures")
+_MODEL_KEYS = ("clip_model", "embed_dim", "clip_probe")
+
+
+def _next_readable(src: sqlite3.Connection, table: str, after: int) -> int | None:
+    """The rowid to go on reading after (rows up to it are lost), or None if none can be.
+
+    Either the next row itself is damaged (its page lists it but its data is unreadable):
+    skip that row. Or the page holding the next rows is: a seek to a rowid beyond that page
+    goes through the intact interior pages straight to later leaves, and doubling then
+    halving the seek target finds the end of the damage in a few dozen seeks.
+    """
+
+    def seek(n: int) -> tuple[bool, int | None]:
+        try:
+            row = src.execute(
+                f"SELECT rowid FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT 1", (n,)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return False, None
+        return True, (row[0] if row else None)
+
+    listed, first = seek(after)
+    if listed:
+        return first
+    step = 1
+    while not seek(after + step)[0]:
+        step *= 2
+        if after + step >= 2**62:
+            return None
+    lo, hi = after + step // 2, after + step  # seeks past lo fail (or lo == after), past hi work
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if seek(mid)[0] else (mid, hi)
+    return hi
+
+
+def _copy_table(
+    src: sqlite3.Connection, dst: sqlite3.Connection, table: str
+) -> tuple[int, int, list[tuple[int, int]]]:
+    """Copy the readable rows of ``table``: (copied, rejected, gaps of lost rowids (a, b])."""
+    cols = ", ".join(r[1] for r in dst.execute(f"PRAGMA table_info({table})"))
+    marks = ", ".join("?" for _ in cols.split(", "))
+    insert = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})"
+    copied = rejected = 0
+    gaps: list[tuple[int, int]] = []
+    last = 0  # rowids of these tables start at 1
+    while True:
+        try:
+            rows = src.execute(
+                f"SELECT rowid, {cols} FROM {table} WHERE rowid > ? ORDER BY rowid", (last,)
+            )
+            for row in rows:
+                last = row[0]
+                try:
+                    dst.execute(insert, row[1:])
+                    copied += 1
+                except sqlite3.DatabaseError:  # a damaged row that breaks a constraint
+                    rejected += 1
+            return copied, rejected, gaps
+        except sqlite3.DatabaseError:
+            resume = _next_readable(src, table, last)
+            gaps.append((last, resume if resume is not None else 2**62))
+            if resume is None:
+                return copied, rejected, gaps
+            last = resume
+
+
+def _damaged_name(db: str) -> str:
+    base = f"{db}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    name, n = base, 1
+    while os.path.exists(name):
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
 def salvage_database(index_dir: str) -> list[str]:
-    """Copy every readable row of a damaged database into a fresh one; keep the old file."""
+    """Copy every readable row of a damaged database into a fresh one; keep the old file.
+
+    Photos whose regions were partly lost are dropped so that the next ``index`` run embeds
+    them again (a photo with only some of its object regions would look complete), and if
+    the record of the CLIP model is lost, so are all regions: their model can no longer be
+    checked against the next run's.
+    """
     db = os.path.join(index_dir, DB_NAME)
-    broken = f"{db}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    broken = _damaged_name(db)
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(db + suffix):
             shutil.move(db + suffix, broken + suffix)
     actions = [f"moved the damaged database to {os.path.basename(broken)}"]
     fresh = Store(index_dir, create=True)  # empty schema of this version
     fresh.close()
-    src = sqlite3.connect(f"file:{broken}?mode=ro", uri=True)
+    src = sqlite3.connect(f"{Path(broken).as_uri()}?mode=ro", uri=True)
     dst = sqlite3.connect(db)
     try:
-        for table in ("meta", "photos", "regions", "failures"):
-            copied = lost = 0
+        old_generation = 0
+        with contextlib.suppress(sqlite3.DatabaseError, ValueError, TypeError):
+            row = src.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            old_generation = int(row[0]) if row else 0
+        region_gaps: list[tuple[int, int]] = []
+        for table in _SALVAGE_TABLES:
             try:
-                cols = [r[1] for r in dst.execute(f"PRAGMA table_info({table})")]
-                rows = src.execute(f"SELECT {', '.join(cols)} FROM {table}")
-                marks = ", ".join("?" for _ in cols)
-                while True:
-                    try:
-                        row = rows.fetchone()
-                    except sqlite3.DatabaseError:
-                        lost += 1
-                        break
-                    if row is None:
-                        break
-                    try:
-                        dst.execute(
-                            f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({marks})",
-                            row,
-                        )
-                        copied += 1
-                    except sqlite3.DatabaseError:
-                        lost += 1
+                copied, rejected, gaps = _copy_table(src, dst, table)
             except sqlite3.DatabaseError as exc:
                 actions.append(f"table {table}: unreadable ({exc})")
                 continue
+            if table == "regions":
+                region_gaps = gaps
+            note = [f"{rejected} damaged rows"] if rejected else []
+            note += [f"{len(gaps)} unreadable stretch{'es' * (len(gaps) != 1)}"] if gaps else []
             actions.append(
-                f"table {table}: recovered {copied} rows" + (f", {lost} unreadable" if lost else "")
+                f"table {table}: recovered {copied} rows"
+                + (f" ({', '.join(note)})" if note else "")
             )
+        # AUTOINCREMENT counters: ids of lost rows must never be handed out again.
+        with contextlib.suppress(sqlite3.DatabaseError):
+            for name, seq in src.execute("SELECT name, seq FROM sqlite_sequence").fetchall():
+                dst.execute(
+                    "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, name)
+                )
+                if not dst.execute(
+                    "SELECT 1 FROM sqlite_sequence WHERE name = ?", (name,)
+                ).fetchone():
+                    dst.execute(
+                        "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (name, seq)
+                    )
+        actions += _drop_incomplete(dst, region_gaps)
+        generation = old_generation + 1 if old_generation else int(time.time())
         dst.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', COALESCE((SELECT CAST(value AS INTEGER) + 1 FROM meta WHERE key = 'generation'), 1))"
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)", (str(generation),)
         )
         dst.commit()
     finally:
@@ -168,46 +259,138 @@ def salvage_database(index_dir: str) -> list[str]:
     return actions
 
 
+def _drop_incomplete(dst: sqlite3.Connection, region_gaps: list[tuple[int, int]]) -> list[str]:
+    """Remove what salvage cannot vouch for (see :func:`salvage_database`)."""
+    regions = dst.execute("SELECT count(*) FROM regions").fetchone()[0]
+    keys = {r[0] for r in dst.execute("SELECT key FROM meta")}
+    if regions and not set(_MODEL_KEYS) <= keys:
+        photos = dst.execute("SELECT count(*) FROM photos").fetchone()[0]
+        dst.execute("DELETE FROM regions")
+        dst.execute("DELETE FROM photos")
+        for key in _MODEL_KEYS:
+            dst.execute("DELETE FROM meta WHERE key = ?", (key,))
+        return [
+            f"the record of the CLIP model was lost: dropped all {photos} photos "
+            "(the next 'objsearch index' run indexes them again)"
+        ]
+    # A photo's regions are stored with consecutive ids, so only the photos at the two
+    # edges of a lost stretch can have lost some regions but not all of them.
+    partial: set[int] = set()
+    for a, b in region_gaps:
+        for sql, bound in (
+            ("SELECT photo_id FROM regions WHERE id <= ? ORDER BY id DESC LIMIT 1", a),
+            ("SELECT photo_id FROM regions WHERE id > ? ORDER BY id LIMIT 1", b),
+        ):
+            row = dst.execute(sql, (bound,)).fetchone()
+            if row:
+                partial.add(int(row[0]))
+    if not partial:
+        return []
+    marks = ", ".join("?" for _ in partial)
+    dst.execute(f"DELETE FROM regions WHERE photo_id IN ({marks})", tuple(partial))
+    dst.execute(f"DELETE FROM photos WHERE id IN ({marks})", tuple(partial))
+    return [
+        f"dropped {len(partial)} photos whose regions were partly unreadable "
+        "(the next 'objsearch index' run indexes them again)"
+    ]
+
+
+def _is_corrupt(exc: StoreError) -> bool:
+    return "corrupt" in str(exc) or "unreadable" in str(exc)
+
+
+def _open_intact(index_dir: str) -> Store | None:
+    """The store if its database passes SQLite's structural check, else None (damaged)."""
+    try:
+        store = Store(index_dir)
+    except StoreError as exc:
+        if _is_corrupt(exc):
+            return None
+        raise
+    try:
+        with store.engine.connect() as conn:
+            result = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+    except StoreError as exc:
+        store.close()
+        if _is_corrupt(exc):
+            return None
+        raise
+    if result != ["ok"]:
+        store.close()
+        return None
+    return store
+
+
+@contextlib.contextmanager
+def _writer_lock(index_dir: str) -> Iterator[None]:
+    """Hold the index's writer lock for the whole repair, salvage included."""
+    import fcntl
+
+    fd = os.open(os.path.join(index_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            raise IndexLockedError(
+                f"The index {index_dir} is locked by PID {holder}, which is writing to it. "
+                "Run 'objsearch doctor' again when it has finished."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+        os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)
+
+
 def repair(index_dir: str) -> list[str]:
     """Fix what can be fixed and say what was done (an empty list means nothing was needed)."""
     actions: list[str] = []
     index_dir = os.path.abspath(index_dir)
     if not os.path.exists(os.path.join(index_dir, DB_NAME)):
         raise StoreError(f"No objsearch index at {index_dir}.")
-    try:
-        store = Store(index_dir)
-    except StoreError as exc:
-        if "corrupt" not in str(exc) and "unreadable" not in str(exc):
-            raise
-        actions += salvage_database(index_dir)
-        store = Store(index_dir)
-    with store:
-        store.lock()
-        dim = int(store.get_meta("embed_dim") or 0)
-        orphans = _orphan_regions(store)
-        bad = _bad_vectors(store, dim)
-        broken_photos = set(_photos_without_image(store))
-        with store.session() as s, s.begin():
-            if bad:
-                broken_photos.update(s.scalars(select(Region.photo_id).where(Region.id.in_(bad))))
-            if orphans:
-                s.execute(delete(Region).where(Region.id.in_(orphans)))
-            if broken_photos:
-                s.execute(delete(Region).where(Region.photo_id.in_(broken_photos)))
-                s.execute(delete(Photo).where(Photo.id.in_(broken_photos)))
+    with _writer_lock(index_dir):
+        leftovers = remove_temp_files(index_dir)
+        if leftovers:
+            actions.append(f"removed {leftovers} temporary FAISS files left by a killed run")
+        store = _open_intact(index_dir)
+        if store is None:
+            actions += salvage_database(index_dir)
+            store = Store(index_dir)
+        with store:
+            actions += _repair_open(store)
+    return actions
+
+
+def _repair_open(store: Store) -> list[str]:
+    """Drop incomplete rows and rebuild FAISS in an openable, structurally sound store."""
+    actions: list[str] = []
+    dim = int(store.get_meta("embed_dim") or 0)
+    orphans = _orphan_regions(store)
+    bad = _bad_vectors(store, dim)
+    broken_photos = set(_photos_without_image(store))
+    with store.session() as s, s.begin():
+        if bad:
+            broken_photos.update(s.scalars(select(Region.photo_id).where(Region.id.in_(bad))))
         if orphans:
-            actions.append(f"dropped {len(orphans)} regions that belonged to no photo")
+            s.execute(delete(Region).where(Region.id.in_(orphans)))
         if broken_photos:
-            actions.append(
-                f"dropped {len(broken_photos)} incomplete photos (the next 'objsearch index' run indexes them again)"
-            )
-        if orphans or broken_photos:
-            store.set_meta(generation=store.generation + 1)
-        health = check(store)
-        if not health.consistent or actions:
-            index = store.rebuild_vectors()
-            store.save_vectors(index, store.generation)
-            actions.append(
-                f"rebuilt the FAISS index from SQLite ({index.ntotal} vectors, {index.kind})"
-            )
+            s.execute(delete(Region).where(Region.photo_id.in_(broken_photos)))
+            s.execute(delete(Photo).where(Photo.id.in_(broken_photos)))
+    if orphans:
+        actions.append(f"dropped {len(orphans)} regions that belonged to no photo")
+    if broken_photos:
+        actions.append(
+            f"dropped {len(broken_photos)} incomplete photos (the next 'objsearch index' run indexes them again)"
+        )
+    if orphans or broken_photos:
+        store.set_meta(generation=store.generation + 1)
+    health = check(store)
+    if not health.consistent or actions:
+        index = store.rebuild_vectors()
+        store.save_vectors(index, store.generation)
+        actions.append(
+            f"rebuilt the FAISS index from SQLite ({index.ntotal} vectors, {index.kind})"
+        )
     return actions

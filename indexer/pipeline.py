@@ -41,7 +41,16 @@ from .detect import Detections, Detector
 from .embed import ClipEmbedder
 from .errors import ObjsearchError, StoreError, first_line
 from .scan import ScannedFile, ScanProblem, absolute, scan, under
-from .store import KIND_IMAGE, KIND_OBJECT, BatchChanges, NewPhoto, NewRegion, PhotoState, Store
+from .store import (
+    KIND_IMAGE,
+    KIND_OBJECT,
+    BatchChanges,
+    NewPhoto,
+    NewRegion,
+    PhotoState,
+    Store,
+    remove_temp_files,
+)
 from .vectors import KINDS, VectorIndex, choose_kind
 
 ProgressFn = Callable[[int, int], None]
@@ -196,6 +205,7 @@ class Indexer:
         store = Store(self.index_dir, create=True)
         try:
             store.lock()
+            remove_temp_files(store.dir)
             return self._run(store, roots, prune, progress, started)
         finally:
             store.close()
@@ -209,11 +219,12 @@ class Indexer:
         started: float,
     ) -> IndexStats:
         stats = IndexStats()
-        if (
-            store.get_meta("clip_model")
-            and self._clip_model
-            and self._clip_model != store.get_meta("clip_model")
-        ):
+        requested = self._clip_model
+        if requested and os.path.isdir(os.path.expanduser(requested)):
+            # Local folders are recorded as absolute paths (see ClipEmbedder): compare alike.
+            requested = os.path.abspath(os.path.expanduser(requested))
+        stored = store.get_meta("clip_model")
+        if stored and requested and requested != stored:
             self._ensure_embedder(store)  # refuse a different model before touching anything
         states = store.photo_states()
         work: list[_Work] = []

@@ -36,6 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -214,14 +215,30 @@ class Store:
             raise StoreError(f"Index folder {self.dir} is not writable.")
         self.engine = create_engine(f"sqlite:///{self.db_path}", connect_args={"timeout": 30})
         event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "handle_error", self._on_error)
         try:
             self._init_schema(create)
         except (DatabaseError, sqlite3.DatabaseError) as exc:
             self.engine.dispose()
-            raise StoreError(
-                f"The index database {self.db_path} is unreadable or corrupt ({_reason(exc)}). "
-                f"Run 'objsearch doctor --index {self.dir}' to recover what it still holds."
-            ) from None
+            raise self._corrupt(exc) from None
+        except StoreError:
+            self.engine.dispose()
+            raise
+
+    def _corrupt(self, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"The index database {self.db_path} is unreadable or corrupt ({_reason(exc)}). "
+            f"Run 'objsearch doctor --index {self.dir}' to recover what it still holds."
+        )
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        """Turn corruption found by any later query into the same clear error as at open.
+
+        A damaged page can hide until a query reads it (the schema page opens fine), so the
+        check at open time alone would let a raw driver error out of search, index or status.
+        """
+        if _is_corruption(context.original_exception):
+            raise self._corrupt(context.original_exception) from None
 
     # -- schema --------------------------------------------------------------------------
     def _init_schema(self, create: bool) -> None:
@@ -533,12 +550,37 @@ class Store:
         self.set_meta(faiss_generation=generation, faiss_bytes=size, faiss_kind=index.kind)
 
 
+def remove_temp_files(index_dir: str) -> int:
+    """Delete the FAISS temp files of saves that a killed writer never finished.
+
+    Each is as large as the FAISS index and nothing else would ever remove them. Call only
+    with the writer lock held, so that no save is in progress. Returns how many went.
+    """
+    removed = 0
+    for name in os.listdir(index_dir):
+        if name.startswith(".vectors-") and name.endswith(".tmp"):  # see VectorIndex.save
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(index_dir, name))
+                removed += 1
+    return removed
+
+
 def _failure(s: Session, path: str, stage: str, reason: str, now: float) -> Failure:
     row = s.scalar(select(Failure).where(Failure.path == path))
     if row is None:
         return Failure(path=path, stage=stage, reason=reason, at=now)
     row.stage, row.reason, row.at = stage, reason, now
     return row
+
+
+def _is_corruption(exc: BaseException | None) -> bool:
+    """True for SQLite's "database disk image is malformed" and "file is not a database"."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    name = getattr(exc, "sqlite_errorname", None)  # Python >= 3.11
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    return type(exc) is sqlite3.DatabaseError  # the bare class is what both codes raise
 
 
 def _reason(exc: BaseException) -> str:

@@ -232,9 +232,12 @@ def search(
     refine: Annotated[
         bool,
         typer.Option(
-            "--refine", help="Refine each result's box with CLIP sliding-window localization."
+            "--refine", help="Refine the top results' boxes with CLIP sliding-window localization."
         ),
     ] = False,
+    refine_top: Annotated[
+        int, typer.Option("--refine-top", help="How many of the top results --refine localizes.")
+    ] = 5,
     clip_model: ClipOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
@@ -254,7 +257,7 @@ def search(
         if refine:
             from retrieval.refine import refine_results
 
-            refine_results(searcher, results, text=query, image=image)
+            refine_results(searcher, results, text=query, image=image, top=refine_top)
     if as_json:
         print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
         return

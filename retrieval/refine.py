@@ -127,13 +127,16 @@ def refine_results(
     image: str | os.PathLike[str] | Image.Image | None = None,
     top: int | None = None,
     margin: float = 0.25,
+    max_windows: int = 64,
     **options: Any,
 ) -> None:
     """Set ``refined_box`` on the first ``top`` results (all by default), in place.
 
     Object hits are searched inside their crop widened by ``margin`` of the box size on each
     side; whole-photo hits over the whole photo. A hit whose photo can no longer be read, or
-    where nothing passes the threshold, keeps ``refined_box = None``.
+    where nothing passes the threshold, keeps ``refined_box = None``. ``max_windows`` is
+    lower than for ``localize`` on its own because a crop needs a coarser grid than a photo,
+    and search should answer in seconds.
     """
     if image is not None and not isinstance(image, Image.Image):
         image = load_query_image(os.fspath(image))
@@ -160,7 +163,7 @@ def refine_results(
                 continue
             region = photo.image.crop((left, top_, right, bottom))
             dx, dy = float(left), float(top_)
-        found = localize(region, score_fn, **options)
+        found = localize(region, score_fn, max_windows=max_windows, **options)
         if found.boxes:
             best = found.boxes[0]
             result.refined_box = tuple(round(v, 2) for v in _scale_box(best.box, sx, sy, dx, dy))

@@ -1,0 +1,279 @@
+"""A real crash test: SIGKILL the indexer mid-run, then check nothing is lost or half-written.
+
+The indexer runs in a subprocess over ~40 photos of mixed sizes and is killed once the
+committed photo count (read from SQLite by the test, so the kill points do not depend on
+machine speed) reaches different values. After every kill the index must be searchable and
+free of duplicates, photos without their whole-photo region, and regions without vectors;
+the FAISS file may only be stale. A final re-run must give exactly the regions an
+uninterrupted run gives, with FAISS and SQLite consistent again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from indexer.config import DetectOptions
+from indexer.detect import Detector
+from indexer.doctor import check, repair
+from indexer.embed import ClipEmbedder
+from indexer.pipeline import Indexer
+from indexer.store import DB_NAME, KIND_IMAGE, Photo, Region, Store
+from retrieval.search import Searcher
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+N_PHOTOS = 40
+BATCH = 4
+# Mixed shapes and formats, as in a real folder.
+SIZES = ((96, 72), (72, 96), (112, 84), (80, 80), (128, 72))
+FORMATS = (".jpg", ".png", ".webp")
+IMGSZ, MAX_OBJECTS = 320, 3
+
+CHILD = f"""
+import sys
+from indexer.config import DetectOptions
+from indexer.pipeline import Indexer
+
+folder, index_dir, clip, yolo, save_every = sys.argv[1:6]
+Indexer(
+    index_dir, clip_model=clip, detector=yolo, device="cpu", batch_size={BATCH},
+    options=DetectOptions(imgsz={IMGSZ}, max_objects={MAX_OBJECTS}), save_every=float(save_every),
+).index([folder])
+print("finished", flush=True)
+"""
+
+RegionKey = tuple[str, str, tuple[float, ...], str | None]
+Models = tuple[ClipEmbedder, Detector]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
+    """The tiny models loaded once in this process (for reference runs and searches)."""
+    return ClipEmbedder(str(tiny_clip_dir), "cpu"), Detector(str(tiny_yolo_path), "cpu")
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("crash_photos")
+    rng = np.random.default_rng(0)
+    for i in range(N_PHOTOS):
+        w, h = SIZES[i % len(SIZES)]
+        sub = folder / f"set{i % 3}"
+        sub.mkdir(exist_ok=True)
+        pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(sub / f"p{i:02d}{FORMATS[i % len(FORMATS)]}")
+    return folder
+
+
+def make_indexer(
+    index_dir: Path, clip_dir: Path, yolo_path: Path, embedder: ClipEmbedder, detector: Detector
+) -> Indexer:
+    return Indexer(
+        index_dir,
+        clip_model=str(clip_dir),
+        detector=str(yolo_path),
+        device="cpu",
+        batch_size=BATCH,
+        options=DetectOptions(imgsz=IMGSZ, max_objects=MAX_OBJECTS),
+        embedder=embedder,
+        detector_model=detector,
+    )
+
+
+def region_set(index_dir: Path) -> set[RegionKey]:
+    with Store(index_dir) as store:
+        return {
+            (photo.path, r.kind, tuple(round(v, 1) for v in r.box), r.label)
+            for photo, regions in store.iter_photos()
+            for r in regions
+        }
+
+
+def committed_photos(db: Path) -> int:
+    """Photos committed so far, read the way any other process would (-1: no schema yet)."""
+    if not db.exists():
+        return -1
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT count(*) FROM photos").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return -1
+
+
+def run_and_kill(
+    photo_dir: Path, index_dir: Path, clip_dir: Path, yolo_path: Path, *, at: int, save_every: float
+) -> int | None:
+    """Start an indexer and SIGKILL it once ``at`` photos are committed.
+
+    Returns the photo count seen at the kill, or None when the run finished first.
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(photo_dir),
+            str(index_dir),
+            str(clip_dir),
+            str(yolo_path),
+            str(save_every),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    db = index_dir / DB_NAME
+    deadline = time.monotonic() + 120
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen = committed_photos(db)
+            if seen >= at:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+                return seen
+            time.sleep(0.01)
+        if proc.poll() is None:
+            pytest.fail("the indexer subprocess neither progressed nor finished in 120 s")
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
+        return None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def assert_survived_crash(index_dir: Path, embedder: ClipEmbedder) -> None:
+    """What must hold after any kill: only the FAISS file may be behind SQLite."""
+    with Store(index_dir) as store:
+        health = check(store)
+        assert all("FAISS" in p for p in health.problems), health.problems
+        dim = int(store.get_meta("embed_dim") or 0)
+        with store.session() as s:
+            dupes = s.execute(
+                select(Photo.path).group_by(Photo.path).having(func.count(Photo.id) > 1)
+            ).all()
+            assert dupes == []
+            image_regions = dict(
+                s.execute(
+                    select(Photo.id, func.count(Region.id))
+                    .outerjoin(Region, (Region.photo_id == Photo.id) & (Region.kind == KIND_IMAGE))
+                    .group_by(Photo.id)
+                ).all()
+            )
+            assert all(n == 1 for n in image_regions.values()), image_regions
+            if dim:
+                without_vector = s.scalar(
+                    select(func.count(Region.id)).where(
+                        Region.vector.is_(None) | (func.length(Region.vector) != dim * 4)
+                    )
+                )
+                assert without_vector == 0
+            region_ids = set(s.scalars(select(Region.id)))
+        index, _ = store.load_vectors()
+        assert set(index.ids().tolist()) == region_ids  # every region has its vector
+        photos = store.counts().photos
+        store.lock()  # a killed writer leaves no stale lock behind
+    if photos:
+        with Searcher(index_dir, embedder=embedder) as searcher:
+            results = searcher.search(text="a cat", top_k=5)
+            assert 0 < len(results) <= 5
+            assert searcher.vectors.ntotal == len(region_ids)
+
+
+def test_sigkill_at_any_point_loses_nothing(
+    photo_dir: Path, tiny_clip_dir: Path, tiny_yolo_path: Path, tmp_path: Path, models: Models
+) -> None:
+    embedder, detector = models
+
+    reference_dir = tmp_path / "reference"
+    stats = make_indexer(reference_dir, tiny_clip_dir, tiny_yolo_path, embedder, detector).index(
+        [photo_dir]
+    )
+    assert stats.indexed == N_PHOTOS and stats.failures == 0
+    expected = region_set(reference_dir)
+    assert len(expected) > N_PHOTOS  # object regions too, not only whole photos
+
+    index_dir = tmp_path / "crashed"
+    kills: list[int] = []
+    # (kill once this many photos are committed, FAISS save interval in the child)
+    for at, save_every in ((1, 0.0), (16, 60.0), (28, 0.0)):
+        seen = run_and_kill(
+            photo_dir, index_dir, tiny_clip_dir, tiny_yolo_path, at=at, save_every=save_every
+        )
+        if seen is not None:
+            kills.append(seen)
+        assert_survived_crash(index_dir, embedder)
+    assert len([k for k in kills if k < N_PHOTOS]) >= 2, f"too few kills landed mid-run: {kills}"
+
+    resumed = make_indexer(index_dir, tiny_clip_dir, tiny_yolo_path, embedder, detector)
+    stats = resumed.index([photo_dir])
+    assert stats.failures == 0
+    assert stats.indexed + stats.unchanged == N_PHOTOS
+    assert stats.indexed < N_PHOTOS  # committed work was kept, not redone
+    assert region_set(index_dir) == expected
+
+    with Store(index_dir) as store:
+        health = check(store)
+        assert health.consistent, health.problems
+        assert health.vectors == store.counts().regions
+        index, from_file = store.load_vectors()
+        assert from_file and index.ntotal == health.vectors
+    assert not [p for p in os.listdir(index_dir) if p.endswith(".tmp")]
+
+
+def _small_index(
+    photo_dir: Path, tmp_path: Path, clip_dir: Path, yolo_path: Path, models: Models
+) -> tuple[Path, Path]:
+    small = tmp_path / "small"
+    small.mkdir()
+    for p in sorted(photo_dir.rglob("*.jpg"))[:2]:
+        (small / p.name).write_bytes(p.read_bytes())
+    index_dir = tmp_path / "index"
+    make_indexer(index_dir, clip_dir, yolo_path, *models).index([small])
+    return small, index_dir
+
+
+def test_doctor_removes_temp_files_of_a_killed_save(
+    photo_dir: Path, tiny_clip_dir: Path, tiny_yolo_path: Path, tmp_path: Path, models: Models
+) -> None:
+    """A writer killed inside a FAISS save leaves its temp file; doctor clears it."""
+    _, index_dir = _small_index(photo_dir, tmp_path, tiny_clip_dir, tiny_yolo_path, models)
+    leftover = index_dir / ".vectors-k1ll3d.tmp"
+    leftover.write_bytes(b"\0" * 100)
+
+    actions = repair(str(index_dir))
+    assert not leftover.exists()
+    assert any("temporary FAISS files" in a for a in actions), actions
+    with Store(index_dir) as store:
+        assert check(store).consistent
+
+
+def test_next_run_removes_temp_files_of_a_killed_save(
+    photo_dir: Path, tiny_clip_dir: Path, tiny_yolo_path: Path, tmp_path: Path, models: Models
+) -> None:
+    """Temp files are as big as the FAISS index: the next writer must not let them pile up."""
+    small, index_dir = _small_index(photo_dir, tmp_path, tiny_clip_dir, tiny_yolo_path, models)
+    leftover = index_dir / ".vectors-k1ll3d.tmp"
+    leftover.write_bytes(b"\0" * 100)
+    indexer = Indexer(
+        index_dir, clip_model=str(tiny_clip_dir), detector=str(tiny_yolo_path), device="cpu"
+    )
+    stats = indexer.index([small])  # nothing changed: no model loads, but the file goes
+    assert stats.indexed == 0 and indexer.embedder is None
+    assert not leftover.exists()
