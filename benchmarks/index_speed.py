@@ -167,6 +167,7 @@ def run_reference(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]
     from ultralytics import YOLO
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     device = args.device
     t = time.perf_counter()
     yolo = YOLO(args.detector)
@@ -243,6 +244,9 @@ def run_reference(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]
 
 # -- objsearch modes -----------------------------------------------------------------------
 def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> dict[str, Any]:
+    import transformers  # noqa: F401  (imported before the clock, as in the reference)
+    import ultralytics  # noqa: F401
+
     from indexer import ClipEmbedder, DetectOptions, Detector, Indexer
     from indexer.decode import read_photo
 

@@ -21,8 +21,17 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select
 
-from .errors import IndexLockedError, StoreError
-from .store import DB_NAME, KIND_IMAGE, LOCK_NAME, Photo, Region, Store, remove_temp_files
+from .errors import StoreError
+from .store import (
+    DB_NAME,
+    KIND_IMAGE,
+    Photo,
+    Region,
+    Store,
+    acquire_writer_lock,
+    release_writer_lock,
+    remove_temp_files,
+)
 from .vectors import VectorIndex
 
 
@@ -324,24 +333,11 @@ def _open_intact(index_dir: str) -> Store | None:
 @contextlib.contextmanager
 def _writer_lock(index_dir: str) -> Iterator[None]:
     """Hold the index's writer lock for the whole repair, salvage included."""
-    import fcntl
-
-    fd = os.open(os.path.join(index_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = acquire_writer_lock(index_dir)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
-            raise IndexLockedError(
-                f"The index {index_dir} is locked by PID {holder}, which is writing to it. "
-                "Run 'objsearch doctor' again when it has finished."
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         yield
-        os.ftruncate(fd, 0)
     finally:
-        os.close(fd)
+        release_writer_lock(fd)
 
 
 def repair(index_dir: str) -> list[str]:

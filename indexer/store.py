@@ -192,6 +192,37 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.close()
 
 
+def acquire_writer_lock(index_dir: str) -> int:
+    """Take the index's writer lock; returns its file descriptor.
+
+    ``flock`` locks die with their process, so a killed indexer never leaves a stale lock.
+    The holder's PID is written into the lock file so a refused writer can name it.
+    """
+    import fcntl
+
+    fd = os.open(os.path.join(index_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise IndexLockedError(
+                f"The index {index_dir} is locked by PID {holder}, which is writing to it. "
+                "Wait for it to finish (searching works meanwhile)."
+            ) from None
+        raise
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def release_writer_lock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    os.close(fd)
+
+
 class Store:
     """Opens (or creates) an index folder. One writer at a time, any number of readers."""
 
@@ -298,33 +329,12 @@ class Store:
 
     # -- locking -------------------------------------------------------------------------
     def lock(self) -> None:
-        """Take the writer lock or raise :class:`IndexLockedError` naming the holder's PID.
-
-        ``flock`` locks die with their process, so a killed indexer never leaves a stale lock.
-        """
-        import fcntl
-
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise IndexLockedError(
-                    f"The index {self.dir} is locked by PID {holder}, which is writing to it. "
-                    "Wait for it to finish (searching works meanwhile)."
-                ) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        """Take the writer lock or raise :class:`IndexLockedError` naming the holder's PID."""
+        self._lock_fd = acquire_writer_lock(self.dir)
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._lock_fd, 0)
-            os.close(self._lock_fd)
+            release_writer_lock(self._lock_fd)
             self._lock_fd = None
 
     # -- reads ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at ex
     os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
     atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
 
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -57,3 +58,27 @@ def shared_assets() -> Path:
             "../shared/assets not found: real-asset tests need the shared assets beside the checkout"
         )
     return SHARED_ASSETS
+
+
+@dataclass(frozen=True)
+class Models:
+    """The tiny models' locations plus loaded instances to inject into Indexers."""
+
+    clip_dir: Path
+    yolo_path: Path
+    embedder: object
+    detector: object
+
+
+@pytest.fixture(scope="module")
+def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
+    """The tiny models, loaded once per module and injected into every Indexer."""
+    from indexer.detect import Detector
+    from indexer.embed import ClipEmbedder
+
+    return Models(
+        tiny_clip_dir,
+        tiny_yolo_path,
+        ClipEmbedder(str(tiny_clip_dir), "cpu"),
+        Detector(str(tiny_yolo_path), "cpu"),
+    )

@@ -21,7 +21,6 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +31,7 @@ from typer.testing import CliRunner
 import indexer.pipeline
 from indexer.config import DetectOptions
 from indexer.decode import read_photo
-from indexer.detect import Detector
 from indexer.doctor import check
-from indexer.embed import ClipEmbedder
 from indexer.pipeline import Indexer, IndexStats
 from indexer.scan import printable_path, scan
 from indexer.store import DB_NAME, FAISS_NAME, KIND_IMAGE, Store
@@ -42,27 +39,10 @@ from retrieval.cli import app
 from retrieval.search import Searcher
 
 # Small letterbox and few objects per photo: the cases test file handling, not the models.
+from tests.conftest import Models  # noqa: E402
+
 FAST = DetectOptions(imgsz=320, max_objects=3)
 GOOD = ("good_a.jpg", "good_b.png")
-
-
-@dataclass(frozen=True)
-class Models:
-    clip_dir: Path
-    yolo_path: Path
-    embedder: ClipEmbedder
-    detector: Detector
-
-
-@pytest.fixture(scope="module")
-def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
-    """The tiny models, loaded once for the module and injected into every Indexer."""
-    return Models(
-        tiny_clip_dir,
-        tiny_yolo_path,
-        ClipEmbedder(str(tiny_clip_dir), "cpu"),
-        Detector(str(tiny_yolo_path), "cpu"),
-    )
 
 
 def make_indexer(models: Models, index_dir: Path | str, **kwargs: object) -> Indexer:

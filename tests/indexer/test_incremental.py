@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,6 @@ from typer.testing import CliRunner
 
 import indexer.pipeline
 from indexer.config import DetectOptions
-from indexer.detect import Detector
-from indexer.embed import ClipEmbedder
 from indexer.errors import IndexLockedError, StoreError
 from indexer.pipeline import Indexer
 from indexer.store import KIND_IMAGE, Region, Store
@@ -35,27 +32,10 @@ from retrieval.search import Searcher
 from tests.model_factory import make_tiny_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import Models  # noqa: E402
+
 FAST = DetectOptions(imgsz=320, max_objects=3)
 NAMES = ("a.jpg", "b.png", "sub/c.jpg")
-
-
-@dataclass(frozen=True)
-class Models:
-    clip_dir: Path
-    yolo_path: Path
-    embedder: ClipEmbedder
-    detector: Detector
-
-
-@pytest.fixture(scope="module")
-def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
-    """The tiny models, loaded once for the module and injected into every Indexer."""
-    return Models(
-        tiny_clip_dir,
-        tiny_yolo_path,
-        ClipEmbedder(str(tiny_clip_dir), "cpu"),
-        Detector(str(tiny_yolo_path), "cpu"),
-    )
 
 
 def make_indexer(models: Models, index_dir: Path, *, inject: bool = True) -> Indexer:
