@@ -9,6 +9,7 @@ ultralytics model, runs it over batches of photos, and applies objsearch's own f
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .accel import choose_backend, yolo_openvino_weights
 from .config import DEFAULT_DETECTOR, ENV_DETECTOR, DetectOptions, configure_ultralytics, resolve
 from .errors import ModelLoadError, first_line
+
+log = logging.getLogger("objsearch")
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,9 @@ class Detector:
     becomes a :class:`ModelLoadError` that names both ways to supply the model.
     """
 
-    def __init__(self, weights: str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, weights: str | None = None, device: str = "cpu", *, backend: str | None = None
+    ) -> None:
         configure_ultralytics()
         self.weights = resolve(weights, ENV_DETECTOR, DEFAULT_DETECTOR) or DEFAULT_DETECTOR
         self.device = device
@@ -167,6 +173,21 @@ class Detector:
         self.model_id = (
             os.path.abspath(self.weights) if os.path.exists(self.weights) else self.weights
         )
+        self.backend = choose_backend(backend, device)
+        checkpoint = str(getattr(self.model, "ckpt_path", None) or self.weights)
+        if self.backend == "openvino" and checkpoint.endswith(".pt") and os.path.isfile(checkpoint):
+            from ultralytics import YOLO
+
+            try:
+                self.model = YOLO(yolo_openvino_weights(checkpoint), task="detect")
+            except Exception as exc:  # a conversion problem must not stop indexing
+                log.warning(
+                    "OpenVINO conversion of the detector failed (%s); using PyTorch.",
+                    first_line(exc),
+                )
+                self.backend = "torch"
+        elif self.backend == "openvino":
+            self.backend = "torch"  # not a .pt checkpoint (e.g. an export): run it as given
 
     def detect(self, images: Sequence[Image.Image], options: DetectOptions) -> list[Detections]:
         """Raw detections for a batch of RGB photos (one forward pass per batch).

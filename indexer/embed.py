@@ -9,6 +9,7 @@ averaged, which makes short queries like "a flowerpot" more robust.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections import OrderedDict
@@ -19,8 +20,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .accel import choose_backend, compile_clip_vision
 from .config import DEFAULT_CLIP_MODEL, ENV_CLIP_MODEL, ENV_PRECISION, PRECISIONS, resolve
 from .errors import ModelLoadError, ObjsearchError, first_line
+
+log = logging.getLogger("objsearch")
 
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "{}",
@@ -126,6 +130,7 @@ class ClipEmbedder:
         *,
         precision: str | None = "fp32",
         batch_size: int = 64,
+        backend: str | None = None,
     ) -> None:
         import torch
 
@@ -152,6 +157,16 @@ class ClipEmbedder:
         self.tokenizer = tokenizer
         self.dim = int(self.model.config.projection_dim)
         self._configure_preprocess(image_processor)
+        self.backend = choose_backend(backend, device)
+        self._vision: Any = None
+        if self.backend == "openvino":
+            try:
+                self._vision = compile_clip_vision(self.model, self.crop[0], self.precision)
+            except Exception as exc:  # a conversion problem must not stop the run
+                log.warning(
+                    "OpenVINO conversion of CLIP failed (%s); using PyTorch.", first_line(exc)
+                )
+                self.backend = "torch"
         self._torch = torch
         self._text_cache: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
 
@@ -221,6 +236,9 @@ class ClipEmbedder:
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Embed already-preprocessed pixel values (N, 3, H, W)."""
+        if self._vision is not None:
+            feats = self._vision(pixels).astype(np.float32, copy=False)
+            return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
         torch = self._torch
         dtype = (
             torch.float16

@@ -116,6 +116,7 @@ class Indexer:
         device: str | None = None,
         *,
         precision: str | None = None,
+        backend: str | None = None,
         options: DetectOptions | None = None,
         detect_objects: bool = True,
         batch_size: int = 16,
@@ -137,6 +138,7 @@ class Indexer:
         self._detector_name = detector
         self._device = device
         self.precision = precision
+        self.backend = backend
         self.options = options or DetectOptions()
         self.detect_objects = detect_objects
         self.batch_size = max(1, int(batch_size))
@@ -173,6 +175,7 @@ class Indexer:
                 self.device,
                 precision=self.precision,
                 batch_size=self.embed_batch_size,
+                backend=self.backend,
             )
         if self._checked_store != store.dir:
             check_model_matches(store, self.embedder)
@@ -182,7 +185,7 @@ class Indexer:
     def _ensure_detector(self, store: Store | None = None) -> Detector:
         if self.detector is None:
             name = resolve(self._detector_name, ENV_DETECTOR, DEFAULT_DETECTOR)
-            self.detector = Detector(name, self.device)
+            self.detector = Detector(name, self.device, backend=self.backend)
         if store is not None and store.get_meta("detector") != self.detector.model_id:
             store.set_meta(detector=self.detector.model_id)
         return self.detector

@@ -80,6 +80,14 @@ PrecisionOpt = Annotated[
         help="auto, fp32, bf16 or fp16 for CLIP. [default: auto]",
     ),
 ]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        envvar="OBJSEARCH_BACKEND",
+        help="auto, torch or openvino (faster on CPU; models are converted once and cached). [default: auto]",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 
 
@@ -127,6 +135,7 @@ def index(
     ] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    backend: BackendOpt = None,
     confidence: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
     max_objects: Annotated[int, typer.Option(help="Maximum objects kept per photo.")] = 20,
     min_side: Annotated[
@@ -167,6 +176,7 @@ def index(
         detector=detector,
         device=device,
         precision=precision,
+        backend=backend,
         options=options,
         detect_objects=not photos_only,
         batch_size=batch_size,
@@ -241,6 +251,7 @@ def search(
     clip_model: ClipOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search INDEX by text (QUERY) or by example (--image); one row per photo."""
@@ -252,7 +263,9 @@ def search(
     if objects_only and photos_only:
         raise QueryError("--objects-only and --photos-only exclude each other.")
     kind = "object" if objects_only else "image" if photos_only else None
-    with Searcher(index_dir, clip_model=clip_model, device=device, precision=precision) as searcher:
+    with Searcher(
+        index_dir, clip_model=clip_model, device=device, precision=precision, backend=backend
+    ) as searcher:
         results = searcher.search(text=query, image=image, top_k=top_k, kind=kind)
         if refine:
             from retrieval.refine import refine_results
@@ -337,6 +350,7 @@ def localize(
     clip_model: ClipOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Localise PROMPTS on PHOTO with CLIP sliding windows (finds objects no detector class covers)."""
@@ -359,7 +373,10 @@ def localize(
         with Store(index_dir) as store:
             model = store.get_meta("clip_model")
     embedder = ClipEmbedder(
-        resolve(model, ENV_CLIP_MODEL, None), resolve_device(device), precision=precision
+        resolve(model, ENV_CLIP_MODEL, None),
+        resolve_device(device),
+        precision=precision,
+        backend=backend,
     )
     try:
         image, found = localize_prompts(
@@ -480,7 +497,14 @@ def doctor(index_dir: IndexDir) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    import logging
+
+    from rich.logging import RichHandler
+
     configure_ultralytics()
+    handler = RichHandler(console=err, show_time=False, show_path=False, show_level=False)
+    logging.getLogger("objsearch").addHandler(handler)
+    logging.getLogger("objsearch").setLevel(logging.INFO)
     app()
 
 

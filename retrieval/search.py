@@ -85,6 +85,7 @@ class Searcher:
         device: str | None = None,
         *,
         precision: str | None = None,
+        backend: str | None = None,
         params: IndexParams | None = None,
         embedder: ClipEmbedder | None = None,
     ) -> None:
@@ -97,7 +98,9 @@ class Searcher:
         self.params = params or IndexParams()
         if embedder is None:
             model = resolve(clip_model, ENV_CLIP_MODEL, meta["clip_model"])
-            embedder = ClipEmbedder(model, resolve_device(device), precision=precision)
+            embedder = ClipEmbedder(
+                model, resolve_device(device), precision=precision, backend=backend
+            )
         problem = model_mismatch(meta, embedder)
         if problem:
             raise StoreError(problem)

@@ -15,6 +15,8 @@ import tempfile
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("YOLO_VERBOSE", "False")
+# Converted (OpenVINO) models of the tiny test models go to a private cache, not ~/.cache.
+os.environ.setdefault("OBJSEARCH_CACHE", tempfile.mkdtemp(prefix="objsearch-cache-"))
 if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at exit
     os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
     atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
