@@ -191,3 +191,32 @@ def test_reindex_reports_unchanged(
         [sample_photos_dir]
     )
     assert stats.indexed == 0 and stats.unchanged == stats.scanned
+
+
+def test_torch_backend_gives_the_same_index(
+    built_index: Path, sample_photos_dir: Path, tiny_clip_dir, tiny_yolo_path, tmp_path: Path
+) -> None:
+    """The PyTorch path (no OpenVINO) stores the same regions with matching vectors."""
+    other = tmp_path / "torch-index"
+    Indexer(
+        other,
+        clip_model=str(tiny_clip_dir),
+        detector=str(tiny_yolo_path),
+        backend="torch",
+        precision="fp32",
+    ).index([sample_photos_dir])
+
+    def regions(index_dir: Path) -> dict[tuple, np.ndarray]:
+        with Store(index_dir) as store, store.session() as s:
+            rows = s.execute(select(Region, Photo.path).join(Photo)).all()
+            return {
+                (path, r.kind, r.label, tuple(round(v / 8) for v in r.box)): np.frombuffer(
+                    r.vector, np.float32
+                )
+                for r, path in rows
+            }
+
+    a, b = regions(built_index), regions(other)
+    shared = set(a) & set(b)
+    assert len(shared) >= 0.9 * len(a)
+    assert min(float(a[k] @ b[k]) for k in shared) > 0.98
