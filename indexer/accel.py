@@ -83,6 +83,52 @@ def _ov_precision(precision: str) -> str:
     return "bf16" if precision == "bf16" else "f32"
 
 
+def _weights_key(model: Any, prefixes: tuple[str, ...]) -> str:
+    """A digest of the config and of the weights under ``prefixes`` (cheap: a sample + sums)."""
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(model.config.to_json_string().encode())
+    for name, tensor in model.state_dict().items():
+        if name.startswith(prefixes):
+            flat = tensor.detach().float().flatten()
+            digest.update(name.encode())
+            digest.update(flat[:1024].numpy().tobytes())
+            digest.update(str(float(flat.sum())).encode())
+    return digest.hexdigest()
+
+
+def _compile_cached(
+    name: str,
+    key: str,
+    module: Any,
+    example: tuple[Any, ...],
+    shapes: list[Any],
+    precision: str,
+) -> Any:
+    """Convert ``module`` once (cached under ``name-key``) and compile it for the CPU."""
+    import openvino as ov
+    import torch
+
+    target = cache_dir() / "openvino" / f"{name}-{key}"
+    xml = target / "model.xml"
+    if not xml.exists():
+        log.info("Converting the %s for OpenVINO (once per model)...", name.replace("-", " "))
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer deprecation chatter
+            converted = ov.convert_model(module.eval(), example_input=example, input=shapes)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+        ov.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
+        _publish(tmp, target)
+    config = {"INFERENCE_PRECISION_HINT": _ov_precision(precision), "PERFORMANCE_HINT": "LATENCY"}
+    return ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
+
+
+def _features(out: Any) -> Any:
+    import torch
+
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
 def compile_clip_vision(
     model: Any, image_size: int, precision: str
 ) -> Callable[[np.ndarray], np.ndarray]:
@@ -90,51 +136,59 @@ def compile_clip_vision(
     import openvino as ov
     import torch
 
-    digest = hashlib.blake2b(digest_size=12)
-    digest.update(model.config.to_json_string().encode())
-    for name, tensor in model.state_dict().items():
-        if name.startswith(("vision_model", "visual_projection")):
-            digest.update(name.encode())
-            flat = tensor.detach().float().flatten()
-            digest.update(flat[:1024].numpy().tobytes())
-            digest.update(str(float(flat.sum())).encode())
-    key = digest.hexdigest()
-    target = cache_dir() / "openvino" / f"clip-vision-{key}"
-    xml = target / "model.xml"
-    if not xml.exists():
-        log.info("Converting the CLIP image encoder for OpenVINO (once per model)...")
+    class Vision(torch.nn.Module):
+        def __init__(self, clip: Any) -> None:
+            super().__init__()
+            self.clip = clip
 
-        class Vision(torch.nn.Module):
-            def __init__(self, clip: Any) -> None:
-                super().__init__()
-                self.clip = clip
+        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+            return _features(self.clip.get_image_features(pixel_values=pixel_values))
 
-            def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-                out = self.clip.get_image_features(pixel_values=pixel_values)
-                return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-        example = torch.zeros(2, 3, image_size, image_size)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer deprecation chatter
-            converted = ov.convert_model(
-                Vision(model).eval(),
-                example_input=example,
-                input=[ov.PartialShape([-1, 3, image_size, image_size])],
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".clip-", dir=target.parent))
-        ov.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
-        _publish(tmp, target)
-    core = ov.Core()
-    compiled = core.compile_model(
-        str(xml),
-        "CPU",
-        {"INFERENCE_PRECISION_HINT": _ov_precision(precision), "PERFORMANCE_HINT": "LATENCY"},
+    request = _compile_cached(
+        "clip-image-encoder",
+        _weights_key(model, ("vision_model", "visual_projection")),
+        Vision(model),
+        (torch.zeros(2, 3, image_size, image_size),),
+        [ov.PartialShape([-1, 3, image_size, image_size])],
+        precision,
     )
-    request = compiled.create_infer_request()
 
     def run(pixels: np.ndarray) -> np.ndarray:
         return np.asarray(request.infer({0: np.ascontiguousarray(pixels, dtype=np.float32)})[0])
+
+    return run
+
+
+def compile_clip_text(model: Any, precision: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """A function mapping (input_ids, attention_mask) int64 arrays to projected text features."""
+    import openvino as ov
+    import torch
+
+    class Text(torch.nn.Module):
+        def __init__(self, clip: Any) -> None:
+            super().__init__()
+            self.clip = clip
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            out = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
+            return _features(out)
+
+    ids = torch.ones(2, 7, dtype=torch.int64)
+    request = _compile_cached(
+        "clip-text-encoder",
+        _weights_key(model, ("text_model", "text_projection")),
+        Text(model),
+        (ids, torch.ones_like(ids)),
+        [ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1])],
+        precision,
+    )
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feeds = {
+            0: np.ascontiguousarray(input_ids, np.int64),
+            1: np.ascontiguousarray(attention_mask, np.int64),
+        }
+        return np.asarray(request.infer(feeds)[0])
 
     return run
 

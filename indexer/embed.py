@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .accel import choose_backend, compile_clip_vision
+from .accel import choose_backend, compile_clip_text, compile_clip_vision
 from .config import DEFAULT_CLIP_MODEL, ENV_CLIP_MODEL, ENV_PRECISION, PRECISIONS, resolve
 from .errors import ModelLoadError, ObjsearchError, first_line
 
@@ -120,6 +120,12 @@ def choose_precision(precision: str | None, device: str) -> str:
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, as float32 (zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
 class ClipEmbedder:
     """Embeds images and text into one L2-normalised float32 space with a CLIP model."""
 
@@ -159,9 +165,11 @@ class ClipEmbedder:
         self._configure_preprocess(image_processor)
         self.backend = choose_backend(backend, device)
         self._vision: Any = None
+        self._text: Any = None
         if self.backend == "openvino":
             try:
                 self._vision = compile_clip_vision(self.model, self.crop[0], self.precision)
+                self._text = compile_clip_text(self.model, self.precision)
             except Exception as exc:  # a conversion problem must not stop the run
                 log.warning(
                     "OpenVINO conversion of CLIP failed (%s); using PyTorch.", first_line(exc)
@@ -230,15 +238,12 @@ class ClipEmbedder:
         with torch.inference_mode(), self._autocast():
             out = fn(**inputs)
         feats = out if isinstance(out, torch.Tensor) else out.pooler_output
-        feats = feats.float()
-        feats = feats / feats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        return feats.cpu().numpy().astype(np.float32, copy=False)
+        return unit_rows(feats.float().cpu().numpy())
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Embed already-preprocessed pixel values (N, 3, H, W)."""
         if self._vision is not None:
-            feats = self._vision(pixels).astype(np.float32, copy=False)
-            return feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+            return unit_rows(self._vision(pixels))
         torch = self._torch
         dtype = (
             torch.float16
@@ -270,6 +275,10 @@ class ClipEmbedder:
         tokens = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
         )
+        if self._text is not None:
+            return unit_rows(
+                self._text(tokens["input_ids"].numpy(), tokens["attention_mask"].numpy())
+            )
         inputs = {
             k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")
         }
