@@ -194,6 +194,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="noise around each cluster centre, relative to the centre's unit length",
     )
     p.add_argument("--query-noise", type=float, default=0.3, help="perturbation of queries")
+    p.add_argument(
+        "--faiss-threads",
+        type=int,
+        default=0,
+        help="OpenMP threads for FAISS while measuring queries (0 = FAISS default, all cores); "
+        "builds always use the default",
+    )
+    p.add_argument(
+        "--torch-threads", type=int, default=0, help="torch threads for text encoding (0 = default)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stores", default=str(RESULTS_DIR / ".stores"), help="store cache folder")
     p.add_argument("--rebuild", action="store_true", help="rebuild cached stores")
@@ -632,7 +642,9 @@ def exact_neighbours(
 
 
 # -- report --------------------------------------------------------------------------------
-def print_tables(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args: Any) -> None:
+def print_tables(
+    rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args: Any, setup: str
+) -> None:
     headers = [
         "regions",
         "kind",
@@ -665,7 +677,7 @@ def print_tables(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args:
                 fmt(r["disk_bytes_per_region"], 0),
             ]
         )
-    print("### Query latency by store size and FAISS kind\n")
+    print(f"### Query latency by store size and FAISS kind ({setup})\n")
     print(markdown_table(headers, table))
     if sweeps:
         size = sweeps[0]["size"]
@@ -715,9 +727,15 @@ def main(argv: list[str] | None = None) -> None:
 
     args.clip_model = ensure_clip_model(args.clip_model)
     log(f"loading CLIP from {args.clip_model} ...")
+    if args.torch_threads > 0:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     embedder = ClipEmbedder(args.clip_model, args.device, precision=args.precision)
+    default_faiss_threads = faiss.omp_get_max_threads()
     log(
-        f"  precision {embedder.precision}, {embedder.dim}-d; FAISS threads {faiss.omp_get_max_threads()}"
+        f"  precision {embedder.precision}, {embedder.dim}-d; FAISS threads "
+        f"{args.faiss_threads or default_faiss_threads} while measuring"
     )
 
     sweep_size = args.sweep_size or max(args.size_list)
@@ -732,9 +750,12 @@ def main(argv: list[str] | None = None) -> None:
         info_path = folder / "bench.json"
         if info_path.is_file() and not args.rebuild:
             cached = set(json.loads(info_path.read_text(encoding="utf-8")).get("kinds", {}))
+        faiss.omp_set_num_threads(default_faiss_threads)
         folder, info = ensure_store(size, embedder, args)
         rng = np.random.default_rng(args.seed + size)
         queries, exact = exact_neighbours(folder, rng, args)
+        if args.faiss_threads > 0:
+            faiss.omp_set_num_threads(args.faiss_threads)
         if size in args.size_list:
             for kind in args.kind_list:
                 log(
@@ -752,7 +773,13 @@ def main(argv: list[str] | None = None) -> None:
                 sweeps += sweep(folder, "ivf", embedder, queries, exact, args.nprobe_list, args)
             for s in sweeps:
                 s["size"] = size
-    print_tables(rows, sweeps, args)
+    import torch
+
+    setup = (
+        f"CLIP text {embedder.precision} on {args.device}, torch threads "
+        f"{torch.get_num_threads()}, FAISS threads {args.faiss_threads or default_faiss_threads}"
+    )
+    print_tables(rows, sweeps, args, setup)
     config = {k: v for k, v in vars(args).items()}
     write_json(
         args.output,
@@ -760,6 +787,7 @@ def main(argv: list[str] | None = None) -> None:
             "config": config,
             "machine": machine_info(),
             "clip_precision": embedder.precision,
+            "setup": setup,
             "seconds": time.perf_counter() - started,
             "results": rows,
             "sweeps": sweeps,

@@ -37,7 +37,10 @@ def test_clip_vectors_match_pytorch(tiny_clip_dir: Path) -> None:
         assert got.shape == ref.shape and got.dtype == np.float32
         assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
         assert (got * ref).sum(axis=1).min() > floor
-    assert list((cache_dir() / "openvino").glob("clip-vision-*/model.xml"))
+    assert list((cache_dir() / "openvino").glob("clip-image-encoder-*/model.xml"))
+    assert list((cache_dir() / "openvino").glob("clip-text-encoder-*/model.xml"))
+    texts = ["a photo of a cat", "a red square", "x"]
+    assert (ov_e.embed_texts(texts) * torch_e.embed_texts(texts)).sum(axis=1).min() > 0.9999
 
 
 def test_detector_boxes_match_pytorch(tiny_yolo_path: Path) -> None:
