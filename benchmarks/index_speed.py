@@ -91,6 +91,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--embed-batch-size", type=int, default=64, help="CLIP images per batch")
     p.add_argument("--workers", type=int, default=2, help="Indexer decode threads")
     p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="set torch threads after the models are loaded and warmed up (0 = leave them "
+        "as loading left them: ultralytics lowers them to min(8, cores - 1) on its first "
+        "CPU predict)",
+    )
+    p.add_argument(
         "--check-precision",
         action="store_true",
         help="also embed real crops with fp32 and bf16 and report cosine and throughput",
@@ -149,6 +157,15 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def apply_threads(args: argparse.Namespace) -> int:
+    """Apply ``--torch-threads`` (if given) and return the threads the timed run uses."""
+    import torch
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    return torch.get_num_threads()
+
+
 # -- reference: the seed article's loop ----------------------------------------------------
 def image_features(model: Any, pixel_values: Any) -> Any:
     """``get_image_features`` returns a tensor (transformers 4) or an output object (5)."""
@@ -186,6 +203,7 @@ def run_reference(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]
     yolo.predict(photos[0], device=device, verbose=False)
     embed(Image.open(photos[0]).convert("RGB"))
     warmup_s = time.perf_counter() - t
+    threads = apply_threads(args)
 
     db = sqlite3.connect(":memory:")
     db.execute(
@@ -238,6 +256,7 @@ def run_reference(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]
         "warmup_s": warmup_s,
         "timings": timings,
         "precision": "fp32",
+        "torch_threads": threads,
         "regions_stored": int(db.execute("SELECT count(*) FROM regions").fetchone()[0]),
     }
 
@@ -245,7 +264,9 @@ def run_reference(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]
 # -- objsearch modes -----------------------------------------------------------------------
 def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> dict[str, Any]:
     import transformers  # noqa: F401  (imported before the clock, as in the reference)
-    import ultralytics  # noqa: F401
+
+    if detect:  # photos-only never imports ultralytics, like the indexer it measures
+        import ultralytics  # noqa: F401
 
     from indexer import ClipEmbedder, DetectOptions, Detector, Indexer
     from indexer.decode import read_photo
@@ -263,6 +284,7 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
         detector.detect([warm], DetectOptions())
     embedder.embed_images([warm, warm.crop((0, 0, 64, 64))])
     warmup_s = time.perf_counter() - t
+    threads = apply_threads(args)
 
     with tempfile.TemporaryDirectory(prefix="objsearch-bench-") as index_dir:
         indexer = Indexer(
@@ -289,6 +311,7 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
         "warmup_s": warmup_s,
         "timings": {k: timings.get(k, 0.0) for k in ("scan", *STAGES)},
         "precision": embedder.precision,
+        "torch_threads": threads,
         "stats": stats.to_dict(),
     }
 
@@ -322,6 +345,7 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
     }
     for emb in embedders.values():
         emb.embed_images(crops[:4])  # warm-up
+    threads = apply_threads(args)
     best: dict[str, float] = {}
     vectors: dict[str, Any] = {}
     for _ in range(2):  # interleaved, best of two: robust to background load drifting
@@ -343,6 +367,7 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
         "preprocess_s": preprocess_s,
         "preprocess_share_fp32": preprocess_s / best["fp32"],
         "bf16_cpu_units": cpu_has_fast_bf16(),
+        "torch_threads": threads,
     }
 
 
@@ -427,6 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         "model load s",
         "peak RSS MiB",
         "CLIP precision",
+        "torch threads",
         "load avg",
     ]
     rows = []
@@ -443,6 +469,7 @@ def main(argv: list[str] | None = None) -> None:
                 fmt(r["load_s"], 1),
                 fmt(r["peak_rss_mib"], 0),
                 r["precision"],
+                r["torch_threads"],
                 "→".join(fmt(x, 1) for x in r["load_avg"]),
             ]
         )
@@ -483,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
                     "bf16 speed-up",
                     "preprocess share (fp32)",
                     "CPU bf16 units",
+                    "torch threads",
                 ],
                 [
                     [
@@ -494,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{precision['bf16_speedup']:.2f}x",
                         f"{100 * precision['preprocess_share_fp32']:.0f}%",
                         precision["bf16_cpu_units"],
+                        precision["torch_threads"],
                     ]
                 ],
             )

@@ -51,100 +51,24 @@ KINDS = ("flat", "hnsw", "ivf")
 REGIONS_PER_PHOTO = 5  # 1 whole photo + 4 objects
 STORE_FORMAT = 2  # bump when the synthetic data changes, to invalidate cached stores
 LABELS = ("person", "cat", "dog", "car", "chair", "cup", "bottle", "potted plant", "tv", "book")
-_ATTRS = [
-    "red",
-    "green",
-    "blue",
-    "yellow",
-    "orange",
-    "purple",
-    "pink",
-    "brown",
-    "black",
-    "white",
-    "grey",
-    "dark",
-    "bright",
-    "small",
-    "big",
-    "large",
-    "tiny",
-    "old",
-    "new",
-    "young",
-    "happy",
-    "sleeping",
-    "running",
-    "sitting",
-    "standing",
-    "flying",
-    "wooden",
-    "metal",
-    "plastic",
-    "round",
-    "square",
-    "striped",
-    "fluffy",
-    "cute",
-]
-_NOUNS = [
-    "cat",
-    "dog",
-    "person",
-    "car",
-    "bicycle",
-    "bus",
-    "train",
-    "boat",
-    "bird",
-    "horse",
-    "sheep",
-    "cow",
-    "elephant",
-    "bear",
-    "zebra",
-    "giraffe",
-    "umbrella",
-    "bag",
-    "tie",
-    "suitcase",
-    "kite",
-    "bottle",
-    "cup",
-    "fork",
-    "knife",
-    "spoon",
-    "bowl",
-    "banana",
-    "apple",
-    "sandwich",
-    "orange",
-    "pizza",
-    "cake",
-    "chair",
-    "couch",
-    "plant",
-    "bed",
-    "table",
-    "laptop",
-    "phone",
-    "clock",
-    "vase",
-    "book",
-    "flowerpot",
-    "butterfly",
-    "kitten",
-    "puppy",
-    "tree",
-    "house",
-    "street",
-    "beach",
-    "mountain",
-    "river",
-    "window",
-    "lamp",
-]
-_PLACES = ["kitchen", "garden", "street", "beach", "park", "room", "field", "city", "table", "sofa"]
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_ATTRS = _words(
+    "red green blue yellow orange purple pink brown black white grey dark bright small big "
+    "large tiny old new young happy sleeping running sitting standing flying wooden metal "
+    "plastic round square striped fluffy cute"
+)
+_NOUNS = _words(
+    "cat dog person car bicycle bus train boat bird horse sheep cow elephant bear zebra "
+    "giraffe umbrella bag tie suitcase kite bottle cup fork knife spoon bowl banana apple "
+    "sandwich orange pizza cake chair couch plant bed table laptop phone clock vase book "
+    "flowerpot butterfly kitten puppy tree house street beach mountain river window lamp"
+)
+_PLACES = _words("kitchen garden street beach park room field city table sofa")
 
 
 # -- arguments -----------------------------------------------------------------------------
@@ -178,8 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--text-queries", type=int, default=40, help="distinct text queries")
     p.add_argument("--k", type=int, default=100, help="neighbours for FAISS-alone latency")
     p.add_argument("--top-k", type=int, default=10, help="results per Searcher query")
-    p.add_argument("--ef-search", default="16,32,64,96,128,256", help="HNSW efSearch sweep")
-    p.add_argument("--nprobe", default="4,8,16,32,64,128", help="IVF nprobe sweep")
+    p.add_argument("--ef-search", default="32,64,96,128,256,512", help="HNSW efSearch sweep")
+    p.add_argument("--nprobe", default="16,32,64,128,256", help="IVF nprobe sweep")
     p.add_argument(
         "--sweep-size",
         type=int,

@@ -99,18 +99,22 @@ def _weights_key(model: Any, prefixes: tuple[str, ...]) -> str:
 def _compile_cached(
     name: str,
     key: str,
-    module: Any,
+    module: Callable[[], Any],
     example: tuple[Any, ...],
     shapes: list[Any],
     precision: str,
 ) -> Any:
-    """Convert ``module`` once (cached under ``name-key``) and compile it for the CPU."""
+    """Convert ``module()`` once (cached under ``name-key``) and compile it for the CPU.
+
+    ``module`` is only called when no converted copy exists yet.
+    """
     import openvino as ov
     import torch
 
     target = cache_dir() / "openvino" / f"{name}-{key}"
     xml = target / "model.xml"
     if not xml.exists():
+        module = module()
         log.info("Converting the %s for OpenVINO (once per model)...", name.replace("-", " "))
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer deprecation chatter
@@ -130,9 +134,12 @@ def _features(out: Any) -> Any:
 
 
 def compile_clip_vision(
-    model: Any, image_size: int, precision: str
+    load_model: Callable[[], Any], key: str | None, image_size: int, precision: str
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """A function mapping (N, 3, H, W) float32 pixels to projected image features."""
+    """A function mapping (N, 3, H, W) float32 pixels to projected image features.
+
+    ``key`` identifies the model's files; without one the weights are loaded and digested.
+    """
     import openvino as ov
     import torch
 
@@ -144,10 +151,11 @@ def compile_clip_vision(
         def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
             return _features(self.clip.get_image_features(pixel_values=pixel_values))
 
+    prefixes = ("vision_model", "visual_projection")
     request = _compile_cached(
         "clip-image-encoder",
-        _weights_key(model, ("vision_model", "visual_projection")),
-        Vision(model),
+        key or _weights_key(load_model(), prefixes),
+        lambda: Vision(load_model()),
         (torch.zeros(2, 3, image_size, image_size),),
         [ov.PartialShape([-1, 3, image_size, image_size])],
         precision,
@@ -159,7 +167,9 @@ def compile_clip_vision(
     return run
 
 
-def compile_clip_text(model: Any, precision: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def compile_clip_text(
+    load_model: Callable[[], Any], key: str | None, precision: str
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """A function mapping (input_ids, attention_mask) int64 arrays to projected text features."""
     import openvino as ov
     import torch
@@ -176,8 +186,8 @@ def compile_clip_text(model: Any, precision: str) -> Callable[[np.ndarray, np.nd
     ids = torch.ones(2, 7, dtype=torch.int64)
     request = _compile_cached(
         "clip-text-encoder",
-        _weights_key(model, ("text_model", "text_projection")),
-        Text(model),
+        key or _weights_key(load_model(), ("text_model", "text_projection")),
+        lambda: Text(load_model()),
         (ids, torch.ones_like(ids)),
         [ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1])],
         precision,

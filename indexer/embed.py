@@ -9,12 +9,14 @@ averaged, which makes short queries like "a flowerpot" more robust.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,34 +61,79 @@ def _hub_reachable(timeout: float = 2.0) -> bool:
         socket.setdefaulttimeout(old)
 
 
-def _load_pretrained(model_id: str) -> tuple[Any, Any, Any]:
-    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+@dataclass
+class _Source:
+    """Where a CLIP model's files come from, and how to load its parts from there."""
+
+    model_id: str
+    kwargs: dict[str, Any]
+
+    def config(self) -> Any:
+        from transformers import CLIPConfig
+
+        return CLIPConfig.from_pretrained(self.model_id, **self.kwargs)
+
+    def image_processor(self) -> Any:
+        from transformers import CLIPImageProcessor
+
+        return CLIPImageProcessor.from_pretrained(self.model_id, **self.kwargs)
+
+    def tokenizer(self) -> Any:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.model_id, **self.kwargs)
+
+    def model(self) -> Any:
+        from transformers import CLIPModel
+
+        return CLIPModel.from_pretrained(self.model_id, **self.kwargs)
+
+    def files_key(self) -> str | None:
+        """A digest of the model folder's files (names, sizes, mtimes), or None if unknown.
+
+        It names converted (OpenVINO) copies of the model, so a later run can use them
+        without loading the PyTorch weights at all.
+        """
+        from transformers.utils import cached_file
+
+        try:
+            config_path = cached_file(self.model_id, "config.json", **self.kwargs)
+        except Exception:
+            return None
+        if not config_path:
+            return None
+        folder = os.path.dirname(config_path)
+        digest = hashlib.blake2b(digest_size=12)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith((".json", ".safetensors", ".bin", ".txt")):
+                st = os.stat(os.path.join(folder, name))
+                digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+        return digest.hexdigest()
+
+
+def _find_source(model_id: str) -> _Source:
+    """A local folder, the Hugging Face cache, or (when reachable) the hub, in that order."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # load reports and weight-loading bars are noise here
     hf_logging.disable_progress_bar()
-
-    def load(**kw: Any) -> tuple[Any, Any, Any]:
-        model = CLIPModel.from_pretrained(model_id, **kw)
-        image_processor = CLIPImageProcessor.from_pretrained(model_id, **kw)
-        tokenizer = AutoTokenizer.from_pretrained(model_id, **kw)
-        return model, image_processor, tokenizer
-
     if os.path.isdir(model_id):
-        return load()
+        return _Source(model_id, {})
     if os.path.exists(model_id):
         raise OSError(
             f"{model_id} is a file; a local CLIP model is a folder saved with save_pretrained"
         )
+    cached = _Source(model_id, {"local_files_only": True})
     try:
-        return load(local_files_only=True)  # already in the Hugging Face cache
+        cached.config()
+        return cached
     except Exception:
         if looks_like_path(model_id) or not _hub_reachable():
             raise OSError(
                 "it is not a local folder, not in the Hugging Face cache, and the hub cannot "
                 "be reached"
             ) from None
-        return load()
+    return _Source(model_id, {})
 
 
 def looks_like_path(model_id: str) -> bool:
@@ -146,9 +193,10 @@ class ClipEmbedder:
         self.device = device
         self.batch_size = max(1, int(batch_size))
         try:
-            model_obj, image_processor, tokenizer = _load_pretrained(
-                os.path.expanduser(self.model_id)
-            )
+            self._source = _find_source(os.path.expanduser(self.model_id))
+            self.config = self._source.config()
+            image_processor = self._source.image_processor()
+            self.tokenizer = self._source.tokenizer()
         except Exception as exc:
             raise ModelLoadError(
                 f"Could not load CLIP model {self.model_id!r}: {first_line(exc)}\n"
@@ -157,26 +205,47 @@ class ClipEmbedder:
                 f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH."
             ) from None
         self.precision = choose_precision(precision, device)
-        self.model = model_obj.eval().to(device)
-        if self.precision == "fp16" and device.startswith("cuda"):
-            self.model = self.model.half()
-        self.tokenizer = tokenizer
-        self.dim = int(self.model.config.projection_dim)
+        self.dim = int(self.config.projection_dim)
         self._configure_preprocess(image_processor)
         self.backend = choose_backend(backend, device)
+        self._model: Any = None
         self._vision: Any = None
         self._text: Any = None
         if self.backend == "openvino":
+            key = self._source.files_key()
             try:
-                self._vision = compile_clip_vision(self.model, self.crop[0], self.precision)
-                self._text = compile_clip_text(self.model, self.precision)
+                self._vision = compile_clip_vision(
+                    self._get_model, key, self.crop[0], self.precision
+                )
+                self._text = compile_clip_text(self._get_model, key, self.precision)
             except Exception as exc:  # a conversion problem must not stop the run
                 log.warning(
                     "OpenVINO conversion of CLIP failed (%s); using PyTorch.", first_line(exc)
                 )
                 self.backend = "torch"
+                self._vision = self._text = None
+        if self.backend == "torch":
+            self._get_model()  # load now: a broken weights file should fail here, not mid-run
         self._torch = torch
         self._text_cache: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
+
+    def _get_model(self) -> Any:
+        """The PyTorch model, loaded on first use (OpenVINO runs may never need it)."""
+        if self._model is None:
+            try:
+                model = self._source.model().eval().to(self.device)
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"Could not load CLIP weights from {self.model_id!r}: {first_line(exc)}"
+                ) from None
+            if self.precision == "fp16" and self.device.startswith("cuda"):
+                model = model.half()
+            self._model = model
+        return self._model
+
+    @property
+    def model(self) -> Any:
+        return self._get_model()
 
     def _configure_preprocess(self, proc: Any) -> None:
         size = proc.size or {}
@@ -271,7 +340,7 @@ class ClipEmbedder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         max_len = int(getattr(self.tokenizer, "model_max_length", 77) or 77)
-        max_len = min(max_len, int(self.model.config.text_config.max_position_embeddings))
+        max_len = min(max_len, int(self.config.text_config.max_position_embeddings))
         tokens = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
         )

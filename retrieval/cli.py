@@ -116,6 +116,16 @@ def _fmt_box(box: Any) -> str:
     return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
 
 
+def _save_image(image: Any, path: Path) -> None:
+    """Save a drawing; fast PNG compression (these are large, short-lived pictures)."""
+    from indexer.errors import QueryError
+
+    try:
+        image.save(path, compress_level=1) if path.suffix.lower() == ".png" else image.save(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise QueryError(f"Cannot write {path}: {exc}") from None
+
+
 @app.command()
 @friendly
 def index(
@@ -396,10 +406,10 @@ def localize(
         raise QueryError(str(exc)) from None
     written = []
     if output is not None:
-        draw_boxes(image, [(f.prompt, f.result.boxes) for f in found]).save(output)
+        _save_image(draw_boxes(image, [(f.prompt, f.result.boxes) for f in found]), output)
         written.append(str(output))
     if heatmap is not None:
-        heatmap_overlay(image, [f.result for f in found]).save(heatmap)
+        _save_image(heatmap_overlay(image, [f.result for f in found]), heatmap)
         written.append(str(heatmap))
     if as_json:
         print(
