@@ -28,15 +28,14 @@ from .errors import ModelLoadError, ObjsearchError, first_line
 
 log = logging.getLogger("objsearch")
 
+# Prompt ensembling: a query is embedded in these phrasings and the vectors averaged. Four
+# phrasings keep most of the robustness of longer lists while text encoding stays within
+# the query-latency budget (each phrasing is one more pass of the text encoder).
 PROMPT_TEMPLATES: tuple[str, ...] = (
     "{}",
     "a photo of {}.",
     "a cropped photo of {}.",
     "a close-up photo of {}.",
-    "a photo of the {}.",
-    "a good photo of {}.",
-    "a photo of a small {}.",
-    "a photo of a large {}.",
 )
 
 # A fixed probe, embedded at index time and again at search time: equal vectors mean the
