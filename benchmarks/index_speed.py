@@ -87,6 +87,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CLIP precision for the objsearch modes (auto: bf16 on CPUs with bf16 units, "
         "fp16 on CUDA, else fp32); the reference always runs fp32",
     )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "openvino"),
+        help="inference backend for the objsearch modes (auto: OpenVINO on CPU when installed); "
+        "the reference always runs PyTorch",
+    )
     p.add_argument("--batch-size", type=int, default=16, help="Indexer photos per batch")
     p.add_argument("--embed-batch-size", type=int, default=64, help="CLIP images per batch")
     p.add_argument("--workers", type=int, default=2, help="Indexer decode threads")
@@ -257,6 +264,7 @@ def run_reference(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]
         "timings": timings,
         "precision": "fp32",
         "torch_threads": threads,
+        "backend": "torch/torch",
         "regions_stored": int(db.execute("SELECT count(*) FROM regions").fetchone()[0]),
     }
 
@@ -273,9 +281,13 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
 
     t = time.perf_counter()
     embedder = ClipEmbedder(
-        args.clip_model, args.device, precision=args.precision, batch_size=args.embed_batch_size
+        args.clip_model,
+        args.device,
+        precision=args.precision,
+        batch_size=args.embed_batch_size,
+        backend=args.backend,
     )
-    detector = Detector(args.detector, args.device) if detect else None
+    detector = Detector(args.detector, args.device, backend=args.backend) if detect else None
     load_s = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -292,6 +304,7 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
             clip_model=args.clip_model,
             device=args.device,
             precision=args.precision,
+            backend=args.backend,
             detect_objects=detect,
             batch_size=args.batch_size,
             embed_batch_size=args.embed_batch_size,
@@ -312,6 +325,7 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
         "timings": {k: timings.get(k, 0.0) for k in ("scan", *STAGES)},
         "precision": embedder.precision,
         "torch_threads": threads,
+        "backend": f"{embedder.backend}/{detector.backend if detector else '-'}",
         "stats": stats.to_dict(),
     }
 
@@ -326,7 +340,7 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
     from indexer.pipeline import crop_box
 
     options = DetectOptions()
-    detector = Detector(args.detector, args.device)
+    detector = Detector(args.detector, args.device, backend=args.backend)
     crops = []
     for path in photos:
         photo = read_photo(path)
@@ -339,7 +353,11 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
     crops = crops[: args.precision_crops]
     embedders = {
         prec: ClipEmbedder(
-            args.clip_model, args.device, precision=prec, batch_size=args.embed_batch_size
+            args.clip_model,
+            args.device,
+            precision=prec,
+            batch_size=args.embed_batch_size,
+            backend=args.backend,
         )
         for prec in ("fp32", "bf16")
     }
@@ -368,6 +386,7 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
         "preprocess_share_fp32": preprocess_s / best["fp32"],
         "bf16_cpu_units": cpu_has_fast_bf16(),
         "torch_threads": threads,
+        "backend": embedders["fp32"].backend,
     }
 
 
@@ -433,7 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     check_inputs(args)
     args.clip_model = ensure_clip_model(args.clip_model)
-    if args.precision != "auto" and args.device == "cpu" and args.precision == "fp16":
+    if args.device == "cpu" and args.precision == "fp16":
         log("note: fp16 on CPU runs as fp32 in ClipEmbedder")
 
     results: dict[str, Any] = {}
@@ -452,6 +471,7 @@ def main(argv: list[str] | None = None) -> None:
         "model load s",
         "peak RSS MiB",
         "CLIP precision",
+        "backend (CLIP/detector)",
         "torch threads",
         "load avg",
     ]
@@ -469,16 +489,18 @@ def main(argv: list[str] | None = None) -> None:
                 fmt(r["load_s"], 1),
                 fmt(r["peak_rss_mib"], 0),
                 r["precision"],
+                r["backend"],
                 r["torch_threads"],
                 "→".join(fmt(x, 1) for x in r["load_avg"]),
             ]
         )
-    print(f"### Indexing speed ({args.device}, photos from {args.photos})\n")
-    print(markdown_table(headers, rows))
-    print(
-        "\nStage seconds are summed per stage; objsearch decodes on a thread pool while the "
-        "models run, so its decode time overlaps the other stages."
-    )
+    if rows:
+        print(f"### Indexing speed ({args.device}, photos from {args.photos})\n")
+        print(markdown_table(headers, rows))
+        print(
+            "\nStage seconds are summed per stage; objsearch decodes on a thread pool while "
+            "the models run, so its decode time overlaps the other stages."
+        )
 
     speedup: dict[str, float] = {}
     if "reference" in results and "objsearch" in results:
@@ -510,6 +532,7 @@ def main(argv: list[str] | None = None) -> None:
                     "bf16 speed-up",
                     "preprocess share (fp32)",
                     "CPU bf16 units",
+                    "backend",
                     "torch threads",
                 ],
                 [
@@ -522,6 +545,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"{precision['bf16_speedup']:.2f}x",
                         f"{100 * precision['preprocess_share_fp32']:.0f}%",
                         precision["bf16_cpu_units"],
+                        precision["backend"],
                         precision["torch_threads"],
                     ]
                 ],

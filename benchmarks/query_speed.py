@@ -92,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("auto", "fp32", "bf16", "fp16"),
         help="CLIP precision for text encoding (default: what Searcher uses, i.e. auto)",
     )
+    p.add_argument(
+        "--backend",
+        default=None,
+        choices=("auto", "torch", "openvino"),
+        help="inference backend for text encoding (default: what Searcher uses, i.e. auto)",
+    )
     p.add_argument("--queries", type=int, default=200, help="vector queries for recall")
     p.add_argument(
         "--latency-queries",
@@ -655,7 +661,9 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    embedder = ClipEmbedder(args.clip_model, args.device, precision=args.precision)
+    embedder = ClipEmbedder(
+        args.clip_model, args.device, precision=args.precision, backend=args.backend
+    )
     default_faiss_threads = faiss.omp_get_max_threads()
     log(
         f"  precision {embedder.precision}, {embedder.dim}-d; FAISS threads "
@@ -700,7 +708,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     setup = (
-        f"CLIP text {embedder.precision} on {args.device}, torch threads "
+        f"CLIP text {embedder.precision} {embedder.backend} on {args.device}, torch threads "
         f"{torch.get_num_threads()}, FAISS threads {args.faiss_threads or default_faiss_threads}"
     )
     print_tables(rows, sweeps, args, setup)

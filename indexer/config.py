@@ -33,6 +33,13 @@ def configure_ultralytics() -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     os.environ.setdefault("YOLO_VERBOSE", "False")
+    # ultralytics sets OMP_NUM_THREADS=1 at import when it is unset, which would leave
+    # every OpenMP library (FAISS, torch) on one core; keep the machine's default instead.
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(cores))
 
 
 def resolve(value: str | None, env: str, default: str | None) -> str | None:

@@ -199,7 +199,19 @@ class Detector:
         """
         if not images:
             return []
-        results = self.model.predict(
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            results = self._predict(images, options)
+        finally:
+            # ultralytics lowers torch's thread count on its first CPU predict (to cores - 1),
+            # which would halve CLIP's speed on a 2-core machine: put it back.
+            torch.set_num_threads(threads)
+        return [Detections.from_ultralytics(r) for r in results]
+
+    def _predict(self, images: Sequence[Image.Image], options: DetectOptions) -> Any:
+        return self.model.predict(
             list(images),
             conf=min(options.confidence, 0.999),
             max_det=max(options.max_objects * 3, 1),
@@ -209,4 +221,3 @@ class Detector:
             rect=False,
             verbose=False,
         )
-        return [Detections.from_ultralytics(r) for r in results]

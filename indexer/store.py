@@ -38,7 +38,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DatabaseError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    defer,
+    mapped_column,
+    relationship,
+)
 
 from .errors import IndexLockedError, StoreError
 from .vectors import IndexParams, VectorIndex
@@ -366,7 +373,8 @@ class Store:
         with self.session() as s:
             for start in range(0, len(ids), 900):
                 chunk = ids[start : start + 900]
-                rows = s.execute(select(Region, Photo).join(Photo).where(Region.id.in_(chunk)))
+                query = select(Region, Photo).join(Photo).where(Region.id.in_(chunk))
+                rows = s.execute(query.options(defer(Region.vector)))  # 2 KB each, not needed
                 for region, photo in rows:
                     out[region.id] = (region, photo)
         return out

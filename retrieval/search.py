@@ -174,7 +174,7 @@ class Searcher:
             scores, ids = index.search(query[None, :], k)
             hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
             rows = self.store.regions_with_photos([i for i, _ in hits])
-            by_photo: dict[int, SearchResult] = {}
+            best: dict[int, list] = {}  # photo id -> [score, region, photo, matches]
             for region_id, score in hits:
                 found = rows.get(region_id)
                 if found is None:
@@ -182,15 +182,17 @@ class Searcher:
                 region, photo = found
                 if kind and region.kind != kind:
                     continue
-                current = by_photo.get(photo.id)
-                if current is None:
-                    by_photo[photo.id] = _result(region, photo, score)
+                if photo.id in best:
+                    best[photo.id][3] += 1  # hits come best-first: the first one stays
                 else:
-                    current.matches += 1
-            if len(by_photo) >= top_k or k >= total:
+                    best[photo.id] = [score, region, photo, 1]
+            if len(best) >= top_k or k >= total:
                 break
             k = min(total, k * 4)
-        ranked = sorted(by_photo.values(), key=lambda r: -r.score)[:top_k]
-        for rank, result in enumerate(ranked, 1):
-            result.rank = rank
+        top = sorted(best.values(), key=lambda entry: -entry[0])[:top_k]
+        ranked = []
+        for rank, (score, region, photo, matches) in enumerate(top, 1):
+            result = _result(region, photo, score)
+            result.rank, result.matches = rank, matches
+            ranked.append(result)
         return ranked
