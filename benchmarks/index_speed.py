@@ -2,7 +2,7 @@
 
 Modes (each runs in its own subprocess, so peak RSS is per mode):
 
-* ``reference``   the loop from the seed article: per photo, ``YOLO.predict`` on the file,
+* ``reference``   the straightforward detect-then-embed loop: per photo, ``YOLO.predict`` on the file,
                   then ``CLIPProcessor`` + ``get_image_features`` on the whole photo and on
                   each crop, one image at a time, appending vectors to an in-memory SQLite.
 * ``objsearch``   ``indexer.Indexer(...).index([...])`` into a fresh temporary index.
@@ -173,7 +173,7 @@ def apply_threads(args: argparse.Namespace) -> int:
     return torch.get_num_threads()
 
 
-# -- reference: the seed article's loop ----------------------------------------------------
+# -- reference: the naive detect-then-embed loop ----------------------------------------------------
 def image_features(model: Any, pixel_values: Any) -> Any:
     """``get_image_features`` returns a tensor (transformers 4) or an output object (5)."""
     out = model.get_image_features(pixel_values=pixel_values)

@@ -637,7 +637,7 @@ def print_tables(
         f"{args.queries} perturbed stored vectors, searched with k={candidate_k(args.top_k)} "
         "as Searcher does. FAISS latency: one query at a time, best of 2 rounds per query. "
         "search_vector = FAISS + SQLite join + grouping for a vector query; text e2e = "
-        "Searcher.search(text=...) including CLIP text encoding (8 prompts) of distinct "
+        "Searcher.search(text=...) including CLIP text encoding (all prompt templates) of distinct "
         "strings; cached = the same strings again (text-vector cache hit)."
     )
     load = os.getloadavg()[0]
