@@ -28,9 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_VERBOSE", "False")
+from indexer.config import configure_ultralytics  # noqa: E402
+
+configure_ultralytics()  # offline and quiet, before anything imports ultralytics
 
 from _common import (  # noqa: E402
     DEFAULT_DETECTOR,

@@ -11,10 +11,10 @@ import os
 import shutil
 import tempfile
 
+from indexer.config import configure_ultralytics
+
 # Before anything imports ultralytics: keep it off the network and quiet.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_VERBOSE", "False")
+configure_ultralytics()
 # Converted (OpenVINO) models of the tiny test models go to a private cache, not ~/.cache.
 os.environ.setdefault("OBJSEARCH_CACHE", tempfile.mkdtemp(prefix="objsearch-cache-"))
 if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at exit

@@ -23,14 +23,14 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from indexer.config import configure_ultralytics
+
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
 # Ultralytics reaches for the network (settings sync, pip auto-install, asset downloads) unless
 # told otherwise; this must run before the first ``import ultralytics`` anywhere.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "False")
-os.environ.setdefault("YOLO_VERBOSE", "False")
+configure_ultralytics()
 if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at exit
     os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
     atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
