@@ -84,3 +84,19 @@ def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
         ClipEmbedder(str(tiny_clip_dir), "cpu"),
         Detector(str(tiny_yolo_path), "cpu"),
     )
+
+
+def cli_index_args(models: Models, folder: Path, index_dir: Path) -> list[str]:
+    """``objsearch index`` arguments that use the tiny models on the CPU."""
+    return [
+        "index",
+        str(folder),
+        "--index",
+        str(index_dir),
+        "--clip-model",
+        str(models.clip_dir),
+        "--detector",
+        str(models.yolo_path),
+        "--device",
+        "cpu",
+    ]

@@ -39,7 +39,7 @@ from retrieval.cli import app
 from retrieval.search import Searcher
 
 # Small letterbox and few objects per photo: the cases test file handling, not the models.
-from tests.conftest import Models  # noqa: E402
+from tests.conftest import Models, cli_index_args  # noqa: E402
 
 FAST = DetectOptions(imgsz=320, max_objects=3)
 GOOD = ("good_a.jpg", "good_b.png")
@@ -482,20 +482,7 @@ def test_symlinked_folder_loop_neither_hangs_nor_duplicates(models: Models, tmp_
 
 
 def _cli_index_args(models: Models, folder: Path, index_dir: Path) -> list[str]:
-    return [
-        "index",
-        str(folder),
-        "--index",
-        str(index_dir),
-        "--clip-model",
-        str(models.clip_dir),
-        "--detector",
-        str(models.yolo_path),
-        "--device",
-        "cpu",
-        "--max-objects",
-        "3",
-    ]
+    return [*cli_index_args(models, folder, index_dir), "--max-objects", "3"]
 
 
 def test_cli_exits_zero_when_only_some_files_fail(models: Models, tmp_path: Path) -> None:

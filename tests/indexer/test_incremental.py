@@ -32,7 +32,7 @@ from retrieval.search import Searcher
 from tests.model_factory import make_tiny_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-from tests.conftest import Models  # noqa: E402
+from tests.conftest import Models, cli_index_args  # noqa: E402
 
 FAST = DetectOptions(imgsz=320, max_objects=3)
 NAMES = ("a.jpg", "b.png", "sub/c.jpg")
@@ -386,18 +386,7 @@ def test_second_writer_is_refused_while_another_process_writes(
         assert "Wait for it to finish" in str(raised.value)
         result = CliRunner().invoke(
             app,
-            [
-                "index",
-                str(folder),
-                "--index",
-                str(index_dir),
-                "--clip-model",
-                str(models.clip_dir),
-                "--detector",
-                str(models.yolo_path),
-                "--device",
-                "cpu",
-            ],
+            cli_index_args(models, folder, index_dir),
         )
         assert result.exit_code == IndexLockedError.exit_code, result.output
         said = " ".join(result.output.split())
