@@ -251,8 +251,8 @@ class Indexer:
         for path in missing:
             moved_from[states[path].content_hash].append(path)
 
-        index, _ = store.load_vectors()
-        run = _Run(self, store, index, stats, states, moved_from)
+        index, fresh = store.load_vectors()
+        run = _Run(self, store, index, stats, states, moved_from, fresh=fresh)
         if scan_failures:
             run.commit([], scan_failures)
         total = len(work)
@@ -445,6 +445,8 @@ class _Run:
         stats: IndexStats,
         states: dict[str, PhotoState],
         moved_from: dict[str, list[str]],
+        *,
+        fresh: bool,
     ) -> None:
         self.indexer = indexer
         self.store = store
@@ -454,7 +456,7 @@ class _Run:
         self.moved_from = moved_from
         self.generation = store.generation
         self.rebuild = False
-        self.dirty = not store.faiss_is_fresh(index)
+        self.dirty = not fresh  # a rebuilt (not loaded) index must be saved even if unchanged
         self.last_save = time.monotonic()
 
     def commit(

@@ -519,16 +519,14 @@ class Store:
                 s.execute(delete(Failure).where(Failure.path.in_(paths[start : start + 900])))
 
     # -- FAISS ---------------------------------------------------------------------------
-    def faiss_is_fresh(self, index: VectorIndex | None = None) -> bool:
+    def faiss_is_fresh(self) -> bool:
         """True when the FAISS file was written for the current SQLite generation."""
         meta = self.meta()
         if meta.get("faiss_generation") != meta.get("generation"):
             return False
         if not os.path.exists(self.faiss_path):
             return False
-        if str(os.path.getsize(self.faiss_path)) != meta.get("faiss_bytes"):
-            return False
-        return index is None or index.ntotal == self.counts().regions
+        return str(os.path.getsize(self.faiss_path)) == meta.get("faiss_bytes")
 
     def load_vectors(self, params: IndexParams = IndexParams()) -> tuple[VectorIndex, bool]:
         """The FAISS index for the current generation: (index, loaded_from_file).
