@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
-from indexer.config import configure_ultralytics  # noqa: E402
+from indexer.settings import configure_ultralytics  # noqa: E402
 
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
 
@@ -277,7 +277,7 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
         import ultralytics  # noqa: F401
 
     from indexer import ClipEmbedder, DetectOptions, Detector, Indexer
-    from indexer.decode import read_photo
+    from indexer.media.decode import read_photo
 
     t = time.perf_counter()
     embedder = ClipEmbedder(
@@ -310,7 +310,7 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
             embed_batch_size=args.embed_batch_size,
             workers=args.workers,
             embedder=embedder,
-            detector_model=detector,
+            detector=detector,
         )
         stats = indexer.index(photos)
         timings = {k: float(v) for k, v in indexer.timings.items()}
@@ -335,9 +335,9 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
     import numpy as np
 
     from indexer import ClipEmbedder, DetectOptions, Detector
-    from indexer.decode import read_photo
-    from indexer.embed import cpu_has_fast_bf16
-    from indexer.pipeline import crop_box
+    from indexer.indexing.regions import kept_detections, object_crops
+    from indexer.media.decode import read_photo
+    from indexer.settings import cpu_has_fast_bf16
 
     options = DetectOptions()
     detector = Detector(args.detector, args.device, backend=args.backend)
@@ -345,9 +345,8 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
     for path in photos:
         photo = read_photo(path)
         det = detector.detect([photo.image], options)[0]
-        sx, sy = photo.scale
-        det = det.scaled(sx, sy).filtered(options, photo.width, photo.height)
-        crops += [photo.image.crop(crop_box(b, options.padding, photo, sx, sy)) for b in det.xyxy]
+        det = kept_detections(photo, det, options)
+        crops += object_crops(photo, det, options.padding)
         if len(crops) >= args.precision_crops:
             break
     crops = crops[: args.precision_crops]

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
-from indexer.config import configure_ultralytics  # noqa: E402
+from indexer.settings import configure_ultralytics  # noqa: E402
 
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
 
@@ -342,7 +342,7 @@ def ensure_store(size: int, embedder: Any, args: argparse.Namespace) -> tuple[Pa
         info = {**wanted, **write_store(folder, size, embedder, args), "kinds": {}}
         info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")
     else:
-        from indexer.pipeline import model_mismatch
+        from indexer.models.identity import model_mismatch
         from indexer.store import Store
 
         store = Store(folder)
@@ -503,7 +503,7 @@ def sweep(
     """Recall/latency for each efSearch (hnsw) or nprobe (ivf) on one loaded index."""
     import faiss
 
-    from indexer.vectors import IndexParams, VectorIndex
+    from indexer.store.vectors import IndexParams, VectorIndex
     from retrieval.search import Searcher
 
     activate(folder, kind)
@@ -555,7 +555,7 @@ def exact_neighbours(
     folder: Path, rng: np.random.Generator, args: argparse.Namespace
 ) -> tuple[np.ndarray, np.ndarray]:
     """Queries (perturbed stored vectors) and their exact top-10 region ids (flat search)."""
-    from indexer.vectors import VectorIndex
+    from indexer.store.vectors import VectorIndex
 
     path = faiss_cache(folder, "flat")
     if not path.is_file():
@@ -653,7 +653,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import faiss
 
-    from indexer.embed import ClipEmbedder
+    from indexer.models.clip import ClipEmbedder
 
     args.clip_model = ensure_clip_model(args.clip_model)
     log(f"loading CLIP from {args.clip_model} ...")

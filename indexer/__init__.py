@@ -4,17 +4,28 @@ The small public API apps use::
 
     from indexer import Indexer
     stats = Indexer("my-index", clip_model="openai/clip-vit-base-patch32").index(["~/Photos"])
+
+Layers (imports only point down): ``settings``/``errors``/``geometry`` -> ``media``,
+``models``, ``store`` -> ``indexing``. See docs/architecture.md.
 """
 
-from .config import DetectOptions
-from .detect import Detections, Detector
-from .embed import ClipEmbedder
-from .errors import IndexLockedError, ModelLoadError, ObjsearchError, QueryError, StoreError
-from .pipeline import Indexer, IndexStats
+from .errors import (
+    CorruptIndexError,
+    IndexLockedError,
+    ModelLoadError,
+    ObjsearchError,
+    QueryError,
+    StoreError,
+)
+from .geometry import Detections
+from .indexing import Indexer, IndexStats
+from .models import ClipEmbedder, Detector
+from .settings import DetectOptions
 from .store import Store
 
 __all__ = [
     "ClipEmbedder",
+    "CorruptIndexError",
     "DetectOptions",
     "Detections",
     "Detector",

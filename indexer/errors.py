@@ -26,19 +26,30 @@ class StoreError(ObjsearchError):
     exit_code = 4
 
 
+class CorruptIndexError(StoreError):
+    """The index database is damaged (SQLite reports corruption); ``doctor`` can salvage it."""
+
+
 class IndexLockedError(StoreError):
     """Another process is writing to the index."""
 
     exit_code = 5
 
 
-class QueryError(ObjsearchError):
-    """A search query is malformed (no text and no image, an unreadable query image...)."""
+class QueryError(ObjsearchError, ValueError):
+    """A search query is malformed (no text and no image, an unreadable query image...).
+
+    Also a ``ValueError``, so code that validates arguments the Python way catches it.
+    """
 
     exit_code = 2
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (library errors can run to pages)."""
-    text = str(exc).strip().splitlines()
+    """The first line of an exception's message (library errors can run to pages).
+
+    A wrapped driver error (SQLAlchemy's ``.orig``) speaks for itself: its own message is
+    the useful one.
+    """
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

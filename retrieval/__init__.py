@@ -3,6 +3,9 @@
 from retrieval import Searcher
 for hit in Searcher("my-index").search(text="a flowerpot", top_k=5):
     print(hit.score, hit.image, hit.box, hit.label)
+
+Sub-packages: ``search`` (the searcher), ``localize`` (CLIP sliding-window localisation),
+``export`` (JSON Lines), ``cli`` (the ``objsearch`` command).
 """
 
 from .export import export_jsonl, export_records

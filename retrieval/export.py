@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import TextIO
 
-from indexer.store import KIND_OBJECT, Store
+from indexer.store import Store
 
 
 def export_records(store: Store) -> Iterator[dict[str, object]]:
@@ -21,9 +21,9 @@ def export_records(store: Store) -> Iterator[dict[str, object]]:
                 {
                     "region_id": r.id,
                     "kind": r.kind,
-                    "box": [round(v, 2) for v in r.box] if r.kind == KIND_OBJECT else None,
+                    "box": list(r.shown_box) if r.shown_box is not None else None,
                     "label": r.label,
-                    "confidence": None if r.confidence is None else round(r.confidence, 4),
+                    "confidence": r.shown_confidence,
                 }
                 for r in regions
             ],

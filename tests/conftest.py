@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 
-from indexer.config import configure_ultralytics
+from indexer.settings import configure_ultralytics
 
 # Before anything imports ultralytics: keep it off the network and quiet.
 configure_ultralytics()
@@ -21,11 +21,11 @@ if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at ex
     os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
     atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
 
-from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.fixtures import Models  # noqa: E402
 from tests.model_factory import make_sample_photos, make_tiny_clip, make_tiny_yolo  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,21 +62,10 @@ def shared_assets() -> Path:
     return SHARED_ASSETS
 
 
-@dataclass(frozen=True)
-class Models:
-    """The tiny models' locations plus loaded instances to inject into Indexers."""
-
-    clip_dir: Path
-    yolo_path: Path
-    embedder: object
-    detector: object
-
-
 @pytest.fixture(scope="module")
 def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
     """The tiny models, loaded once per module and injected into every Indexer."""
-    from indexer.detect import Detector
-    from indexer.embed import ClipEmbedder
+    from indexer.models import ClipEmbedder, Detector
 
     return Models(
         tiny_clip_dir,
@@ -84,19 +73,3 @@ def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
         ClipEmbedder(str(tiny_clip_dir), "cpu"),
         Detector(str(tiny_yolo_path), "cpu"),
     )
-
-
-def cli_index_args(models: Models, folder: Path, index_dir: Path) -> list[str]:
-    """``objsearch index`` arguments that use the tiny models on the CPU."""
-    return [
-        "index",
-        str(folder),
-        "--index",
-        str(index_dir),
-        "--clip-model",
-        str(models.clip_dir),
-        "--detector",
-        str(models.yolo_path),
-        "--device",
-        "cpu",
-    ]

@@ -23,7 +23,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indexer.config import configure_ultralytics
+from indexer.settings import configure_ultralytics
 
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer

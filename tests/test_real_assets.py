@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from indexer import Indexer
-from indexer.detect import box_iou
+from indexer.geometry import box_iou
 from indexer.store import Photo, Region, Store
 
 
@@ -39,7 +39,7 @@ def real_index(tmp_path_factory, shared_assets: Path, tiny_clip_dir: Path) -> Pa
     stats = Indexer(
         index_dir,
         clip_model=str(tiny_clip_dir),
-        detector=str(shared_assets / "detector" / "yolo11n-coco.pt"),
+        detector_weights=str(shared_assets / "detector" / "yolo11n-coco.pt"),
         device="cpu",
     ).index([photos])
     assert stats.failures == 0 and stats.indexed == 8

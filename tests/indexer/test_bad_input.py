@@ -28,51 +28,31 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import indexer.pipeline
-from indexer.config import DetectOptions
-from indexer.decode import read_photo
-from indexer.doctor import check
-from indexer.pipeline import Indexer, IndexStats
-from indexer.scan import printable_path, scan
+import indexer.indexing.pipeline
+from indexer.indexing import IndexStats
+from indexer.media.decode import read_photo
+from indexer.media.scan import printable_path, scan
 from indexer.store import DB_NAME, FAISS_NAME, KIND_IMAGE, Store
+from indexer.store.doctor import check
 from retrieval.cli import app
 from retrieval.search import Searcher
 
 # Small letterbox and few objects per photo: the cases test file handling, not the models.
-from tests.conftest import Models, cli_index_args  # noqa: E402
+from tests.fixtures import (  # noqa: E402
+    Models,
+    cli_index_args,
+    make_indexer,
+    photo_pixels,
+    region_set,
+    write_photo,
+)
 
-FAST = DetectOptions(imgsz=320, max_objects=3)
 GOOD = ("good_a.jpg", "good_b.png")
-
-
-def make_indexer(models: Models, index_dir: Path | str, **kwargs: object) -> Indexer:
-    return Indexer(
-        index_dir,
-        clip_model=str(models.clip_dir),
-        detector=str(models.yolo_path),
-        device="cpu",
-        embedder=models.embedder,
-        detector_model=models.detector,
-        options=FAST,
-        **kwargs,
-    )
-
-
-def _pixels(width: int, height: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), xx * 0], -1)
-    return np.clip(base + rng.integers(0, 40, (height, width, 3)), 0, 255).astype(np.uint8)
-
-
-def write_photo(path: Path | str, size: tuple[int, int] = (96, 72), seed: int = 0) -> None:
-    """A small valid RGB photo; the format follows the extension."""
-    Image.fromarray(_pixels(size[0], size[1], seed)).save(path)
 
 
 def photo_bytes(fmt: str = "JPEG", size: tuple[int, int] = (96, 72), seed: int = 0) -> bytes:
     out = io.BytesIO()
-    Image.fromarray(_pixels(size[0], size[1], seed)).save(out, format=fmt)
+    Image.fromarray(photo_pixels(size[0], size[1], seed)).save(out, format=fmt)
     return out.getvalue()
 
 
@@ -327,14 +307,14 @@ def test_photo_vanishing_between_scan_and_read(
     folder = photo_folder(tmp_path)
     doomed = folder / "doomed.jpg"
     write_photo(doomed, seed=7)
-    real_read = indexer.pipeline.read_photo
+    real_read = indexer.indexing.pipeline.read_photo
 
     def delete_then_read(path: str, **kwargs: object) -> object:
         if path == str(doomed):
             doomed.unlink()  # deleted after the scan saw it, before it is read
         return real_read(path, **kwargs)
 
-    monkeypatch.setattr(indexer.pipeline, "read_photo", delete_then_read)
+    monkeypatch.setattr(indexer.indexing.pipeline, "read_photo", delete_then_read)
     stats = make_indexer(models, tmp_path / "index").index([folder])
     assert stats.indexed == len(GOOD) and stats.failures == 1
     assert stats.failed[0][0] == str(doomed) and "vanished" in stats.failed[0][1]
@@ -626,15 +606,6 @@ def test_damaged_database_pages_are_a_clear_error(models: Models, tmp_path: Path
     assert_good_indexed(index_dir, folder)
 
 
-def _region_set(index_dir: Path) -> set[tuple[str, str, tuple[int, ...], str | None]]:
-    with Store(index_dir) as store:
-        return {
-            (photo.path, r.kind, tuple(round(v) for v in r.box), r.label)
-            for photo, regions in store.iter_photos()
-            for r in regions
-        }
-
-
 def test_doctor_reads_around_one_damaged_page(models: Models, tmp_path: Path) -> None:
     """One bad block in the regions table: clear errors everywhere, then a salvage that keeps
     the readable photos (no re-embedding) and drops only the ones it cannot vouch for."""
@@ -643,7 +614,7 @@ def test_doctor_reads_around_one_damaged_page(models: Models, tmp_path: Path) ->
         write_photo(folder / f"extra_{i:02d}.jpg", size=(96 + 8 * (i % 3), 72), seed=10 + i)
     index_dir = tmp_path / "index"
     make_indexer(models, index_dir).index([folder])
-    before = _region_set(index_dir)
+    before = region_set(index_dir, digits=0)
     with Store(index_dir) as store:
         ids_before = {p.path: [r.id for r in regions] for p, regions in store.iter_photos()}
         with store.engine.connect() as conn:
@@ -689,7 +660,7 @@ def test_doctor_reads_around_one_damaged_page(models: Models, tmp_path: Path) ->
 
     stats = make_indexer(models, index_dir).index([folder])
     assert stats.indexed == len(lost) and stats.unchanged == len(kept)
-    assert _region_set(index_dir) == before
+    assert region_set(index_dir, digits=0) == before
     with Store(index_dir) as store:
         new_ids = [r.id for p, regions in store.iter_photos() if p.path in lost for r in regions]
         assert check(store).consistent

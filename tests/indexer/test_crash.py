@@ -23,13 +23,16 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from indexer.config import DetectOptions
-from indexer.detect import Detector
-from indexer.doctor import check, repair
-from indexer.embed import ClipEmbedder
-from indexer.pipeline import Indexer
+from indexer.indexing import Indexer
+from indexer.models.clip import ClipEmbedder
+from indexer.settings import DetectOptions
 from indexer.store import DB_NAME, KIND_IMAGE, Photo, Region, Store
+from indexer.store.doctor import check, repair
 from retrieval.search import Searcher
+from tests.fixtures import Models, make_indexer, region_set
+
+# A killed process at each stage: the suite takes a minute or more.
+pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 N_PHOTOS = 40
@@ -38,28 +41,20 @@ BATCH = 4
 SIZES = ((96, 72), (72, 96), (112, 84), (80, 80), (128, 72))
 FORMATS = (".jpg", ".png", ".webp")
 IMGSZ, MAX_OBJECTS = 320, 3
+OPTIONS = DetectOptions(imgsz=IMGSZ, max_objects=MAX_OBJECTS)
 
 CHILD = f"""
 import sys
-from indexer.config import DetectOptions
-from indexer.pipeline import Indexer
+from indexer.settings import DetectOptions
+from indexer.indexing import Indexer
 
 folder, index_dir, clip, yolo, save_every = sys.argv[1:6]
 Indexer(
-    index_dir, clip_model=clip, detector=yolo, device="cpu", batch_size={BATCH},
+    index_dir, clip_model=clip, detector_weights=yolo, device="cpu", batch_size={BATCH},
     options=DetectOptions(imgsz={IMGSZ}, max_objects={MAX_OBJECTS}), save_every=float(save_every),
 ).index([folder])
 print("finished", flush=True)
 """
-
-RegionKey = tuple[str, str, tuple[float, ...], str | None]
-Models = tuple[ClipEmbedder, Detector]
-
-
-@pytest.fixture(scope="module")
-def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
-    """The tiny models loaded once in this process (for reference runs and searches)."""
-    return ClipEmbedder(str(tiny_clip_dir), "cpu"), Detector(str(tiny_yolo_path), "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -75,28 +70,9 @@ def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def make_indexer(
-    index_dir: Path, clip_dir: Path, yolo_path: Path, embedder: ClipEmbedder, detector: Detector
-) -> Indexer:
-    return Indexer(
-        index_dir,
-        clip_model=str(clip_dir),
-        detector=str(yolo_path),
-        device="cpu",
-        batch_size=BATCH,
-        options=DetectOptions(imgsz=IMGSZ, max_objects=MAX_OBJECTS),
-        embedder=embedder,
-        detector_model=detector,
-    )
-
-
-def region_set(index_dir: Path) -> set[RegionKey]:
-    with Store(index_dir) as store:
-        return {
-            (photo.path, r.kind, tuple(round(v, 1) for v in r.box), r.label)
-            for photo, regions in store.iter_photos()
-            for r in regions
-        }
+def crash_indexer(models: Models, index_dir: Path) -> Indexer:
+    """The in-process twin of the killed child: same options and batch size."""
+    return make_indexer(models, index_dir, options=OPTIONS, batch_size=BATCH)
 
 
 def committed_photos(db: Path) -> int:
@@ -199,12 +175,10 @@ def assert_survived_crash(index_dir: Path, embedder: ClipEmbedder) -> None:
 def test_sigkill_at_any_point_loses_nothing(
     photo_dir: Path, tiny_clip_dir: Path, tiny_yolo_path: Path, tmp_path: Path, models: Models
 ) -> None:
-    embedder, detector = models
+    embedder = models.embedder
 
     reference_dir = tmp_path / "reference"
-    stats = make_indexer(reference_dir, tiny_clip_dir, tiny_yolo_path, embedder, detector).index(
-        [photo_dir]
-    )
+    stats = crash_indexer(models, reference_dir).index([photo_dir])
     assert stats.indexed == N_PHOTOS and stats.failures == 0
     expected = region_set(reference_dir)
     assert len(expected) > N_PHOTOS  # object regions too, not only whole photos
@@ -221,7 +195,7 @@ def test_sigkill_at_any_point_loses_nothing(
         assert_survived_crash(index_dir, embedder)
     assert len([k for k in kills if k < N_PHOTOS]) >= 2, f"too few kills landed mid-run: {kills}"
 
-    resumed = make_indexer(index_dir, tiny_clip_dir, tiny_yolo_path, embedder, detector)
+    resumed = crash_indexer(models, index_dir)
     stats = resumed.index([photo_dir])
     assert stats.failures == 0
     assert stats.indexed + stats.unchanged == N_PHOTOS
@@ -237,23 +211,21 @@ def test_sigkill_at_any_point_loses_nothing(
     assert not [p for p in os.listdir(index_dir) if p.endswith(".tmp")]
 
 
-def _small_index(
-    photo_dir: Path, tmp_path: Path, clip_dir: Path, yolo_path: Path, models: Models
-) -> tuple[Path, Path]:
+def _small_index(photo_dir: Path, tmp_path: Path, models: Models) -> tuple[Path, Path]:
     small = tmp_path / "small"
     small.mkdir()
     for p in sorted(photo_dir.rglob("*.jpg"))[:2]:
         (small / p.name).write_bytes(p.read_bytes())
     index_dir = tmp_path / "index"
-    make_indexer(index_dir, clip_dir, yolo_path, *models).index([small])
+    crash_indexer(models, index_dir).index([small])
     return small, index_dir
 
 
 def test_doctor_removes_temp_files_of_a_killed_save(
-    photo_dir: Path, tiny_clip_dir: Path, tiny_yolo_path: Path, tmp_path: Path, models: Models
+    photo_dir: Path, tmp_path: Path, models: Models
 ) -> None:
     """A writer killed inside a FAISS save leaves its temp file; doctor clears it."""
-    _, index_dir = _small_index(photo_dir, tmp_path, tiny_clip_dir, tiny_yolo_path, models)
+    _, index_dir = _small_index(photo_dir, tmp_path, models)
     leftover = index_dir / ".vectors-k1ll3d.tmp"
     leftover.write_bytes(b"\0" * 100)
 
@@ -268,11 +240,14 @@ def test_next_run_removes_temp_files_of_a_killed_save(
     photo_dir: Path, tiny_clip_dir: Path, tiny_yolo_path: Path, tmp_path: Path, models: Models
 ) -> None:
     """Temp files are as big as the FAISS index: the next writer must not let them pile up."""
-    small, index_dir = _small_index(photo_dir, tmp_path, tiny_clip_dir, tiny_yolo_path, models)
+    small, index_dir = _small_index(photo_dir, tmp_path, models)
     leftover = index_dir / ".vectors-k1ll3d.tmp"
     leftover.write_bytes(b"\0" * 100)
     indexer = Indexer(
-        index_dir, clip_model=str(tiny_clip_dir), detector=str(tiny_yolo_path), device="cpu"
+        index_dir,
+        clip_model=str(tiny_clip_dir),
+        detector_weights=str(tiny_yolo_path),
+        device="cpu",
     )
     stats = indexer.index([small])  # nothing changed: no model loads, but the file goes
     assert stats.indexed == 0 and indexer.embedder is None

@@ -16,45 +16,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import indexer.pipeline
-from indexer.config import DetectOptions
+import indexer.indexing.pipeline
 from indexer.errors import IndexLockedError, StoreError
-from indexer.pipeline import Indexer
+from indexer.indexing import Indexer
+from indexer.indexing.regions import RegionEmbedder
 from indexer.store import KIND_IMAGE, Region, Store
 from retrieval.cli import app
 from retrieval.search import Searcher
 from tests.model_factory import make_tiny_clip
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-from tests.conftest import Models, cli_index_args  # noqa: E402
+from tests.fixtures import FAST, Models, cli_index_args, make_indexer, write_photo  # noqa: E402
 
-FAST = DetectOptions(imgsz=320, max_objects=3)
 NAMES = ("a.jpg", "b.png", "sub/c.jpg")
-
-
-def make_indexer(models: Models, index_dir: Path, *, inject: bool = True) -> Indexer:
-    """An Indexer on the tiny models; ``inject=False`` leaves them to load lazily by path."""
-    return Indexer(
-        index_dir,
-        clip_model=str(models.clip_dir),
-        detector=str(models.yolo_path),
-        device="cpu",
-        options=FAST,
-        embedder=models.embedder if inject else None,
-        detector_model=models.detector if inject else None,
-    )
-
-
-def write_photo(path: Path, size: tuple[int, int] = (96, 72), seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
 
 
 @pytest.fixture
@@ -91,13 +69,13 @@ def assert_vectors_match_regions(index_dir: Path) -> None:
 def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record every photo the pipeline decodes."""
     reads: list[str] = []
-    real = indexer.pipeline.read_photo
+    real = indexer.indexing.pipeline.read_photo
 
     def counting(path: str, **kwargs: object) -> object:
         reads.append(path)
         return real(path, **kwargs)
 
-    monkeypatch.setattr(indexer.pipeline, "read_photo", counting)
+    monkeypatch.setattr(indexer.indexing.pipeline, "read_photo", counting)
     return reads
 
 
@@ -107,7 +85,7 @@ def forbid_models(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a model ran although no photo needed embedding")
 
-    monkeypatch.setattr(Indexer, "embed_photos", boom)
+    monkeypatch.setattr(RegionEmbedder, "embed", boom)
 
 
 def test_adding_a_file_indexes_only_it(
@@ -339,7 +317,9 @@ def test_unchanged_rerun_with_a_relative_model_path_loads_no_model(
     folder, index_dir = indexed
     monkeypatch.chdir(models.clip_dir.parent)
     for name in (models.clip_dir.name, f"./{models.clip_dir.name}/"):
-        indexer_ = Indexer(index_dir, clip_model=name, detector=str(models.yolo_path), device="cpu")
+        indexer_ = Indexer(
+            index_dir, clip_model=name, detector_weights=str(models.yolo_path), device="cpu"
+        )
         stats = indexer_.index([folder])
         assert (stats.indexed, stats.unchanged) == (0, len(NAMES))
         assert indexer_.embedder is None, f"--clip-model {name} loaded CLIP for a no-change run"
@@ -430,10 +410,10 @@ def test_indexing_with_another_clip_model_is_refused(
     other = Indexer(
         index_dir,
         clip_model=str(other_clip_dir),
-        detector=str(models.yolo_path),
+        detector_weights=str(models.yolo_path),
         device="cpu",
         options=FAST,
-        detector_model=models.detector,
+        detector=models.detector,
     )
     with pytest.raises(StoreError, match="not comparable"):
         other.index([folder])
@@ -455,9 +435,9 @@ def test_same_weights_from_a_copied_folder_are_accepted(
     stats = Indexer(
         index_dir,
         clip_model=str(copy),
-        detector=str(models.yolo_path),
+        detector_weights=str(models.yolo_path),
         device="cpu",
         options=FAST,
-        detector_model=models.detector,
+        detector=models.detector,
     ).index([folder])
     assert stats.indexed == 1 and stats.failures == 0

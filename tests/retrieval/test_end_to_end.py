@@ -187,9 +187,9 @@ def test_search_errors_are_clear(built_index: Path, tmp_path: Path) -> None:
 def test_reindex_reports_unchanged(
     built_index: Path, sample_photos_dir: Path, tiny_clip_dir, tiny_yolo_path
 ) -> None:
-    stats = Indexer(built_index, clip_model=str(tiny_clip_dir), detector=str(tiny_yolo_path)).index(
-        [sample_photos_dir]
-    )
+    stats = Indexer(
+        built_index, clip_model=str(tiny_clip_dir), detector_weights=str(tiny_yolo_path)
+    ).index([sample_photos_dir])
     assert stats.indexed == 0 and stats.unchanged == stats.scanned
 
 
@@ -201,7 +201,7 @@ def test_torch_backend_gives_the_same_index(
     Indexer(
         other,
         clip_model=str(tiny_clip_dir),
-        detector=str(tiny_yolo_path),
+        detector_weights=str(tiny_yolo_path),
         backend="torch",
         precision="fp32",
     ).index([sample_photos_dir])

@@ -1,0 +1,440 @@
+"""The indexing pipeline: files -> regions -> vectors -> store.
+
+:class:`Indexer` plans a run (scan vs store: new, changed, moved, unchanged, deleted),
+decodes changed photos on a thread pool while the models work, has
+:class:`~indexer.indexing.regions.RegionEmbedder` detect and embed batches of photos, and
+commits each batch in one SQLite transaction. A crash loses at most the batch in flight;
+the next run resumes where the last commit stopped. Only this module writes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..errors import ObjsearchError, StoreError, first_line
+from ..media.decode import DecodedPhoto, DecodeError, read_photo
+from ..media.scan import absolute, under
+from ..models.clip import ClipEmbedder
+from ..models.detector import Detector
+from ..models.identity import model_mismatch, model_record
+from ..models.source import canonical_model_id
+from ..settings import (
+    DEFAULT_DECODE_SIDE,
+    DEFAULT_FAISS_INDEX,
+    DEFAULT_MAX_MEGAPIXELS,
+    DetectOptions,
+    resolve_clip_model,
+    resolve_detector,
+    resolve_device,
+)
+from ..store.database import Store, remove_temp_files
+from ..store.records import (
+    BatchChanges,
+    FailureRecord,
+    NewPhoto,
+    PhotoMove,
+    PhotoTouch,
+)
+from ..store.vectors import INDEX_TYPES, VectorIndex, choose_index_type
+from .plan import Plan, Work, plan_run
+from .regions import RegionEmbedder
+
+ProgressFn = Callable[[int, int], None]
+EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]
+
+
+@dataclass
+class IndexStats:
+    """What one ``index`` run did. ``photos_per_second`` counts photos that ran the models."""
+
+    scanned: int = 0
+    indexed: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    objects: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def photos_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "scanned": self.scanned,
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "moved": self.moved,
+            "removed": self.removed,
+            "objects": self.objects,
+            "failures": self.failures,
+            "seconds": round(self.seconds, 3),
+            "photos_per_second": round(self.photos_per_second, 3),
+        }
+
+
+class Indexer:
+    """Indexes photo files into an index folder (see the module docstring).
+
+    ``embedder`` and ``detector`` let apps and tests inject already-loaded models;
+    otherwise they load lazily from ``clip_model``/``detector_weights`` (hub id or local
+    path), only when some photo actually needs them, so a no-change re-run loads no model.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike[str],
+        clip_model: str | None = None,
+        detector_weights: str | None = None,
+        device: str | None = None,
+        *,
+        precision: str | None = None,
+        backend: str | None = None,
+        options: DetectOptions | None = None,
+        detect_objects: bool = True,
+        batch_size: int = 16,
+        embed_batch_size: int = 64,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+        decode_side: int | None = DEFAULT_DECODE_SIDE,
+        index_type: str = DEFAULT_FAISS_INDEX,
+        workers: int = 2,
+        save_every: float = 60.0,
+        embedder: ClipEmbedder | None = None,
+        detector: Detector | None = None,
+    ) -> None:
+        if index_type not in INDEX_TYPES:
+            raise ObjsearchError(
+                f"Unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}."
+            )
+        self.index_dir = os.path.abspath(os.fspath(index_dir))
+        self.clip_model = clip_model
+        self.detector_weights = detector_weights
+        self._device = device
+        self.precision = precision
+        self.backend = backend
+        self.options = options or DetectOptions()
+        self.detect_objects = detect_objects
+        self.batch_size = max(1, int(batch_size))
+        self.embed_batch_size = embed_batch_size
+        self.max_megapixels = max_megapixels
+        self.decode_side = decode_side
+        self.index_type = index_type
+        self.workers = max(1, int(workers))
+        self.save_every = save_every
+        self.embedder = embedder
+        self.detector = detector
+        self.timings: dict[str, float] = defaultdict(float)
+        self._checked_store: str | None = None
+
+    # -- models --------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        if not hasattr(self, "_resolved_device"):
+            self._resolved_device = resolve_device(self._device)
+        return self._resolved_device
+
+    def _ensure_embedder(self, store: Store) -> ClipEmbedder:
+        """Load CLIP once; record it in a new index, or refuse one that differs."""
+        if self.embedder is None:
+            self.embedder = ClipEmbedder(
+                resolve_clip_model(self.clip_model, store.get_meta("clip_model")),
+                self.device,
+                precision=self.precision,
+                batch_size=self.embed_batch_size,
+                backend=self.backend,
+            )
+        if self._checked_store != store.dir:
+            check_model_matches(store, self.embedder)
+            self._checked_store = store.dir
+        return self.embedder
+
+    def _ensure_detector(self, store: Store) -> Detector:
+        """Load the detector once and record it in the index."""
+        if self.detector is None:
+            self.detector = Detector(
+                resolve_detector(self.detector_weights), self.device, backend=self.backend
+            )
+        if store.get_meta("detector") != self.detector.model_id:
+            store.set_meta(detector=self.detector.model_id)
+        return self.detector
+
+    def region_embedder(self, store: Store) -> RegionEmbedder:
+        """The detect + crop + embed step with this run's models (loaded and checked)."""
+        embedder = self._ensure_embedder(store)
+        detector = self._ensure_detector(store) if self.detect_objects else None
+        return RegionEmbedder(embedder, detector, self.options, self.timings)
+
+    # -- the run -------------------------------------------------------------------------
+    def index(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        prune: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> IndexStats:
+        """Bring the index up to date with ``paths`` (folders and/or files).
+
+        With ``prune`` (the default), photos under the given folders that no longer exist are
+        removed; pass ``prune=False`` when a folder may be on an unplugged drive.
+        """
+        started = time.perf_counter()
+        roots = absolute(paths)
+        store = Store(self.index_dir, create=True)
+        try:
+            store.lock()
+            remove_temp_files(store.dir)
+            stats = self._run(store, roots, prune, progress)
+        finally:
+            store.close()
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def _refuse_other_model(self, store: Store) -> None:
+        """Check a different ``clip_model`` against the index before touching anything."""
+        requested = canonical_model_id(self.clip_model) if self.clip_model else None
+        stored = store.get_meta("clip_model")
+        if stored and requested and requested != stored:
+            self._ensure_embedder(store)
+
+    def _run(
+        self, store: Store, roots: list[str], prune: bool, progress: ProgressFn | None
+    ) -> IndexStats:
+        self._refuse_other_model(store)
+        t0 = time.perf_counter()
+        plan = plan_run(roots, store.photo_states())
+        self.timings["scan"] += time.perf_counter() - t0
+        stats = IndexStats(scanned=plan.scanned, unchanged=plan.unchanged)
+        index, fresh = store.load_vectors()
+        run = _Run(
+            store,
+            index,
+            stats,
+            plan,
+            embed=lambda photos: self.region_embedder(store).embed(photos),
+            timings=self.timings,
+            index_type=self.index_type,
+            save_every=self.save_every,
+            fresh=fresh,
+        )
+        if plan.problems:
+            run.commit([], plan.problems)
+        total = len(plan.work)
+        if progress:
+            progress(0, total)
+        try:
+            done = 0
+            for batch in _batches(self._decoded(plan.work), self.batch_size):
+                run.process(batch)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+                run.maybe_save()
+            if prune:
+                run.prune(roots)
+        finally:
+            run.save()
+        return stats
+
+    def _decoded(self, work: Sequence[Work]) -> Iterator[tuple[Work, DecodedPhoto | DecodeError]]:
+        """Decode on a thread pool, in order, with a bounded number of photos in flight."""
+
+        def load(item: Work) -> DecodedPhoto | DecodeError:
+            t = time.perf_counter()
+            try:
+                return read_photo(
+                    item.file.path, max_megapixels=self.max_megapixels, decode_side=self.decode_side
+                )
+            except DecodeError as exc:
+                return exc
+            except Exception as exc:  # a decoder bug must not stop the run
+                return DecodeError(f"cannot decode: {first_line(exc)}")
+            finally:
+                self.timings["decode"] += time.perf_counter() - t
+
+        window = max(2 * self.batch_size, 4)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode") as pool:
+            pending: list[tuple[Work, Future[DecodedPhoto | DecodeError]]] = []
+            it = iter(work)
+            for item in it:
+                pending.append((item, pool.submit(load, item)))
+                if len(pending) >= window:
+                    break
+            while pending:
+                item, fut = pending.pop(0)
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(load, nxt)))
+                yield item, fut.result()
+
+
+def check_model_matches(store: Store, embedder: ClipEmbedder) -> None:
+    """Record the model in a new index, or refuse one that differs from the index's."""
+    meta = store.meta()
+    if "clip_model" not in meta:
+        store.set_meta(**model_record(embedder))
+        return
+    problem = model_mismatch(meta, embedder)
+    if problem:
+        raise StoreError(problem)
+
+
+def _batches(
+    items: Iterable[tuple[Work, DecodedPhoto | DecodeError]], size: int
+) -> Iterator[list[tuple[Work, DecodedPhoto | DecodeError]]]:
+    batch: list[tuple[Work, DecodedPhoto | DecodeError]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _Run:
+    """State of one indexing run: the store, the live FAISS index and the counters."""
+
+    def __init__(
+        self,
+        store: Store,
+        index: VectorIndex,
+        stats: IndexStats,
+        plan: Plan,
+        *,
+        embed: EmbedFn,
+        timings: dict[str, float],
+        index_type: str,
+        save_every: float,
+        fresh: bool,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.stats = stats
+        self.plan = plan
+        self.embed = embed
+        self.timings = timings
+        self.index_type = index_type
+        self.save_every = save_every
+        self.generation = store.generation
+        self.rebuild = False
+        self.dirty = not fresh  # a rebuilt (not loaded) index must be saved even if unchanged
+        self.last_save = time.monotonic()
+
+    def commit(
+        self,
+        photos: list[NewPhoto],
+        failures: list[FailureRecord],
+        *,
+        remove: Sequence[int] = (),
+        moves: Sequence[PhotoMove] = (),
+        touches: Sequence[PhotoTouch] = (),
+    ) -> None:
+        t = time.perf_counter()
+        changes = self.store.commit_batch(
+            photos, failures, remove_photo_ids=remove, moves=moves, touches=touches
+        )
+        self.timings["store"] += time.perf_counter() - t
+        self._follow(changes)
+        self.stats.failures += len(failures)
+        self.stats.failed.extend((f.path, f.reason) for f in failures)
+
+    def _follow(self, changes: BatchChanges) -> None:
+        """Mirror a committed batch in the in-memory FAISS index."""
+        self.generation = changes.generation
+        self.dirty = True
+        if self.rebuild:
+            return
+        if self.index.ntotal == 0 and changes.added_vectors.shape[1] not in (0, self.index.dim):
+            self.index = VectorIndex.empty(changes.added_vectors.shape[1], self.index.index_type)
+        if len(changes.removed_ids) and not self.index.supports_remove:
+            self.rebuild = True  # graph indexes cannot delete: rebuild from SQLite at save
+            return
+        self.index.remove(changes.removed_ids)
+        self.index.add(changes.added_ids, changes.added_vectors)
+
+    def process(self, batch: list[tuple[Work, DecodedPhoto | DecodeError]]) -> None:
+        """Sort a decoded batch into failures, touches, moves and photos to embed; commit."""
+        failures: list[FailureRecord] = []
+        touches: list[PhotoTouch] = []
+        moves: list[PhotoMove] = []
+        to_embed: list[DecodedPhoto] = []
+        moved_from = self.plan.moved_from
+        for work, result in batch:
+            if isinstance(result, DecodeError):
+                failures.append(FailureRecord(work.file.path, "decode", str(result)))
+                continue
+            prev = work.previous
+            if prev and prev.content_hash == result.content_hash:
+                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns))
+                self.stats.unchanged += 1
+            elif prev is None and moved_from.get(result.content_hash):
+                old = self.plan.states[moved_from[result.content_hash].pop(0)]
+                moves.append(PhotoMove(old.id, result.path, result.size, result.mtime_ns))
+                self.stats.moved += 1
+            else:
+                to_embed.append(result)
+        photos = self._embed(to_embed, failures)
+        self.commit(photos, failures, moves=moves, touches=touches)
+        self.stats.indexed += len(photos)
+        self.stats.objects += sum(len(p.regions) - 1 for p in photos)
+
+    def _embed(self, photos: list[DecodedPhoto], failures: list[FailureRecord]) -> list[NewPhoto]:
+        if not photos:
+            return []
+        try:
+            return self.embed(photos)
+        except ObjsearchError:
+            raise  # model loading or model mismatch: stop the run with its message
+        except Exception:
+            if len(photos) == 1:
+                raise
+        out: list[NewPhoto] = []
+        for photo in photos:  # isolate the photo that broke the batch
+            try:
+                out += self.embed([photo])
+            except ObjsearchError:
+                raise
+            except Exception as exc:
+                reason = f"model failed on this photo: {first_line(exc)}"
+                failures.append(FailureRecord(photo.path, "model", reason))
+        return out
+
+    def prune(self, roots: list[str]) -> None:
+        """Remove photos that vanished from the scanned folders, and their stale failures."""
+        gone = self.plan.gone()
+        if gone:
+            self.commit([], [], remove=[self.plan.states[p].id for p in gone])
+            self.stats.removed += len(gone)
+        stale_failures = [
+            f.path
+            for f in self.store.failures()
+            if f.path not in self.plan.seen and under(f.path, roots)
+        ]
+        if stale_failures:
+            self.store.clear_failures(stale_failures)
+
+    def maybe_save(self) -> None:
+        if self.dirty and not self.rebuild and time.monotonic() - self.last_save > self.save_every:
+            self.save(final=False)
+
+    def save(self, final: bool = True) -> None:
+        """Persist FAISS for the last committed generation (choosing its type when final)."""
+        if not self.dirty and not self.rebuild:
+            return
+        t = time.perf_counter()
+        index = self.index
+        retype = final and choose_index_type(self.index_type, index.ntotal) != index.index_type
+        if self.rebuild or retype:
+            index = self.store.rebuild_vectors(self.index_type)
+        self.store.set_meta(faiss_kind_requested=self.index_type)
+        self.store.save_vectors(index, self.generation)
+        self.index, self.rebuild, self.dirty = index, False, False
+        self.last_save = time.monotonic()
+        self.timings["store"] += time.perf_counter() - t

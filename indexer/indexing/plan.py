@@ -1,0 +1,63 @@
+"""What a run must do: compare a scan of the folders with what the store already holds.
+
+Each scanned file is unchanged (same size and mtime: nothing to read), or work (new or
+changed: read it, then embed it unless its bytes turn out to be known). Stored photos under
+the scanned folders that the scan did not see are missing: moved (their bytes reappear
+under a new path) or deleted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..media.scan import ScannedFile, ScanProblem, scan, under
+from ..store.records import FailureRecord, PhotoState
+
+
+@dataclass
+class Work:
+    """A scanned file that needs reading: new, or changed since the last run."""
+
+    file: ScannedFile
+    previous: PhotoState | None
+
+
+@dataclass
+class Plan:
+    """The scan compared with the store's photo states."""
+
+    states: dict[str, PhotoState]
+    scanned: int = 0
+    unchanged: int = 0
+    work: list[Work] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    problems: list[FailureRecord] = field(default_factory=list)
+    moved_from: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    """Content hash -> stored paths the scan no longer sees (move sources, else deleted)."""
+
+    def gone(self) -> list[str]:
+        """Missing paths not claimed by a move so far."""
+        return [p for paths in self.moved_from.values() for p in paths]
+
+
+def plan_run(roots: Iterable[str], states: dict[str, PhotoState]) -> Plan:
+    """Scan ``roots`` (absolute paths) and sort every file against ``states``."""
+    roots = list(roots)
+    plan = Plan(states)
+    for item in scan(roots):
+        plan.scanned += 1
+        plan.seen.add(item.path)
+        if isinstance(item, ScanProblem):
+            plan.problems.append(FailureRecord(item.path, "scan", item.reason))
+            continue
+        prev = states.get(item.path)
+        if prev and prev.size == item.size and prev.mtime_ns == item.mtime_ns:
+            plan.unchanged += 1
+        else:
+            plan.work.append(Work(item, prev))
+    for path in states:
+        if path not in plan.seen and under(path, roots):
+            plan.moved_from[states[path].content_hash].append(path)
+    return plan

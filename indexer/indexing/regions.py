@@ -1,0 +1,99 @@
+"""Decoded photos -> regions with vectors: detect, crop, embed. Computes only, stores nothing.
+
+One detector batch runs over the photos, then CLIP embeds every whole photo and every crop
+in pooled batches (crops of many photos share a CLIP batch). Boxes come back in
+original-photo pixels, whatever size the photo was decoded at.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from PIL import Image
+
+from ..geometry import Detections, crop_box
+from ..media.decode import DecodedPhoto
+from ..models.clip import ClipEmbedder
+from ..models.detector import Detector
+from ..settings import DetectOptions
+from ..store.records import NewPhoto, NewRegion
+from ..store.schema import KIND_IMAGE, KIND_OBJECT
+from .caption import caption
+
+
+def kept_detections(photo: DecodedPhoto, raw: Detections, options: DetectOptions) -> Detections:
+    """Raw detections on the decoded image -> filtered boxes in original pixels."""
+    sx, sy = photo.scale
+    return raw.scaled(sx, sy).filtered(options, photo.width, photo.height)
+
+
+def object_crops(photo: DecodedPhoto, det: Detections, padding: float) -> list[Image.Image]:
+    """The decoded-image crop of every kept box, widened by ``padding``."""
+    return [photo.image.crop(crop_box(b, padding, photo.image.size, photo.scale)) for b in det.xyxy]
+
+
+def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence) -> NewPhoto:
+    """The store record of one photo: its whole-photo region first, then its objects."""
+    whole = (0.0, 0.0, float(photo.width), float(photo.height))
+    regions = [NewRegion(KIND_IMAGE, whole, vectors[0])]
+    for vec, box, conf, label in zip(
+        vectors[1:], det.xyxy, det.confidence, det.labels, strict=True
+    ):
+        regions.append(
+            NewRegion(KIND_OBJECT, tuple(float(v) for v in box), vec, label, float(conf))
+        )
+    return NewPhoto(
+        path=photo.path,
+        size=photo.size,
+        mtime_ns=photo.mtime_ns,
+        width=photo.width,
+        height=photo.height,
+        content_hash=photo.content_hash,
+        caption=caption(det.labels),
+        regions=regions,
+    )
+
+
+class RegionEmbedder:
+    """Detect objects and embed photos + crops; ``detector=None`` embeds whole photos only."""
+
+    def __init__(
+        self,
+        embedder: ClipEmbedder,
+        detector: Detector | None,
+        options: DetectOptions,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.detector = detector
+        self.options = options
+        self.timings = timings if timings is not None else defaultdict(float)
+
+    def embed(self, photos: Sequence[DecodedPhoto]) -> list[NewPhoto]:
+        """One :class:`NewPhoto` per photo, in order."""
+        t = time.perf_counter()
+        if self.detector is not None and photos:
+            raw = self.detector.detect([p.image for p in photos], self.options)
+        else:
+            raw = [Detections.empty() for _ in photos]
+        self.timings["detect"] += time.perf_counter() - t
+        t = time.perf_counter()
+        images: list[Image.Image] = []
+        kept: list[Detections] = []
+        for photo, det in zip(photos, raw, strict=True):
+            det = kept_detections(photo, det, self.options)
+            kept.append(det)
+            images.append(photo.image)
+            images += object_crops(photo, det, self.options.padding)
+        self.timings["crop"] += time.perf_counter() - t
+        t = time.perf_counter()
+        vectors = self.embedder.embed_images(images)
+        self.timings["embed"] += time.perf_counter() - t
+        out: list[NewPhoto] = []
+        row = 0
+        for photo, det in zip(photos, kept, strict=True):
+            out.append(photo_record(photo, det, vectors[row : row + 1 + len(det)]))
+            row += 1 + len(det)
+        return out

@@ -1,0 +1,140 @@
+"""Object detection: photos -> :class:`~indexer.geometry.Detections`.
+
+:class:`Detector` loads an ultralytics model and runs it over batches of photos. Each
+inference backend is one :class:`YoloSession` class (load, predict): PyTorch here, the
+OpenVINO export in :mod:`indexer.models.openvino`; the detector picks one and never
+branches on the backend again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ModelLoadError, first_line
+from ..geometry import Detections
+from ..settings import (
+    ENV_DETECTOR,
+    DetectOptions,
+    choose_backend,
+    configure_ultralytics,
+    resolve_detector,
+)
+from .openvino import yolo_openvino_weights
+
+log = logging.getLogger("objsearch")
+
+
+class YoloSession:
+    """An ultralytics model run by PyTorch."""
+
+    name = "torch"
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    @classmethod
+    def load(cls, weights: str) -> YoloSession:
+        from ultralytics import YOLO
+
+        return cls(YOLO(weights, task="detect"))
+
+    def predict(
+        self, images: Sequence[Image.Image], options: DetectOptions, device: str
+    ) -> list[Any]:
+        return self.model.predict(
+            list(images),
+            conf=min(options.confidence, 0.999),
+            max_det=max(options.max_objects * 3, 1),
+            imgsz=options.imgsz,
+            device=device,
+            half=device.startswith("cuda"),
+            rect=False,
+            verbose=False,
+        )
+
+
+class OpenVinoYoloSession(YoloSession):
+    """The same model exported to OpenVINO once (cached) and run by ultralytics."""
+
+    name = "openvino"
+
+    @classmethod
+    def load(cls, weights: str) -> YoloSession:
+        from ultralytics import YOLO
+
+        return cls(YOLO(yolo_openvino_weights(weights), task="detect"))
+
+
+class Detector:
+    """An ultralytics detector loaded from a weights path or a name it can fetch.
+
+    Loading never hangs offline: ultralytics is configured offline first, and any failure
+    becomes a :class:`ModelLoadError` that names both ways to supply the model.
+    """
+
+    def __init__(
+        self, weights: str | None = None, device: str = "cpu", *, backend: str | None = None
+    ) -> None:
+        configure_ultralytics()
+        self.weights = resolve_detector(weights)
+        self.device = device
+        try:
+            self.session: YoloSession = YoloSession.load(self.weights)
+            self.names: dict[int, str] = dict(self.session.model.names)
+        except Exception as exc:  # ultralytics raises many types for bad/missing weights
+            raise ModelLoadError(
+                f"Could not load detector {self.weights!r}: {first_line(exc)}\n"
+                "Supply it either as a local weights file (--detector PATH or "
+                f"{ENV_DETECTOR}=PATH, e.g. a yolo11n.pt you downloaded) or as an ultralytics "
+                "model name such as yolo11n.pt, which ultralytics downloads on a machine with "
+                "internet access."
+            ) from None
+        self.model_id = (
+            os.path.abspath(self.weights) if os.path.exists(self.weights) else self.weights
+        )
+        if choose_backend(backend, device) == "openvino":
+            self.session = self._openvino_session()
+
+    def _openvino_session(self) -> YoloSession:
+        """The OpenVINO session, or the PyTorch one when the model cannot be converted."""
+        checkpoint = str(getattr(self.session.model, "ckpt_path", None) or self.weights)
+        if not (checkpoint.endswith(".pt") and os.path.isfile(checkpoint)):
+            return self.session  # not a .pt checkpoint (e.g. an export): run it as given
+        try:
+            return OpenVinoYoloSession.load(checkpoint)
+        except Exception as exc:  # a conversion problem must not stop indexing
+            log.warning(
+                "OpenVINO conversion of the detector failed (%s); using PyTorch.", first_line(exc)
+            )
+            return self.session
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs the model: ``torch`` or ``openvino``."""
+        return self.session.name
+
+    def detect(self, images: Sequence[Image.Image], options: DetectOptions) -> list[Detections]:
+        """Raw detections for a batch of RGB photos (one forward pass per batch).
+
+        ``rect=False`` letterboxes every photo to the same square whatever its batch-mates:
+        ultralytics otherwise pads a batch of one shape to a tight rectangle and a mixed
+        batch to a square, so a photo's boxes would depend on which photos shared its batch
+        and an incremental run would not reproduce a full one.
+        """
+        if not images:
+            return []
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            results = self.session.predict(images, options, self.device)
+        finally:
+            # ultralytics lowers torch's thread count on its first CPU predict (to cores - 1),
+            # which would halve CLIP's speed on a 2-core machine: put it back.
+            torch.set_num_threads(threads)
+        return [Detections.from_ultralytics(r) for r in results]

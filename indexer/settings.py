@@ -1,0 +1,179 @@
+"""Every setting objsearch reads from the environment, with its default and its auto choice.
+
+One place decides which CLIP model, detector, device, precision and inference backend a run
+uses, so the CLI, the Python API and the benchmarks agree. Precedence is: explicit argument
+> environment variable > what the index was built with (for search) > built-in default.
+No other module reads an ``OBJSEARCH_*`` variable or names a default of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ObjsearchError
+
+DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+DEFAULT_DETECTOR = "yolo11n.pt"
+DEFAULT_DEVICE = "auto"
+DEFAULT_PRECISION = "auto"
+DEFAULT_BACKEND = "auto"
+DEFAULT_FAISS_INDEX = "auto"
+
+ENV_INDEX = "OBJSEARCH_INDEX"
+ENV_CLIP_MODEL = "OBJSEARCH_CLIP_MODEL"
+ENV_DETECTOR = "OBJSEARCH_DETECTOR"
+ENV_DEVICE = "OBJSEARCH_DEVICE"
+ENV_PRECISION = "OBJSEARCH_PRECISION"
+ENV_BACKEND = "OBJSEARCH_BACKEND"
+ENV_CACHE = "OBJSEARCH_CACHE"
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+BACKENDS = ("auto", "torch", "openvino")
+
+# Decoding limits (see indexer.media.decode).
+DEFAULT_MAX_MEGAPIXELS = 180.0
+DEFAULT_DECODE_SIDE = 1280
+
+
+def configure_ultralytics() -> None:
+    """Keep ultralytics off the network and quiet before it is imported.
+
+    It otherwise checks connectivity, syncs settings, tries to auto-install packages and
+    downloads fonts; on an offline machine those calls hang or warn. Users can still override
+    each variable in their environment.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    # ultralytics sets OMP_NUM_THREADS=1 at import when it is unset, which would leave
+    # every OpenMP library (FAISS, torch) on one core; keep the machine's default instead.
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    os.environ.setdefault("OMP_NUM_THREADS", str(cores))
+
+
+def resolve(value: str | None, env: str, default: str | None) -> str | None:
+    """Return the first of: explicit value, environment variable, default."""
+    if value:
+        return value
+    from_env = os.environ.get(env, "").strip()
+    return from_env or default
+
+
+def resolve_clip_model(value: str | None, recorded: str | None = None) -> str:
+    """The CLIP model to load: argument, environment, the index's model, then the default."""
+    return resolve(value, ENV_CLIP_MODEL, recorded or DEFAULT_CLIP_MODEL) or DEFAULT_CLIP_MODEL
+
+
+def resolve_detector(value: str | None) -> str:
+    """The detector weights to load: argument, environment, then the default."""
+    return resolve(value, ENV_DETECTOR, DEFAULT_DETECTOR) or DEFAULT_DETECTOR
+
+
+def resolve_device(device: str | None = None) -> str:
+    """Map ``auto``/``cpu``/``cuda`` (or ``cuda:N``) to a concrete torch device string."""
+    choice = (resolve(device, ENV_DEVICE, DEFAULT_DEVICE) or DEFAULT_DEVICE).lower()
+    base = choice.split(":", 1)[0]
+    if base not in DEVICES:
+        raise ObjsearchError(f"Unknown device {choice!r}: use one of auto, cpu, cuda (or cuda:N).")
+    import torch
+
+    if base == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ObjsearchError(
+            "--device cuda was asked for, but torch sees no CUDA GPU on this machine. "
+            "Use --device cpu (or auto)."
+        )
+    return choice
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has bf16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def choose_precision(precision: str | None, device: str) -> str:
+    """``auto`` -> fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32."""
+    value = (resolve(precision, ENV_PRECISION, DEFAULT_PRECISION) or DEFAULT_PRECISION).lower()
+    if value not in PRECISIONS:
+        raise ObjsearchError(f"Unknown precision {value!r}: use one of {', '.join(PRECISIONS)}.")
+    if value != "auto":
+        return value
+    if device.startswith("cuda"):
+        return "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def choose_backend(backend: str | None, device: str) -> str:
+    """``auto`` -> OpenVINO on CPU when it is installed, else PyTorch."""
+    value = (resolve(backend, ENV_BACKEND, DEFAULT_BACKEND) or DEFAULT_BACKEND).lower()
+    if value not in BACKENDS:
+        raise ObjsearchError(f"Unknown backend {value!r}: use one of {', '.join(BACKENDS)}.")
+    if value == "openvino":
+        if not device.startswith("cpu"):
+            raise ObjsearchError(
+                "The OpenVINO backend runs on the CPU: use --device cpu or --backend torch."
+            )
+        if not openvino_available():
+            raise ObjsearchError(
+                "The OpenVINO backend needs the openvino package: pip install openvino."
+            )
+        return value
+    if value == "auto":
+        return "openvino" if device.startswith("cpu") and openvino_available() else "torch"
+    return value
+
+
+def cache_dir() -> Path:
+    """Where converted models live (``OBJSEARCH_CACHE`` or ``~/.cache/objsearch``)."""
+    root = os.environ.get(ENV_CACHE) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "objsearch"
+    )
+    return Path(root)
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Detector knobs. Defaults favour recall of real objects over tiny clutter.
+
+    ``padding`` widens each crop by a fraction of the box size on every side, because CLIP
+    recognises an object better with a little context than with a tight cut.
+    """
+
+    confidence: float = 0.25
+    max_objects: int = 20
+    min_side: int = 24
+    padding: float = 0.1
+    dedupe_iou: float = 0.9
+    imgsz: int = 640
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ObjsearchError(f"confidence must be in [0, 1], got {self.confidence}")
+        if self.max_objects < 0:
+            raise ObjsearchError(f"max objects must be >= 0, got {self.max_objects}")
+        if self.min_side < 1:
+            raise ObjsearchError(f"minimum crop side must be >= 1 px, got {self.min_side}")
+        if not 0.0 <= self.padding <= 1.0:
+            raise ObjsearchError(f"crop padding must be in [0, 1], got {self.padding}")
+        if not 0.0 < self.dedupe_iou <= 1.0:
+            raise ObjsearchError(f"dedupe IoU must be in (0, 1], got {self.dedupe_iou}")

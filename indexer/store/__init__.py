@@ -1,0 +1,42 @@
+"""The index folder: SQLite (source of truth), the derived FAISS file, the writer lock.
+
+:mod:`.schema` the tables, :mod:`.records` the typed records a batch writes,
+:mod:`.database` the :class:`Store`, :mod:`.vectors` FAISS, :mod:`.lock` the writer lock,
+:mod:`.migrations` schema upgrades, :mod:`.doctor` status checks and repair.
+"""
+
+from .database import Store, remove_temp_files
+from .records import (
+    BatchChanges,
+    Counts,
+    FailureRecord,
+    NewPhoto,
+    NewRegion,
+    PhotoMove,
+    PhotoState,
+    PhotoTouch,
+)
+from .schema import DB_NAME, FAISS_NAME, KIND_IMAGE, KIND_OBJECT, LOCK_NAME, Photo, Region
+from .vectors import IndexParams, VectorIndex
+
+__all__ = [
+    "DB_NAME",
+    "FAISS_NAME",
+    "KIND_IMAGE",
+    "KIND_OBJECT",
+    "LOCK_NAME",
+    "BatchChanges",
+    "Counts",
+    "FailureRecord",
+    "IndexParams",
+    "NewPhoto",
+    "NewRegion",
+    "Photo",
+    "PhotoMove",
+    "PhotoState",
+    "PhotoTouch",
+    "Region",
+    "Store",
+    "VectorIndex",
+    "remove_temp_files",
+]

@@ -1,0 +1,462 @@
+"""The index folder: SQLite metadata (source of truth) plus a derived FAISS file.
+
+See :mod:`.schema` for the folder's layout.
+
+Every change to regions happens in one SQLite transaction that also bumps the ``generation``
+counter in ``meta``. The FAISS file records the generation it was built from; a file whose
+generation or vector count disagrees with SQLite is stale and gets rebuilt from SQLite, so
+a crash at any moment costs at most a rebuild, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import Session, defer
+
+from ..errors import CorruptIndexError, StoreError, first_line
+from .lock import acquire_writer_lock, release_writer_lock
+from .migrations import upgrade
+from .records import (
+    BatchChanges,
+    Counts,
+    FailureRecord,
+    NewPhoto,
+    PhotoMove,
+    PhotoState,
+    PhotoTouch,
+)
+from .schema import (
+    DB_NAME,
+    FAISS_NAME,
+    KIND_IMAGE,
+    KIND_OBJECT,
+    LOCK_NAME,
+    SCHEMA_VERSION,
+    Base,
+    Failure,
+    Meta,
+    Photo,
+    Region,
+)
+from .vectors import IndexParams, VectorIndex
+
+T = TypeVar("T")
+
+# SQLite caps the number of bound parameters per statement; IN lists go in chunks of this.
+IN_CHUNK = 900
+
+
+def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items`` of at most ``size`` (for ``IN (...)`` clauses)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Store:
+    """Opens (or creates) an index folder. One writer at a time, any number of readers."""
+
+    def __init__(self, index_dir: str | os.PathLike[str], *, create: bool = False) -> None:
+        self.dir = os.path.abspath(os.fspath(index_dir))
+        self.db_path = os.path.join(self.dir, DB_NAME)
+        self.faiss_path = os.path.join(self.dir, FAISS_NAME)
+        self.lock_path = os.path.join(self.dir, LOCK_NAME)
+        self._lock_fd: int | None = None
+        if not os.path.exists(self.db_path):
+            if not create:
+                raise StoreError(
+                    f"No objsearch index at {self.dir}: build one with "
+                    f"'objsearch index PHOTOS_DIR --index {self.dir}'."
+                )
+            try:
+                os.makedirs(self.dir, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"Cannot create index folder {self.dir}: {exc.strerror}") from None
+        if create and not os.access(self.dir, os.W_OK):
+            raise StoreError(f"Index folder {self.dir} is not writable.")
+        self.engine = create_engine(f"sqlite:///{self.db_path}", connect_args={"timeout": 30})
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        event.listen(self.engine, "handle_error", self._on_error)
+        try:
+            self._init_schema(create)
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            self.engine.dispose()
+            raise self._corrupt(exc) from None
+        except StoreError:
+            self.engine.dispose()
+            raise
+
+    def _corrupt(self, exc: BaseException) -> CorruptIndexError:
+        return CorruptIndexError(
+            f"The index database {self.db_path} is unreadable or corrupt ({first_line(exc)}). "
+            f"Run 'objsearch doctor --index {self.dir}' to recover what it still holds."
+        )
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        """Turn corruption found by any later query into the same clear error as at open.
+
+        A damaged page can hide until a query reads it (the schema page opens fine), so the
+        check at open time alone would let a raw driver error out of search, index or status.
+        """
+        if _is_corruption(context.original_exception):
+            raise self._corrupt(context.original_exception) from None
+
+    # -- schema --------------------------------------------------------------------------
+    def _init_schema(self, create: bool) -> None:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+        if create:
+            Base.metadata.create_all(self.engine)
+        version = self.get_meta("schema_version")
+        if version is None:
+            if not create:
+                raise StoreError(f"{self.db_path} is not an objsearch index (no schema version).")
+            self.set_meta(schema_version=SCHEMA_VERSION, generation=0)
+            return
+        upgrade(self.session, int(version))
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.unlock()
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ----------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        with self.session() as s:
+            return {m.key: m.value for m in s.scalars(select(Meta))}
+
+    def get_meta(self, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(Meta, key)
+            return row.value if row else None
+
+    def set_meta(self, **values: object) -> None:
+        with self.session() as s, s.begin():
+            for key, value in values.items():
+                s.merge(Meta(key=key, value=str(value)))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    # -- locking -------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the writer lock or raise :class:`IndexLockedError` naming the holder's PID."""
+        self._lock_fd = acquire_writer_lock(self.dir)
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            release_writer_lock(self._lock_fd)
+            self._lock_fd = None
+
+    # -- reads ---------------------------------------------------------------------------
+    def photo_states(self) -> dict[str, PhotoState]:
+        """Path -> (id, size, mtime, hash) for every photo: what a re-scan compares against."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Photo.path, Photo.id, Photo.size, Photo.mtime_ns, Photo.content_hash)
+            )
+            return {r[0]: PhotoState(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def counts(self) -> Counts:
+        with self.session() as s:
+            photos = s.scalar(select(func.count(Photo.id))) or 0
+            by_kind = dict(
+                s.execute(select(Region.kind, func.count(Region.id)).group_by(Region.kind)).all()
+            )
+            failures = s.scalar(select(func.count(Failure.id))) or 0
+        return Counts(photos, by_kind.get(KIND_OBJECT, 0), by_kind.get(KIND_IMAGE, 0), failures)
+
+    def failures(self) -> list[Failure]:
+        with self.session() as s:
+            return list(s.scalars(select(Failure).order_by(Failure.path)))
+
+    def regions_with_photos(self, ids: Sequence[int]) -> dict[int, tuple[Region, Photo]]:
+        """Region id -> (region, photo) for the ids that still exist."""
+        out: dict[int, tuple[Region, Photo]] = {}
+        ids = [int(i) for i in ids]
+        with self.session() as s:
+            for chunk in chunked(ids):
+                query = select(Region, Photo).join(Photo).where(Region.id.in_(chunk))
+                rows = s.execute(query.options(defer(Region.vector)))  # 2 KB each, not needed
+                for region, photo in rows:
+                    out[region.id] = (region, photo)
+        return out
+
+    def iter_photos(self) -> Iterator[tuple[Photo, list[Region]]]:
+        """Every photo with its regions, ordered by path (for export)."""
+        with self.session() as s:
+            last = ""
+            while True:
+                photos = list(
+                    s.scalars(
+                        select(Photo).where(Photo.path > last).order_by(Photo.path).limit(500)
+                    )
+                )
+                if not photos:
+                    return
+                by_photo: dict[int, list[Region]] = {p.id: [] for p in photos}
+                regions = s.scalars(
+                    select(Region).where(Region.photo_id.in_(list(by_photo))).order_by(Region.id)
+                )
+                for region in regions:
+                    by_photo[region.photo_id].append(region)
+                for photo in photos:
+                    yield photo, by_photo[photo.id]
+                last = photos[-1].path
+
+    def iter_vectors(self, chunk: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) in id order, in chunks, to rebuild FAISS with bounded memory."""
+        dim = int(self.get_meta("embed_dim") or 0)
+        last = 0
+        with self.session() as s:
+            while True:
+                rows = s.execute(
+                    select(Region.id, Region.vector)
+                    .where(Region.id > last)
+                    .order_by(Region.id)
+                    .limit(chunk)
+                ).all()
+                if not rows:
+                    return
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+                yield ids, vecs.reshape(len(rows), dim if dim else -1)
+                last = int(ids[-1])
+
+    # -- writes --------------------------------------------------------------------------
+    def commit_batch(
+        self,
+        photos: Iterable[NewPhoto],
+        failures: Iterable[FailureRecord] = (),
+        *,
+        remove_photo_ids: Iterable[int] = (),
+        moves: Iterable[PhotoMove] = (),
+        touches: Iterable[PhotoTouch] = (),
+    ) -> BatchChanges:
+        """Apply one batch of changes in a single transaction and bump the generation.
+
+        ``photos`` replace any photo at the same path; ``moves`` re-path renamed files and
+        ``touches`` update the stat of files whose bytes did not change.
+        """
+        photos = list(photos)
+        now = time.time()
+        try:
+            with self.session() as s, s.begin():
+                self._apply_stat_changes(s, moves, touches)
+                remove_ids = set(remove_photo_ids)
+                if photos:
+                    paths = [p.path for p in photos]
+                    remove_ids.update(s.scalars(select(Photo.id).where(Photo.path.in_(paths))))
+                removed = _remove_photos(s, list(remove_ids))
+                added, vectors = _add_photos(s, photos, now)
+                for failure in failures:
+                    s.merge(_failure(s, failure, now))
+                s.flush()
+                generation = int(s.get(Meta, "generation").value) + 1
+                s.merge(Meta(key="generation", value=str(generation)))
+        except OperationalError as exc:
+            raise _write_error(self.dir, exc) from None
+        dim = len(vectors[0]) if vectors else 0
+        return BatchChanges(
+            added_ids=np.array([r.id for r in added], dtype=np.int64),
+            added_vectors=np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
+            removed_ids=np.array(removed, dtype=np.int64),
+            generation=generation,
+        )
+
+    @staticmethod
+    def _apply_stat_changes(
+        s: Session, moves: Iterable[PhotoMove], touches: Iterable[PhotoTouch]
+    ) -> None:
+        for move in moves:
+            s.execute(delete(Failure).where(Failure.path == move.path))
+            s.execute(
+                update(Photo)
+                .where(Photo.id == move.photo_id)
+                .values(path=move.path, size=move.size, mtime_ns=move.mtime_ns)
+            )
+        for touch in touches:
+            s.execute(
+                update(Photo)
+                .where(Photo.id == touch.photo_id)
+                .values(size=touch.size, mtime_ns=touch.mtime_ns)
+            )
+
+    def clear_failures(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        with self.session() as s, s.begin():
+            for chunk in chunked(paths):
+                s.execute(delete(Failure).where(Failure.path.in_(chunk)))
+
+    # -- FAISS ---------------------------------------------------------------------------
+    def faiss_is_fresh(self) -> bool:
+        """True when the FAISS file was written for the current SQLite generation."""
+        meta = self.meta()
+        if meta.get("faiss_generation") != meta.get("generation"):
+            return False
+        if not os.path.exists(self.faiss_path):
+            return False
+        return str(os.path.getsize(self.faiss_path)) == meta.get("faiss_bytes")
+
+    def load_vectors(self, params: IndexParams = IndexParams()) -> tuple[VectorIndex, bool]:
+        """The FAISS index for the current generation: (index, loaded_from_file).
+
+        A missing, stale or unreadable file is replaced by an in-memory rebuild from SQLite;
+        writers then call :meth:`save_vectors` to persist it.
+        """
+        if self.faiss_is_fresh():
+            try:
+                index = VectorIndex.load(self.faiss_path, params)
+                if index.ntotal == self.counts().regions:
+                    return index, True
+            except (RuntimeError, OSError):
+                pass  # corrupt or truncated file: rebuild below
+        return self.rebuild_vectors(params=params), False
+
+    def rebuild_vectors(
+        self, index_type: str | None = None, params: IndexParams = IndexParams()
+    ) -> VectorIndex:
+        """Rebuild the FAISS index from the vectors stored in SQLite."""
+        meta = self.meta()
+        dim = int(meta.get("embed_dim") or 0)
+        index_type = index_type or meta.get("faiss_kind_requested", "auto")
+        parts = list(self.iter_vectors())
+        if dim == 0:
+            dim = parts[0][1].shape[1] if parts else 1
+        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        vecs = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, dim), np.float32)
+        return VectorIndex.build(ids, vecs, dim, index_type, params)
+
+    def save_vectors(self, index: VectorIndex, generation: int) -> None:
+        """Persist FAISS for ``generation``: file first, then the record that vouches for it."""
+        try:
+            size = index.save(self.faiss_path)
+        except OSError as exc:
+            raise _write_error(self.dir, exc) from None
+        self.set_meta(faiss_generation=generation, faiss_bytes=size, faiss_kind=index.index_type)
+
+
+def remove_temp_files(index_dir: str) -> int:
+    """Delete the FAISS temp files of saves that a killed writer never finished.
+
+    Each is as large as the FAISS index and nothing else would ever remove them. Call only
+    with the writer lock held, so that no save is in progress. Returns how many went.
+    """
+    removed = 0
+    for name in os.listdir(index_dir):
+        if name.startswith(".vectors-") and name.endswith(".tmp"):  # see VectorIndex.save
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(index_dir, name))
+                removed += 1
+    return removed
+
+
+def _remove_photos(s: Session, photo_ids: list[int]) -> list[int]:
+    """Delete photos with their regions; returns the removed region ids."""
+    removed: list[int] = []
+    for chunk in chunked(photo_ids):
+        removed += s.scalars(select(Region.id).where(Region.photo_id.in_(chunk))).all()
+        s.execute(delete(Region).where(Region.photo_id.in_(chunk)))
+        s.execute(delete(Photo).where(Photo.id.in_(chunk)))
+    return removed
+
+
+def _add_photos(
+    s: Session, photos: Sequence[NewPhoto], now: float
+) -> tuple[list[Region], list[np.ndarray]]:
+    """Insert photos with their regions; returns the region rows and their vectors."""
+    added: list[Region] = []
+    vectors: list[np.ndarray] = []
+    for new in photos:
+        photo = Photo(
+            path=new.path,
+            size=new.size,
+            mtime_ns=new.mtime_ns,
+            width=new.width,
+            height=new.height,
+            content_hash=new.content_hash,
+            caption=new.caption,
+            indexed_at=now,
+        )
+        for r in new.regions:
+            vec = np.ascontiguousarray(r.vector, dtype=np.float32)
+            region = Region(
+                kind=r.kind,
+                x1=float(r.box[0]),
+                y1=float(r.box[1]),
+                x2=float(r.box[2]),
+                y2=float(r.box[3]),
+                label=r.label,
+                confidence=None if r.confidence is None else float(r.confidence),
+                vector=vec.tobytes(),
+            )
+            photo.regions.append(region)
+            added.append(region)
+            vectors.append(vec)
+        s.add(photo)
+        s.execute(delete(Failure).where(Failure.path == new.path))
+    return added, vectors
+
+
+def _failure(s: Session, failure: FailureRecord, now: float) -> Failure:
+    row = s.scalar(select(Failure).where(Failure.path == failure.path))
+    if row is None:
+        return Failure(path=failure.path, stage=failure.stage, reason=failure.reason, at=now)
+    row.stage, row.reason, row.at = failure.stage, failure.reason, now
+    return row
+
+
+def _is_corruption(exc: BaseException | None) -> bool:
+    """True for SQLite's "database disk image is malformed" and "file is not a database"."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    name = getattr(exc, "sqlite_errorname", None)  # Python >= 3.11
+    if name:
+        return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+    return type(exc) is sqlite3.DatabaseError  # the bare class is what both codes raise
+
+
+def _write_error(folder: str, exc: BaseException) -> StoreError:
+    text = first_line(exc)
+    low = text.lower()
+    if "full" in low or getattr(exc, "errno", None) == errno.ENOSPC:
+        hint = (
+            "The disk is full: free space and run the same command again; committed work is kept."
+        )
+    elif (
+        "readonly" in low
+        or "read-only" in low
+        or getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES)
+    ):
+        hint = "The index folder is read-only: index into a writable folder."
+    else:
+        hint = "Committed work is kept; run the same command again to resume."
+    return StoreError(f"Cannot write to the index at {folder} ({text}). {hint}")

@@ -1,0 +1,90 @@
+"""Typed records that cross the store's boundary: what a batch writes, what reads return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class NewRegion:
+    """A region ready to store: box in original pixels, unit vector."""
+
+    kind: str
+    box: tuple[float, float, float, float]
+    vector: np.ndarray
+    label: str | None = None
+    confidence: float | None = None
+
+
+@dataclass
+class NewPhoto:
+    """A photo ready to store with all of its regions."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    width: int
+    height: int
+    content_hash: str
+    caption: str
+    regions: list[NewRegion] = field(default_factory=list)
+
+
+@dataclass
+class BatchChanges:
+    """What one committed batch changed, so the in-memory FAISS index can follow."""
+
+    added_ids: np.ndarray
+    added_vectors: np.ndarray
+    removed_ids: np.ndarray
+    generation: int
+
+
+@dataclass(frozen=True)
+class PhotoState:
+    id: int
+    size: int
+    mtime_ns: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    photos: int
+    objects: int
+    images: int
+    failures: int
+
+    @property
+    def regions(self) -> int:
+        return self.objects + self.images
+
+
+@dataclass(frozen=True)
+class FailureRecord:
+    """A file that could not be indexed: at which stage, and why (shown to people)."""
+
+    path: str
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PhotoMove:
+    """A known photo found under a new path (same bytes): only its path and stat change."""
+
+    photo_id: int
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class PhotoTouch:
+    """A known photo whose stat changed but whose bytes did not."""
+
+    photo_id: int
+    size: int
+    mtime_ns: int

@@ -1,0 +1,231 @@
+"""The FAISS side of the store: a vector index whose ids are region row ids.
+
+The index is always derived from SQLite (the source of truth) and can be rebuilt from it at
+any time. Its ids are region ids (``IndexIDMap2``), so every hit maps to exactly one region.
+The index type follows the store size: exact inner-product search while that stays fast,
+HNSW above a threshold (graph search, sub-millisecond at a million vectors), IVF on request.
+Files are written atomically (temp file, fsync, rename), so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+T = TypeVar("T")
+
+# Exact search over 512-d float32 vectors costs about 1 ms per 10k vectors here
+# (benchmarks/query_speed.py); from this size on a graph index answers in ~1 ms instead,
+# and builds in seconds, so the end-to-end budget of 30 ms holds at any store size.
+AUTO_HNSW_MIN = 50_000
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """Approximate-index parameters, chosen from measured recall@10 (benchmarks/query_speed)."""
+
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 160
+    hnsw_ef_search: int = 256
+    ivf_nprobe: int = 128
+
+
+def choose_index_type(index_type: str, count: int) -> str:
+    """Resolve ``auto`` to a concrete index type for ``count`` vectors."""
+    if index_type not in INDEX_TYPES:
+        raise ValueError(
+            f"unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}"
+        )
+    if index_type != "auto":
+        return index_type
+    return "hnsw" if count >= AUTO_HNSW_MIN else "flat"
+
+
+class VectorIndex:
+    """A FAISS ``IndexIDMap2`` over inner-product search on normalised vectors."""
+
+    def __init__(self, index: object, index_type: str, params: IndexParams = IndexParams()) -> None:
+        self.index = index
+        self.index_type = index_type
+        self.params = params
+        self._apply_search_params()
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def empty(
+        cls, dim: int, index_type: str = "flat", params: IndexParams = IndexParams()
+    ) -> VectorIndex:
+        import faiss
+
+        if index_type == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = params.hnsw_ef_construction
+        elif index_type == "flat":
+            inner = faiss.IndexFlatIP(dim)
+        else:
+            raise ValueError(f"an empty {index_type!r} index cannot be made without training data")
+        return cls(faiss.IndexIDMap2(inner), index_type, params)
+
+    @classmethod
+    def build(
+        cls,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        dim: int,
+        index_type: str = "auto",
+        params: IndexParams = IndexParams(),
+    ) -> VectorIndex:
+        """Build an index of the right type for ``len(ids)`` vectors."""
+        import faiss
+
+        index_type = choose_index_type(index_type, len(ids))
+        if index_type == "ivf":
+            if len(ids) < 256:
+                index_type = "flat"  # too few vectors to train clusters
+            else:
+                nlist = int(max(16, min(65536, 4 * np.sqrt(len(ids)))))
+                nlist = min(nlist, len(ids) // 39)
+                quantizer = faiss.IndexFlatIP(dim)
+                inner = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+                rng = np.random.default_rng(0)
+                sample = vectors[
+                    rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)
+                ]
+                inner.train(np.ascontiguousarray(sample, dtype=np.float32))
+                out = cls(faiss.IndexIDMap2(inner), "ivf", params)
+                out.add(ids, vectors)
+                return out
+        out = cls.empty(dim, index_type, params)
+        out.add(ids, vectors)
+        return out
+
+    def _apply_search_params(self) -> None:
+        import faiss
+
+        inner = faiss.downcast_index(self.index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            inner.hnsw.efSearch = self.params.hnsw_ef_search
+        elif isinstance(inner, faiss.IndexIVF):
+            inner.nprobe = self.params.ivf_nprobe
+
+    # -- updates -------------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    @property
+    def supports_remove(self) -> bool:
+        return self.index_type == "flat"
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1)
+        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ids; only exact indexes support it (callers rebuild the others)."""
+        import faiss
+
+        if len(ids) == 0:
+            return 0
+        if not self.supports_remove:
+            raise NotImplementedError(
+                f"a {self.index_type} index cannot remove vectors; rebuild it"
+            )
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        return int(self.index.remove_ids(selector))
+
+    def ids(self) -> np.ndarray:
+        import faiss
+
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+    # -- queries -------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (Q, k'); ids of -1 mark empty slots."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        k = max(1, min(int(k), self.ntotal))
+        if self.ntotal == 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        return _single_threaded(len(queries) == 1, lambda: self.index.search(queries, k))
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, path: str) -> int:
+        """Write atomically (temp file + fsync + rename); returns the file size."""
+        import faiss
+
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            faiss.write_index(self.index, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(folder)
+        return os.path.getsize(path)
+
+    @classmethod
+    def load(cls, path: str, params: IndexParams = IndexParams()) -> VectorIndex:
+        """Read an index file; raises ``RuntimeError``/``OSError`` if it is corrupt."""
+        import faiss
+
+        index = faiss.read_index(path)
+        if not isinstance(index, faiss.IndexIDMap2):
+            index = faiss.downcast_index(index)
+        if not hasattr(index, "id_map"):
+            raise RuntimeError("FAISS file does not map region ids")
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            index_type = "hnsw"
+        elif isinstance(inner, faiss.IndexIVF):
+            index_type = "ivf"
+        else:
+            index_type = "flat"
+        return cls(index, index_type, params)
+
+
+def _single_threaded(enabled: bool, fn: Callable[[], T]) -> T:
+    """Run ``fn`` with one FAISS thread when ``enabled``.
+
+    A single query is too small to split: with several OpenMP threads it waits for every
+    core, and one busy core (another process) turns a 1 ms search into 8 ms or more.
+    """
+    import faiss
+
+    if not enabled:
+        return fn()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,231 @@
+"""Commands that build and look after an index: index, export, status, doctor."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from indexer.settings import (
+    DEFAULT_DETECTOR,
+    DEFAULT_FAISS_INDEX,
+    DEFAULT_MAX_MEGAPIXELS,
+    ENV_DETECTOR,
+    DetectOptions,
+    configure_ultralytics,
+)
+
+from .app import (
+    BackendOpt,
+    ClipOpt,
+    DeviceOpt,
+    IndexDir,
+    JsonOpt,
+    PrecisionOpt,
+    err,
+    friendly,
+    out,
+)
+
+if TYPE_CHECKING:
+    from indexer.indexing import IndexStats
+
+
+def _progress_columns() -> tuple[ProgressColumn, ...]:
+    return (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("photos"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+
+
+@friendly
+def index(
+    photos: Annotated[
+        list[Path],
+        typer.Argument(help="Photo folders (walked recursively) or files.", show_default=False),
+    ],
+    index_dir: IndexDir,
+    clip_model: ClipOpt = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            "--detector",
+            envvar=ENV_DETECTOR,
+            help=f"Ultralytics detector weights: a local .pt path or a name such as yolo11n.pt. [default: {DEFAULT_DETECTOR}]",
+        ),
+    ] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    backend: BackendOpt = None,
+    confidence: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
+    max_objects: Annotated[int, typer.Option(help="Maximum objects kept per photo.")] = 20,
+    min_side: Annotated[
+        int, typer.Option(help="Minimum object box side, in original pixels.")
+    ] = 24,
+    padding: Annotated[
+        float, typer.Option(help="Context added around each crop, as a fraction of the box size.")
+    ] = 0.1,
+    photos_only: Annotated[
+        bool, typer.Option("--photos-only", help="Skip detection: embed whole photos only.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Photos per detector batch and per commit.")] = 16,
+    max_megapixels: Annotated[
+        float, typer.Option(help="Refuse photos larger than this (decompression-bomb guard).")
+    ] = DEFAULT_MAX_MEGAPIXELS,
+    faiss_index: Annotated[
+        str, typer.Option("--faiss-index", help="FAISS index type: auto, flat, hnsw or ivf.")
+    ] = DEFAULT_FAISS_INDEX,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune/--no-prune", help="Remove photos that disappeared from the given folders."
+        ),
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index photos: detect objects, embed photos and crops, store them in INDEX."""
+    from indexer.indexing import Indexer
+
+    configure_ultralytics()
+    options = DetectOptions(
+        confidence=confidence, max_objects=max_objects, min_side=min_side, padding=padding
+    )
+    indexer = Indexer(
+        index_dir,
+        clip_model=clip_model,
+        detector_weights=detector,
+        device=device,
+        precision=precision,
+        backend=backend,
+        options=options,
+        detect_objects=not photos_only,
+        batch_size=batch_size,
+        max_megapixels=max_megapixels,
+        index_type=faiss_index,
+    )
+    with Progress(
+        *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
+    ) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        stats = indexer.index(photos, prune=prune, progress=progress)
+    if as_json:
+        print(json.dumps(stats.to_dict()))
+        return
+    _print_stats(stats, index_dir)
+
+
+def _print_stats(stats: IndexStats, index_dir: Path) -> None:
+    out.print(
+        f"[bold]{stats.indexed}[/] photos indexed, [bold]{stats.objects}[/] objects, "
+        f"{stats.unchanged} unchanged, {stats.moved} moved, {stats.removed} removed, "
+        f"[{'red' if stats.failures else 'green'}]{stats.failures} failures[/] "
+        f"in {stats.seconds:.1f} s"
+        + (f" ({stats.photos_per_second:.1f} photos/s)" if stats.indexed else ""),
+        highlight=False,
+    )
+    for path, reason in stats.failed[:10]:
+        out.print(
+            f"  [red]skipped[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True
+        )
+    if len(stats.failed) > 10:
+        out.print(
+            f"  ... and {len(stats.failed) - 10} more: see "
+            f"'objsearch status --index {escape(str(index_dir))}'"
+        )
+
+
+@friendly
+def export(
+    index_dir: IndexDir,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Export INDEX as JSON Lines: one line per photo with caption and regions."""
+    from indexer.store import Store
+    from retrieval.export import export_jsonl
+
+    with Store(index_dir) as store:
+        if output is None:
+            export_jsonl(store, sys.stdout)
+            return
+        tmp = output.with_name(output.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            count = export_jsonl(store, fh)
+        os.replace(tmp, output)
+    err.print(f"Exported {count} photos to {escape(str(output))}")
+
+
+@friendly
+def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
+    """Report INDEX: counts, models, failures, and whether SQLite and FAISS agree."""
+    from indexer.store import Store
+    from indexer.store.doctor import check
+
+    with Store(index_dir) as store:
+        health = check(store)
+    if as_json:
+        print(json.dumps(health.to_dict(), ensure_ascii=False))
+        return
+    table = Table(show_header=False, title=escape(f"objsearch index {health.index}"))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("photos", str(health.photos))
+    table.add_row("object regions", str(health.objects))
+    table.add_row("whole-photo regions", str(health.images))
+    table.add_row("FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})")
+    table.add_row("failures", str(health.failures))
+    table.add_row("CLIP model", escape(f"{health.clip_model or '-'} ({health.embed_dim or '?'}-d)"))
+    table.add_row("detector", escape(health.detector or "-"))
+    table.add_row("consistent", "[green]yes[/]" if health.consistent else "[red]no[/]")
+    out.print(table)
+    for problem in health.problems:
+        out.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
+    if health.problems:
+        out.print(f"Run 'objsearch doctor --index {escape(str(index_dir))}' to repair.")
+    for f in health.failed[:20]:
+        out.print(
+            f"[yellow]failed[/] {escape(f['path'])}: {escape(f['reason'])}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if health.failures > 20:
+        out.print(f"... and {health.failures - 20} more (--json lists them all)")
+
+
+@friendly
+def doctor(index_dir: IndexDir) -> None:
+    """Repair INDEX: salvage a damaged database, drop orphans, rebuild FAISS."""
+    from indexer.store.doctor import repair
+
+    actions = repair(os.fspath(index_dir))
+    if not actions:
+        out.print("[green]The index is consistent; nothing to repair.[/]")
+    for action in actions:
+        out.print(f"- {escape(action)}", highlight=False)

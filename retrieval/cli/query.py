@@ -1,0 +1,242 @@
+"""Commands that query: search an index, localise prompts on one photo."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from indexer.errors import QueryError
+from indexer.settings import ENV_INDEX
+
+from .app import (
+    BackendOpt,
+    ClipOpt,
+    DeviceOpt,
+    IndexDir,
+    JsonOpt,
+    PrecisionOpt,
+    fmt_box,
+    friendly,
+    out,
+    save_image,
+)
+
+if TYPE_CHECKING:
+    from indexer.models.clip import ClipEmbedder
+    from retrieval.localize.refine import PromptLocalization
+    from retrieval.search import SearchResult
+
+
+@friendly
+def search(
+    query: Annotated[
+        str | None, typer.Argument(help="Text query, e.g. 'a flowerpot'.", show_default=False)
+    ] = None,
+    index_dir: IndexDir = Path("."),
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Search by example: a query photo.")
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Number of photos to return.")] = 10,
+    objects_only: Annotated[
+        bool, typer.Option("--objects-only", help="Match object crops only.")
+    ] = False,
+    photos_only: Annotated[
+        bool, typer.Option("--photos-only", help="Match whole photos only.")
+    ] = False,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine", help="Refine the top results' boxes with CLIP sliding-window localization."
+        ),
+    ] = False,
+    refine_top: Annotated[
+        int, typer.Option("--refine-top", help="How many of the top results --refine localizes.")
+    ] = 5,
+    clip_model: ClipOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    backend: BackendOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search INDEX by text (QUERY) or by example (--image); one row per photo."""
+    from retrieval.search import Searcher
+
+    if (query is None) == (image is None):
+        raise QueryError("Give a text QUERY or --image PATH (exactly one).")
+    if objects_only and photos_only:
+        raise QueryError("--objects-only and --photos-only exclude each other.")
+    kind = "object" if objects_only else "image" if photos_only else None
+    with Searcher(
+        index_dir, clip_model=clip_model, device=device, precision=precision, backend=backend
+    ) as searcher:
+        results = searcher.search(text=query, image=image, top_k=top_k, kind=kind)
+        if refine:
+            from retrieval.localize.refine import refine_results
+
+            refine_results(searcher, results, text=query, image=image, top=refine_top)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
+        return
+    if not results:
+        out.print("No results.")
+        return
+    title = (
+        f"{len(results)} photos for {query!r}" if query else f"{len(results)} photos like {image}"
+    )
+    out.print(_results_table(results, escape(title), refined=refine))
+
+
+def _results_table(results: Sequence[SearchResult], title: str, *, refined: bool) -> Table:
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("photo", overflow="fold")
+    table.add_column("box")
+    table.add_column("label")
+    if refined:
+        table.add_column("refined box")
+    for r in results:
+        row = [
+            str(r.rank),
+            f"{r.score:.3f}",
+            escape(r.image),
+            fmt_box(r.box),
+            escape(r.label or "(photo)"),
+        ]
+        if refined:
+            row.append(fmt_box(r.refined_box) if r.refined_box else "-")
+        table.add_row(*row)
+    return table
+
+
+@friendly
+def localize(
+    photo: Annotated[Path, typer.Argument(help="The photo to search in.", show_default=False)],
+    prompts: Annotated[
+        list[str],
+        typer.Argument(
+            help="One or more text prompts, e.g. 'a butterfly' 'a cat'.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Write the photo with one coloured box set per prompt (PNG/JPEG)."
+        ),
+    ] = None,
+    heatmap: Annotated[
+        Path | None, typer.Option("--heatmap", help="Write a heat-map overlay image.")
+    ] = None,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            "-i",
+            envvar=ENV_INDEX,
+            help="Use this index's CLIP model (optional).",
+        ),
+    ] = None,
+    method: Annotated[str, typer.Option(help="window (sliding window) or occlusion.")] = "window",
+    patch: Annotated[
+        int | None,
+        typer.Option(
+            help="Patch side in pixels of the decoded photo. [default: from the photo size]"
+        ),
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(help="Window side in patches. [default: 3 for window, 2 for occlusion]"),
+    ] = None,
+    stride: Annotated[int, typer.Option(help="Window stride in patches.")] = 1,
+    threshold: Annotated[float, typer.Option(help="Heat threshold (0-1) for boxes.")] = 0.5,
+    max_windows: Annotated[int, typer.Option(help="Cap on crops scored per prompt.")] = 128,
+    clip_model: ClipOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    backend: BackendOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Localise PROMPTS on PHOTO with CLIP sliding windows (finds objects no detector class covers)."""
+    from indexer.media.decode import DecodeError
+    from retrieval.localize.refine import localize_prompts
+    from retrieval.localize.render import draw_boxes, heatmap_overlay
+
+    if method not in ("window", "occlusion"):
+        raise QueryError(f"--method must be window or occlusion, not {method!r}.")
+    prompts = [p for p in prompts if p.strip()]
+    if not prompts:
+        raise QueryError("Give at least one non-empty prompt.")
+    embedder = _localize_embedder(clip_model, index_dir, device, precision, backend)
+    try:
+        image, found = localize_prompts(
+            os.fspath(photo),
+            prompts,
+            embedder,
+            method=method,
+            patch=patch,
+            window=window,
+            stride=stride,
+            threshold=threshold,
+            max_windows=max_windows,
+        )
+    except DecodeError as exc:
+        raise QueryError(f"Cannot read {photo}: {exc}") from None
+    except ValueError as exc:
+        raise QueryError(str(exc)) from None
+    written = []
+    if output is not None:
+        save_image(draw_boxes(image, [(f.prompt, f.result.boxes) for f in found]), output)
+        written.append(str(output))
+    if heatmap is not None:
+        save_image(heatmap_overlay(image, [f.result for f in found]), heatmap)
+        written.append(str(heatmap))
+    if as_json:
+        print(
+            json.dumps({"image": os.path.abspath(photo), "prompts": [f.to_dict() for f in found]})
+        )
+        return
+    out.print(_localizations_table(photo, found))
+    for path in written:
+        out.print(f"wrote {path}", highlight=False)
+
+
+def _localize_embedder(
+    clip_model: str | None,
+    index_dir: Path | None,
+    device: str | None,
+    precision: str | None,
+    backend: str | None,
+) -> ClipEmbedder:
+    """CLIP for ``localize``: the given model, else the index's, else the default."""
+    from indexer.models.clip import ClipEmbedder
+    from indexer.settings import resolve_device
+    from indexer.store import Store
+
+    model = clip_model
+    if model is None and index_dir is not None:
+        with Store(index_dir) as store:
+            model = store.get_meta("clip_model")
+    return ClipEmbedder(model, resolve_device(device), precision=precision, backend=backend)
+
+
+def _localizations_table(photo: Path, found: Sequence[PromptLocalization]) -> Table:
+    from retrieval.localize.render import prompt_colour
+
+    table = Table(title=f"{photo}")
+    table.add_column("prompt")
+    table.add_column("box (original pixels)")
+    table.add_column("confidence", justify="right")
+    for i, f in enumerate(found):
+        colour = "#{:02x}{:02x}{:02x}".format(*prompt_colour(i))
+        if not f.boxes:
+            table.add_row(f"[{colour}]{f.prompt}[/]", "no box above the threshold", "-")
+        for b in f.boxes:
+            table.add_row(f"[{colour}]{f.prompt}[/]", fmt_box(b.box), f"{b.confidence:.2f}")
+    return table

@@ -1,0 +1,84 @@
+"""ClipEmbedder: loading, preprocessing parity with CLIPImageProcessor, vectors."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+from transformers import CLIPImageProcessor
+
+from indexer.errors import ModelLoadError, QueryError
+from indexer.models.clip import PROMPT_TEMPLATES, ClipEmbedder
+
+
+@pytest.fixture(scope="module")
+def embedder(tiny_clip_dir) -> ClipEmbedder:
+    return ClipEmbedder(str(tiny_clip_dir), "cpu", precision="fp32", batch_size=4)
+
+
+def _photo(w: int, h: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("size", [(320, 240), (240, 320), (224, 224), (100, 60), (1000, 180)])
+def test_preprocess_matches_clip_image_processor(embedder, tiny_clip_dir, size) -> None:
+    """Golden check: our fast preprocessing equals the reference processor's pixels."""
+    image = _photo(*size)
+    reference = CLIPImageProcessor.from_pretrained(str(tiny_clip_dir))(
+        images=[image], return_tensors="np"
+    )
+    ours = embedder.preprocess([image])
+    assert ours.shape == reference["pixel_values"].shape
+    assert np.abs(ours - reference["pixel_values"]).max() < 0.05
+
+
+def test_vectors_are_unit_float32_and_batched(embedder) -> None:
+    images = [_photo(64 + 10 * i, 80, seed=i) for i in range(10)]  # more than one batch
+    vecs = embedder.embed_images(images)
+    assert vecs.shape == (10, embedder.dim) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    one = embedder.embed_image(images[3])
+    assert np.allclose(one, vecs[3], atol=1e-5)
+    assert embedder.embed_images([]).shape == (0, embedder.dim)
+
+
+def test_text_prompt_ensembling_is_mean_of_templates(embedder, monkeypatch) -> None:
+    q = embedder.embed_text("a flowerpot")
+    parts = embedder.embed_texts([t.format("a flowerpot") for t in PROMPT_TEMPLATES])
+    mean = parts.mean(axis=0)
+    assert np.allclose(q, mean / np.linalg.norm(mean), atol=1e-5)
+    assert np.linalg.norm(q) == pytest.approx(1.0, abs=1e-5)
+    assert not np.allclose(q, embedder.embed_text("a butterfly"))
+    monkeypatch.setattr(embedder, "embed_texts", None)  # a cache miss would call it and fail
+    again = embedder.embed_text("  a   flowerpot ")  # normalised whitespace hits the cache
+    assert np.array_equal(again, q)
+    with pytest.raises(QueryError, match="empty"):
+        embedder.embed_text("   ")
+
+
+def test_fingerprint_is_stable_across_loads(embedder, tiny_clip_dir) -> None:
+    other = ClipEmbedder(str(tiny_clip_dir), "cpu", precision="fp32")
+    assert float(embedder.fingerprint() @ other.fingerprint()) > 0.9999
+
+
+def _no_network(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError("a local or offline model lookup must not touch the network")
+
+
+def test_missing_model_error_names_both_ways(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", _no_network)  # a local path never asks the hub
+    with pytest.raises(ModelLoadError) as info:
+        ClipEmbedder(str(tmp_path / "no-such-model"), "cpu")
+    message = str(info.value)
+    assert "no-such-model" in message
+    assert "--clip-model" in message and "OBJSEARCH_CLIP_MODEL" in message and "hub id" in message
+
+
+def test_offline_hub_id_fails_fast(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket, "getaddrinfo", _no_network)  # offline: fail without retrying
+    with pytest.raises(ModelLoadError, match="openai/clip-vit-base-patch32"):
+        ClipEmbedder("openai/clip-vit-base-patch32", "cpu")

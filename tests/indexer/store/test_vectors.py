@@ -1,0 +1,69 @@
+"""VectorIndex: FAISS ids are region ids; files are written atomically; kinds by size."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from indexer.store.vectors import AUTO_HNSW_MIN, VectorIndex, choose_index_type
+
+
+def unit(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_search_returns_region_ids(kind: str) -> None:
+    vecs = unit(2000)
+    ids = np.arange(1000, 3000, dtype=np.int64)
+    index = VectorIndex.build(ids, vecs, 16, kind)
+    assert index.ntotal == 2000
+    scores, found = index.search(vecs[[5, 77]], 3)
+    assert found[0, 0] == 1005 and found[1, 0] == 1077
+    assert scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_remove_and_add_on_flat() -> None:
+    index = VectorIndex.empty(16)
+    vecs = unit(10)
+    index.add(np.arange(10), vecs)
+    assert index.remove(np.array([3, 4])) == 2
+    assert index.ntotal == 8 and 3 not in set(index.ids().tolist())
+    _, found = index.search(vecs[3], 1)
+    assert found[0, 0] != 3
+
+
+def test_hnsw_cannot_remove() -> None:
+    index = VectorIndex.build(np.arange(10), unit(10), 16, "hnsw")
+    with pytest.raises(NotImplementedError):
+        index.remove(np.array([1]))
+
+
+def test_save_is_atomic_and_round_trips(tmp_path) -> None:
+    path = str(tmp_path / "v.faiss")
+    index = VectorIndex.build(np.arange(50), unit(50), 16, "flat")
+    size = index.save(path)
+    assert size == os.path.getsize(path)
+    assert [p.name for p in tmp_path.iterdir()] == ["v.faiss"]  # no temp file left behind
+    loaded = VectorIndex.load(path)
+    assert loaded.ntotal == 50 and loaded.index_type == "flat"
+    assert np.array_equal(np.sort(loaded.ids()), np.arange(50))
+
+
+def test_truncated_file_raises(tmp_path) -> None:
+    path = tmp_path / "v.faiss"
+    VectorIndex.build(np.arange(50), unit(50), 16, "flat").save(str(path))
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises((RuntimeError, OSError)):
+        VectorIndex.load(str(path))
+
+
+def test_choose_index_type() -> None:
+    assert choose_index_type("auto", 10) == "flat"
+    assert choose_index_type("auto", AUTO_HNSW_MIN) == "hnsw"
+    assert choose_index_type("ivf", 10) == "ivf"
+    with pytest.raises(ValueError):
+        choose_index_type("lsh", 10)

@@ -1,0 +1,62 @@
+"""Settings: every choice resolved from argument, environment and default in one place."""
+
+from __future__ import annotations
+
+import pytest
+
+import indexer.settings as settings
+from indexer.errors import ObjsearchError
+from indexer.settings import (
+    DEFAULT_CLIP_MODEL,
+    ENV_CLIP_MODEL,
+    ENV_PRECISION,
+    choose_backend,
+    choose_precision,
+    resolve_clip_model,
+)
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def test_precision_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_PRECISION, raising=False)
+    assert choose_precision("fp32", "cpu") == "fp32"
+    assert choose_precision("auto", "cuda") == "fp16"
+    flags = _cpu_flags()
+    has_bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
+    assert choose_precision("auto", "cpu") == ("bf16" if has_bf16 else "fp32")
+    monkeypatch.setattr(settings, "cpu_has_fast_bf16", lambda: True)
+    assert choose_precision("auto", "cpu") == "bf16"
+    monkeypatch.setattr(settings, "cpu_has_fast_bf16", lambda: False)
+    assert choose_precision("auto", "cpu") == "fp32"
+    monkeypatch.setenv(ENV_PRECISION, "bf16")
+    assert choose_precision(None, "cpu") == "bf16"
+    with pytest.raises(Exception, match="Unknown precision"):
+        choose_precision("int3", "cpu")
+
+
+def test_clip_model_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_CLIP_MODEL, raising=False)
+    assert resolve_clip_model(None) == DEFAULT_CLIP_MODEL
+    assert resolve_clip_model(None, "recorded/model") == "recorded/model"
+    monkeypatch.setenv(ENV_CLIP_MODEL, "env/model")
+    assert resolve_clip_model(None, "recorded/model") == "env/model"
+    assert resolve_clip_model("given/model", "recorded/model") == "given/model"
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(settings.ENV_BACKEND, raising=False)
+    expected = "openvino" if settings.openvino_available() else "torch"
+    assert choose_backend("auto", "cpu") == expected
+    assert choose_backend("auto", "cuda") == "torch"
+    assert choose_backend("torch", "cpu") == "torch"
+    with pytest.raises(ObjsearchError, match="runs on the CPU"):
+        choose_backend("openvino", "cuda")
+    with pytest.raises(ObjsearchError, match="Unknown backend"):
+        choose_backend("tensorrt", "cpu")
