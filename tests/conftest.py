@@ -73,3 +73,26 @@ def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
         ClipEmbedder(str(tiny_clip_dir), "cpu"),
         Detector(str(tiny_yolo_path), "cpu"),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_index(
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_clip_dir: Path,
+    tiny_yolo_path: Path,
+    sample_photos_dir: Path,
+) -> Path:
+    """An index of the sample photos built with the tiny models (read-only for tests)."""
+    from indexer.indexing import Indexer
+    from tests.fixtures import FAST
+
+    index_dir = tmp_path_factory.mktemp("tiny_index") / "index"
+    stats = Indexer(
+        index_dir,
+        clip_model=str(tiny_clip_dir),
+        detector_weights=str(tiny_yolo_path),
+        device="cpu",
+        options=FAST,
+    ).index([sample_photos_dir])
+    assert stats.failures == 0 and stats.objects > 0
+    return index_dir

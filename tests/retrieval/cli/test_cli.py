@@ -1,0 +1,119 @@
+"""The ``objsearch`` command line, run for real over a tiny-model index."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from indexer.store import Store
+from retrieval.cli import app
+from tests.fixtures import Models, cli_index_args, write_photo
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(app, list(args))
+
+
+def test_index_then_search_status_export_doctor(models: Models, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for i in range(3):
+        write_photo(folder / f"p{i}.jpg", seed=i)
+    index_dir = tmp_path / "index"
+
+    result = run(*cli_index_args(models, folder, index_dir), "--max-objects", "2", "--json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (stats["indexed"], stats["failures"]) == (3, 0)
+
+    result = run("search", "a cat", "--index", str(index_dir), "--top-k", "2", "--json")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert [h["rank"] for h in hits] == [1, 2]
+    assert all(Path(h["image"]).parent == folder for h in hits)
+
+    result = run("search", "a cat", "--index", str(index_dir))
+    assert result.exit_code == 0 and "photos for 'a cat'" in result.stdout
+
+    result = run("status", "--index", str(index_dir), "--json")
+    assert result.exit_code == 0, result.output
+    health = json.loads(result.stdout)
+    assert health["photos"] == 3 and health["consistent"] is True
+    assert health["vectors"] == health["objects"] + health["images"]
+
+    out = tmp_path / "export.jsonl"
+    result = run("export", "--index", str(index_dir), "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 3
+
+    result = run("doctor", "--index", str(index_dir))
+    assert result.exit_code == 0 and "nothing to repair" in result.stdout
+    with Store(index_dir) as store:
+        assert store.counts().photos == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("search", "--index", "{missing}", "a cat"), 4, "No objsearch index"),
+        (("search", "--index", "{index}"), 2, "exactly one"),
+        (("search", "--index", "{index}", "  "), 2, "empty"),
+        (("search", "--index", "{index}", "x", "--objects-only", "--photos-only"), 2, "exclude"),
+        (("status", "--index", "{missing}"), 4, "No objsearch index"),
+        (("index", "{missing}", "--index", "{index}", "--faiss-index", "lsh"), 1, "FAISS"),
+    ],
+)
+def test_errors_are_one_line_and_an_exit_code(
+    tiny_index: Path, tmp_path: Path, args: tuple[str, ...], code: int, needle: str
+) -> None:
+    values = {"index": str(tiny_index), "missing": str(tmp_path / "nothing")}
+    result = run(*(a.format(**values) for a in args))
+    assert result.exit_code == code, result.output
+    assert needle in result.output and "Traceback" not in result.output
+
+
+def test_localize_json(models: Models, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    write_photo(photo, size=(128, 96))
+    overlay = tmp_path / "boxes.png"
+    result = run(
+        "localize",
+        str(photo),
+        "a cat",
+        "a dog",
+        "--clip-model",
+        str(models.clip_dir),
+        "--device",
+        "cpu",
+        "--max-windows",
+        "16",
+        "--out",
+        str(overlay),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["image"] == str(photo)
+    assert [p["prompt"] for p in data["prompts"]] == ["a cat", "a dog"]
+    assert overlay.is_file()
+
+
+def test_console_entry_point_runs() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from retrieval.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for command in ("index", "search", "localize", "export", "status", "doctor"):
+        assert command in proc.stdout

@@ -1,0 +1,88 @@
+"""Searcher: text and image queries, grouping by photo, kinds, query validation, freshness."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from indexer.errors import QueryError, StoreError
+from indexer.store import KIND_OBJECT, Store
+from retrieval import Searcher, SearchResult
+from tests.fixtures import Models, make_indexer, write_photo
+
+
+@pytest.fixture(scope="module")
+def searcher(tiny_index: Path, models: Models) -> Searcher:
+    with Searcher(tiny_index, embedder=models.embedder) as s:  # type: ignore[arg-type]
+        yield s
+
+
+def test_text_search_groups_by_photo(searcher: Searcher, tiny_index: Path) -> None:
+    results = searcher.search(text="a cat", top_k=3)
+    assert [r.rank for r in results] == [1, 2, 3]
+    assert all(isinstance(r, SearchResult) for r in results)
+    assert len({r.photo_id for r in results}) == len(results)  # one row per photo
+    scores = [r.score for r in results]
+    assert scores == sorted(scores, reverse=True)
+    with Store(tiny_index) as store:
+        rows = store.regions_with_photos([r.region_id for r in results])
+    for r in results:
+        region, photo = rows[r.region_id]
+        assert (photo.path, region.kind) == (r.image, r.kind)
+
+
+def test_kind_filter(searcher: Searcher) -> None:
+    objects = searcher.search(text="a cat", top_k=4, kind="object")
+    assert objects and all(r.kind == KIND_OBJECT and r.box is not None for r in objects)
+    photos = searcher.search(text="a cat", top_k=4, kind="image")
+    assert photos and all(r.kind == "image" and r.box is None for r in photos)
+
+
+def test_image_query_finds_its_own_photo(searcher: Searcher, sample_photos_dir: Path) -> None:
+    photo = sorted(p for p in sample_photos_dir.rglob("*.png"))[0]
+    best = searcher.search(image=photo, top_k=1, kind="image")[0]
+    assert best.image == str(photo)
+    assert best.score == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"text": "   "}, "empty"),
+        ({}, "exactly one"),
+        ({"text": "a cat", "image": "x.jpg"}, "exactly one"),
+        ({"text": "a cat", "top_k": 0}, "top-k"),
+        ({"text": "a cat", "kind": "crop"}, "kind"),
+    ],
+)
+def test_bad_queries_are_query_errors(searcher: Searcher, kwargs: dict, message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        searcher.search(**kwargs)
+
+
+def test_unreadable_query_image(searcher: Searcher, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(QueryError, match="query image"):
+        searcher.search(image=bad)
+
+
+def test_follows_new_commits(tiny_index: Path, models: Models, tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(tiny_index, index_dir)
+    with Searcher(index_dir, embedder=models.embedder) as searcher:  # type: ignore[arg-type]
+        before = searcher.vectors.ntotal
+        folder = tmp_path / "more"
+        write_photo(folder / "new.jpg", seed=42)
+        make_indexer(models, index_dir).index([folder], prune=False)
+        assert searcher.vectors.ntotal > before
+        hits = searcher.search(image=folder / "new.jpg", top_k=1, kind="image")
+        assert hits[0].image == str(folder / "new.jpg")
+
+
+def test_empty_index_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "index", create=True).close()
+    with pytest.raises(StoreError, match="no photos yet"):
+        Searcher(tmp_path / "index")
