@@ -60,49 +60,63 @@ def _progress_columns() -> tuple[ProgressColumn, ...]:
     )
 
 
+_DETECT = DetectOptions()  # the CLI defaults are the library defaults
+
+PhotosOpt = Annotated[
+    list[Path],
+    typer.Argument(help="Photo folders (walked recursively) or files.", show_default=False),
+]
+DetectorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--detector",
+        envvar=ENV_DETECTOR,
+        help=f"Ultralytics detector weights: a local .pt path or a name such as yolo11n.pt. [default: {DEFAULT_DETECTOR}]",
+    ),
+]
+MinSideOpt = Annotated[int, typer.Option(help="Minimum object box side, in original pixels.")]
+PaddingOpt = Annotated[
+    float, typer.Option(help="Context added around each crop, as a fraction of the box size.")
+]
+PhotosOnlyOpt = Annotated[
+    bool, typer.Option("--photos-only", help="Skip detection: embed whole photos only.")
+]
+MaxMegapixelsOpt = Annotated[
+    float, typer.Option(help="Refuse photos larger than this (decompression-bomb guard).")
+]
+FaissIndexOpt = Annotated[
+    str, typer.Option("--faiss-index", help="FAISS index type: auto, flat, hnsw or ivf.")
+]
+PruneOpt = Annotated[
+    bool,
+    typer.Option(
+        "--prune/--no-prune", help="Remove photos that disappeared from the given folders."
+    ),
+]
+
+
 @friendly
 def index(
-    photos: Annotated[
-        list[Path],
-        typer.Argument(help="Photo folders (walked recursively) or files.", show_default=False),
-    ],
+    photos: PhotosOpt,
     index_dir: IndexDir,
     clip_model: ClipOpt = None,
-    detector: Annotated[
-        str | None,
-        typer.Option(
-            "--detector",
-            envvar=ENV_DETECTOR,
-            help=f"Ultralytics detector weights: a local .pt path or a name such as yolo11n.pt. [default: {DEFAULT_DETECTOR}]",
-        ),
-    ] = None,
+    detector: DetectorOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     backend: BackendOpt = None,
-    confidence: Annotated[float, typer.Option(help="Detector confidence threshold.")] = 0.25,
-    max_objects: Annotated[int, typer.Option(help="Maximum objects kept per photo.")] = 20,
-    min_side: Annotated[
-        int, typer.Option(help="Minimum object box side, in original pixels.")
-    ] = 24,
-    padding: Annotated[
-        float, typer.Option(help="Context added around each crop, as a fraction of the box size.")
-    ] = 0.1,
-    photos_only: Annotated[
-        bool, typer.Option("--photos-only", help="Skip detection: embed whole photos only.")
-    ] = False,
+    confidence: Annotated[
+        float, typer.Option(help="Detector confidence threshold.")
+    ] = _DETECT.confidence,
+    max_objects: Annotated[
+        int, typer.Option(help="Maximum objects kept per photo.")
+    ] = _DETECT.max_objects,
+    min_side: MinSideOpt = _DETECT.min_side,
+    padding: PaddingOpt = _DETECT.padding,
+    photos_only: PhotosOnlyOpt = False,
     batch_size: Annotated[int, typer.Option(help="Photos per detector batch and per commit.")] = 16,
-    max_megapixels: Annotated[
-        float, typer.Option(help="Refuse photos larger than this (decompression-bomb guard).")
-    ] = DEFAULT_MAX_MEGAPIXELS,
-    faiss_index: Annotated[
-        str, typer.Option("--faiss-index", help="FAISS index type: auto, flat, hnsw or ivf.")
-    ] = DEFAULT_FAISS_INDEX,
-    prune: Annotated[
-        bool,
-        typer.Option(
-            "--prune/--no-prune", help="Remove photos that disappeared from the given folders."
-        ),
-    ] = True,
+    max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
+    faiss_index: FaissIndexOpt = DEFAULT_FAISS_INDEX,
+    prune: PruneOpt = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Index photos: detect objects, embed photos and crops, store them in INDEX."""

@@ -116,44 +116,50 @@ def _results_table(results: Sequence[SearchResult], title: str, *, refined: bool
     return table
 
 
+PromptsOpt = Annotated[
+    list[str],
+    typer.Argument(
+        help="One or more text prompts, e.g. 'a butterfly' 'a cat'.", show_default=False
+    ),
+]
+OutputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", "-o", help="Write the photo with one coloured box set per prompt (PNG/JPEG)."
+    ),
+]
+HeatmapOpt = Annotated[
+    Path | None, typer.Option("--heatmap", help="Write a heat-map overlay image.")
+]
+IndexDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--index",
+        "-i",
+        envvar=ENV_INDEX,
+        help="Use this index's CLIP model (optional).",
+    ),
+]
+PatchOpt = Annotated[
+    int | None,
+    typer.Option(help="Patch side in pixels of the decoded photo. [default: from the photo size]"),
+]
+WindowOpt = Annotated[
+    int | None,
+    typer.Option(help="Window side in patches. [default: 3 for window, 2 for occlusion]"),
+]
+
+
 @friendly
 def localize(
     photo: Annotated[Path, typer.Argument(help="The photo to search in.", show_default=False)],
-    prompts: Annotated[
-        list[str],
-        typer.Argument(
-            help="One or more text prompts, e.g. 'a butterfly' 'a cat'.", show_default=False
-        ),
-    ],
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", "-o", help="Write the photo with one coloured box set per prompt (PNG/JPEG)."
-        ),
-    ] = None,
-    heatmap: Annotated[
-        Path | None, typer.Option("--heatmap", help="Write a heat-map overlay image.")
-    ] = None,
-    index_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--index",
-            "-i",
-            envvar=ENV_INDEX,
-            help="Use this index's CLIP model (optional).",
-        ),
-    ] = None,
+    prompts: PromptsOpt,
+    output: OutputOpt = None,
+    heatmap: HeatmapOpt = None,
+    index_dir: IndexDirOpt = None,
     method: Annotated[str, typer.Option(help="window (sliding window) or occlusion.")] = "window",
-    patch: Annotated[
-        int | None,
-        typer.Option(
-            help="Patch side in pixels of the decoded photo. [default: from the photo size]"
-        ),
-    ] = None,
-    window: Annotated[
-        int | None,
-        typer.Option(help="Window side in patches. [default: 3 for window, 2 for occlusion]"),
-    ] = None,
+    patch: PatchOpt = None,
+    window: WindowOpt = None,
     stride: Annotated[int, typer.Option(help="Window stride in patches.")] = 1,
     threshold: Annotated[float, typer.Option(help="Heat threshold (0-1) for boxes.")] = 0.5,
     max_windows: Annotated[int, typer.Option(help="Cap on crops scored per prompt.")] = 128,

@@ -10,6 +10,7 @@ from indexer.settings import (
     DEFAULT_CLIP_MODEL,
     ENV_CLIP_MODEL,
     ENV_PRECISION,
+    DetectOptions,
     choose_backend,
     choose_precision,
     resolve_clip_model,
@@ -60,3 +61,10 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         choose_backend("openvino", "cuda")
     with pytest.raises(ObjsearchError, match="Unknown backend"):
         choose_backend("tensorrt", "cpu")
+
+
+def test_options_validate() -> None:
+    with pytest.raises(ObjsearchError):
+        DetectOptions(confidence=2)
+    with pytest.raises(ObjsearchError):
+        DetectOptions(padding=-0.1)
