@@ -1,4 +1,4 @@
-"""Tests for retrieval.localize and retrieval.render, with synthetic scorers instead of CLIP."""
+"""localize(): accuracy, edge cases, budgets and validation, with synthetic scorers."""
 
 from __future__ import annotations
 
@@ -14,53 +14,11 @@ from indexer.media.decode import to_rgb
 from retrieval.localize import (
     Localization,
     LocalizedBox,
-    clip_score_fn,
-    connected_components,
-    heat_to_boxes,
     localize,
     normalise_heat,
     plan_grid,
 )
-from retrieval.localize.render import draw_boxes, heatmap_overlay, prompt_colour
-
-RED = (230, 20, 20)
-Box = tuple[float, float, float, float]
-
-
-def make_image(
-    width: int, height: int, squares: list[tuple[int, int, int]], seed: int = 0
-) -> Image.Image:
-    """Noisy grey background with red squares given as (x, y, side)."""
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(rng.normal(128, 30, (height, width, 3)), 0, 255).astype(np.uint8)
-    for x, y, side in squares:
-        pixels[y : y + side, x : x + side] = RED
-    return Image.fromarray(pixels)
-
-
-def red_fraction(crops: list[Image.Image]) -> np.ndarray:
-    """Fraction of clearly red pixels per crop: a stand-in for CLIP("a red square")."""
-    out = np.empty(len(crops))
-    for i, crop in enumerate(crops):
-        a = np.asarray(crop)
-        out[i] = np.mean((a[..., 0] > 200) & (a[..., 1] < 60) & (a[..., 2] < 60))
-    return out
-
-
-def brightness(crops: list[Image.Image]) -> np.ndarray:
-    return np.array([np.asarray(c, dtype=np.float64).mean() for c in crops])
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def square_box(x: int, y: int, side: int) -> Box:
-    return (float(x), float(y), float(x + side), float(y + side))
+from tests.fixtures import RED, brightness, iou, make_image, red_fraction, square_box
 
 
 class Recorder:
@@ -407,130 +365,3 @@ def test_bad_score_fn_output(bad: Callable[[list[Image.Image]], np.ndarray]) -> 
 def test_column_vector_scores_accepted() -> None:
     loc = localize(make_image(320, 240, [(50, 50, 80)]), lambda c: red_fraction(c)[:, None])
     assert loc.best is not None
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def test_connected_components_are_8_connected() -> None:
-    mask = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 1]], bool)
-    comps = sorted(sorted(c) for c in connected_components(mask))
-    assert comps == [[(0, 0), (1, 1)], [(0, 3)], [(2, 3)]]
-
-
-def test_cell_boxes_match_the_article_when_subcell_off() -> None:
-    heat = np.zeros((4, 5), np.float32)
-    heat[1:3, 1:4] = 1.0
-    boxes = heat_to_boxes(heat, 10, (45, 40), subcell=False)
-    assert [b.box for b in boxes] == [(10.0, 10.0, 40.0, 30.0)]
-    assert boxes[0].confidence == 1.0 and boxes[0].cells == 6
-
-
-def test_heatmap_image_upsamples() -> None:
-    loc = localize(make_image(330, 250, [(100, 100, 90)]), red_fraction)
-    full = loc.heatmap_image()
-    assert full.shape == (250, 330) and full.dtype == np.float32
-    assert full.max() == pytest.approx(loc.heatmap.max())
-    r, c = np.unravel_index(np.argmax(loc.heatmap), loc.grid)
-    assert full[int(r) * loc.patch, int(c) * loc.patch] == loc.heatmap[r, c]
-    smooth = loc.heatmap_image((100, 80), smooth=True)
-    assert smooth.shape == (80, 100)
-    assert smooth.min() >= 0.0 and smooth.max() <= 1.0
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
-def test_draw_boxes_returns_rgb_of_input_size(mode: str) -> None:
-    image = make_image(320, 240, []).convert(mode)
-    boxes = [LocalizedBox((10.0, 20.0, 110.0, 120.0), 0.87), LocalizedBox((0, 0, 320, 240), 0.5)]
-    out = draw_boxes(
-        image, [("a cat", boxes), ("a butterfly", [LocalizedBox((200, 150, 300, 230), 0.4)])]
-    )
-    assert out.mode == "RGB" and out.size == image.size
-    assert out.getpixel((10, 70)) == prompt_colour(0)  # left edge of the first box
-    assert out.getpixel((250, 229)) == prompt_colour(1)  # bottom edge of the second prompt's box
-    assert image.mode == mode  # input untouched
-
-
-def test_draw_boxes_without_detections() -> None:
-    out = draw_boxes(make_image(50, 40, []), [])
-    assert out.mode == "RGB" and out.size == (50, 40)
-
-
-def test_heatmap_overlay_returns_rgb_of_input_size() -> None:
-    image = make_image(320, 240, [(50, 50, 80), (200, 120, 80)])
-    heat = np.zeros((240, 320), np.float32)
-    heat[50:130, 50:130] = 1.0
-    single = heatmap_overlay(image.convert("RGBA"), [heat])
-    assert single.mode == "RGB" and single.size == (320, 240)
-    # Untouched where the map is 1, darkened to the floor (0.25) where it is 0.
-    assert single.getpixel((90, 90)) == image.getpixel((90, 90))
-    dark = np.asarray(single, np.float32)[5, 5]
-    assert np.allclose(dark, np.round(np.asarray(image, np.float32)[5, 5] * 0.25), atol=1)
-
-    loc = localize(image, red_fraction)
-    several = heatmap_overlay(image.convert("L"), [loc, loc.heatmap, np.eye(3)])
-    assert several.mode == "RGB" and several.size == (320, 240)
-    tinted = heatmap_overlay(image, [heat], colours=[(0, 0, 255)])
-    assert tinted.getpixel((90, 90))[2] > image.getpixel((90, 90))[2]
-    assert heatmap_overlay(image, []).size == (320, 240)
-    with pytest.raises(ValueError):
-        heatmap_overlay(image, [heat, heat], colours=[(255, 0, 0)])
-    with pytest.raises(ValueError):
-        heatmap_overlay(image, [np.zeros(5)])
-
-
-# --------------------------------------------------------------------------- CLIP adapter
-
-
-class FakeEmbedder:
-    """Embeds an image as its normalised mean colour; text as a colour name."""
-
-    NAMES = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
-
-    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
-        return np.stack([self.embed_image(im) for im in images])
-
-    def embed_image(self, image: Image.Image) -> np.ndarray:
-        v = np.asarray(image.convert("RGB"), np.float32).reshape(-1, 3).mean(axis=0) + 1e-3
-        return (v / np.linalg.norm(v)).astype(np.float32)
-
-    def embed_text(self, query: str) -> np.ndarray:
-        return np.array(self.NAMES[query], np.float32)
-
-
-def solid(colour: tuple[int, int, int]) -> Image.Image:
-    return Image.new("RGB", (16, 16), colour)
-
-
-def test_clip_score_fn_text_ranking() -> None:
-    score = clip_score_fn(FakeEmbedder(), text="red")
-    crops = [solid((0, 0, 255)), solid((255, 0, 0)), solid((128, 128, 128)), solid((255, 128, 0))]
-    scores = score(crops)
-    assert scores.shape == (4,) and scores.dtype == np.float32
-    assert list(np.argsort(-scores)) == [1, 3, 2, 0]  # red, orange, grey, blue
-    assert scores[1] == pytest.approx(1.0, abs=1e-3)
-    assert score([]).shape == (0,)
-
-
-def test_clip_score_fn_image_query() -> None:
-    score = clip_score_fn(FakeEmbedder(), image=solid((0, 0, 200)).convert("P"))
-    scores = score([solid((200, 0, 0)), solid((20, 20, 180)), solid((90, 90, 90))])
-    assert list(np.argsort(-scores)) == [1, 2, 0]
-
-
-def test_clip_score_fn_needs_exactly_one_query() -> None:
-    with pytest.raises(ValueError):
-        clip_score_fn(FakeEmbedder())
-    with pytest.raises(ValueError):
-        clip_score_fn(FakeEmbedder(), text="red", image=solid((1, 2, 3)))
-
-
-def test_clip_score_fn_drives_localize() -> None:
-    square = (200, 80, 110)
-    score = clip_score_fn(FakeEmbedder(), text="red")
-    loc = localize(make_image(400, 300, [square]), score)
-    assert loc.best is not None
-    assert iou(loc.best.box, square_box(*square)) >= 0.5
