@@ -70,8 +70,10 @@ def models(tiny_clip_dir: Path, tiny_yolo_path: Path) -> Models:
     return Models(
         tiny_clip_dir,
         tiny_yolo_path,
-        ClipEmbedder(str(tiny_clip_dir), "cpu"),
-        Detector(str(tiny_yolo_path), "cpu"),
+        # PyTorch: no per-session OpenVINO conversion (tests/indexer/models/test_openvino.py
+        # and the lazily loading Indexers cover that path).
+        ClipEmbedder(str(tiny_clip_dir), "cpu", backend="torch"),
+        Detector(str(tiny_yolo_path), "cpu", backend="torch"),
     )
 
 

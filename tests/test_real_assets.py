@@ -13,6 +13,9 @@ from indexer import Indexer
 from indexer.geometry import box_iou
 from indexer.store import Photo, Region, Store
 
+# Real COCO detector weights and photos: slow, and skipped where the assets are absent.
+pytestmark = pytest.mark.slow
+
 
 def _labelled_boxes(
     label_file: Path, classes: list[str], w: int, h: int

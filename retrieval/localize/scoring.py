@@ -99,7 +99,7 @@ def occluded_images(rgb: Image.Image, plan: GridPlan) -> tuple[Image.Image, Iter
 
 
 class Embedder(Protocol):
-    """What ``clip_score_fn`` needs from ``indexer.embed``: L2-normalised float32 vectors."""
+    """What ``clip_score_fn`` needs from ``indexer.models.clip``: L2-normalised float32 vectors."""
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...  # (N, D)
 

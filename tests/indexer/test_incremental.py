@@ -383,6 +383,7 @@ def other_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_clip(tmp_path_factory.mktemp("other_clip"), seed=1)
 
 
+@pytest.mark.slow  # builds and loads a second CLIP model
 def test_search_with_another_clip_model_is_refused(
     models: Models, indexed: tuple[Path, Path], other_clip_dir: Path
 ) -> None:
@@ -401,6 +402,7 @@ def test_search_with_another_clip_model_is_refused(
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow  # builds and loads a second CLIP model
 def test_indexing_with_another_clip_model_is_refused(
     models: Models, indexed: tuple[Path, Path], other_clip_dir: Path
 ) -> None:

@@ -10,6 +10,7 @@ from indexer.models.detector import Detector
 from indexer.settings import DetectOptions
 
 
+@pytest.mark.slow  # converts the detector for OpenVINO (auto backend)
 def test_detector_from_local_weights_runs_batched(tiny_yolo_path) -> None:
     detector = Detector(str(tiny_yolo_path))
     images = [
