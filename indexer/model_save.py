@@ -99,7 +99,7 @@ def _save_dual_encoder(source: str, dest: Path) -> SavedModel:
         raise ModelLoadError(
             f"Cannot download {source!r}: the Hugging Face hub cannot be reached from this "
             "machine. Run `objsearch models save` on a machine with internet access and copy "
-            "the folder here (see the README's \"No internet?\" section)."
+            'the folder here (see the README\'s "No internet?" section).'
         )
     name = str(local) if local.is_dir() else source
     try:
@@ -139,7 +139,7 @@ def _save_detector(source: str, dest: Path) -> SavedModel:
                     f"Cannot download detector {source!r}: it is not a local file and the "
                     "ultralytics releases cannot be reached from this machine. Run `objsearch "
                     "models save` on a machine with internet access and copy the file here "
-                    "(see the README's \"No internet?\" section)."
+                    '(see the README\'s "No internet?" section).'
                 )
             from ultralytics.utils.downloads import attempt_download_asset
 
