@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,18 +43,6 @@ class SavedModel:
 def is_detector_name(source: str) -> bool:
     """Ultralytics detectors are ``.pt`` files or names (``yolo11n.pt``, ``rtdetr-l.pt``)."""
     return source.lower().endswith(DETECTOR_SUFFIXES)
-
-
-def _host_reachable(host: str, timeout: float = 2.0) -> bool:
-    old = socket.getdefaulttimeout()
-    try:
-        socket.setdefaulttimeout(timeout)
-        socket.getaddrinfo(host, 443)
-        return True
-    except OSError:
-        return False
-    finally:
-        socket.setdefaulttimeout(old)
 
 
 def _fresh_destination(dest: Path) -> None:
@@ -90,12 +77,12 @@ def _save_dual_encoder(source: str, dest: Path) -> SavedModel:
     from transformers import AutoConfig, AutoProcessor
     from transformers.utils import logging as hf_logging
 
-    from .embed import _hub_reachable
+    from .embed import hub_reachable
     from .families import family_of
 
     hf_logging.set_verbosity_error()
     local = Path(source).expanduser()
-    if not local.is_dir() and not _hub_reachable():
+    if not local.is_dir() and not hub_reachable():
         raise ModelLoadError(
             f"Cannot download {source!r}: the Hugging Face hub cannot be reached from this "
             "machine. Run `objsearch models save` on a machine with internet access and copy "
@@ -120,6 +107,8 @@ def _save_dual_encoder(source: str, dest: Path) -> SavedModel:
 
 
 def _save_detector(source: str, dest: Path) -> SavedModel:
+    from .embed import host_reachable
+
     configure_ultralytics()
     local = Path(source).expanduser()
     target = dest / local.name
@@ -134,7 +123,7 @@ def _save_detector(source: str, dest: Path) -> SavedModel:
         if local.is_file():
             shutil.copy2(local, tmp / local.name)
         else:
-            if os.sep in source or not _host_reachable(_RELEASES_HOST):
+            if os.sep in source or not host_reachable(_RELEASES_HOST):
                 raise ModelLoadError(
                     f"Cannot download detector {source!r}: it is not a local file and the "
                     "ultralytics releases cannot be reached from this machine. Run `objsearch "

@@ -13,39 +13,10 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from tests.model_factory import _corpus
-
-
-def _merge_symbols(words: dict[tuple[str, ...], int], max_merges: int) -> list[tuple[str, str]]:
-    """BPE merges learned on symbol sequences, ties broken by the pair itself (repeatable)."""
-    merges: list[tuple[str, str]] = []
-    while len(merges) < max_merges:
-        pairs: Counter[tuple[str, str]] = Counter()
-        for symbols, n in words.items():
-            for pair in pairwise(symbols):
-                pairs[pair] += n
-        if not pairs:
-            break
-        best = min(pairs, key=lambda pair: (-pairs[pair], pair))
-        merges.append(best)
-        merged: dict[tuple[str, ...], int] = {}
-        for symbols, n in words.items():
-            out, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    out.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            merged[tuple(out)] = n
-        words = merged
-    return merges
-
+from tests.model_factory import _corpus, _merge_symbols
 
 # A few non-English lines so the multilingual tokenizers have pieces for other scripts.
 _MULTILINGUAL = (
@@ -91,7 +62,7 @@ def make_gemma_tokenizer(max_length: int = 16, max_merges: int = 300) -> Any:
     """A Gemma-style BPE: special tokens, 256 byte-fallback tokens, characters, merges.
 
     Words are learned as ``▁word`` (Gemma marks spaces with ``▁``); merges come from
-    :func:`_merge_symbols`, so the same corpus always gives the same
+    :func:`tests.model_factory._merge_symbols`, so the same corpus always gives the same
     vocabulary.
     """
     from transformers import GemmaTokenizer
@@ -122,13 +93,17 @@ def make_xlmr_tokenizer(out_dir: Path, max_length: int = 32) -> Any:
     return XLMRobertaTokenizer(vocab=vocab, model_max_length=max_length)
 
 
-def _tower(hidden: int, layers: int = 2, heads: int = 2) -> dict[str, int]:
+def _tower(hidden: int, layers: int = 2, heads: int = 2, mlp: int = 2) -> dict[str, int]:
     return {
         "hidden_size": hidden,
-        "intermediate_size": 2 * hidden,
+        "intermediate_size": mlp * hidden,
         "num_hidden_layers": layers,
         "num_attention_heads": heads,
     }
+
+
+BASE_TOWER = _tower(768, 12, 12, 4)  # ViT-B and its text tower
+LARGE_TOWER = _tower(1024, 24, 16, 4)  # ViT-L and XLM-R large
 
 
 def _text_ids(tokenizer: Any, max_length: int) -> dict[str, Any]:
@@ -154,6 +129,7 @@ def make_tiny_siglip(
     image_size: int = 64,
     patch_size: int = 16,
     seed: int = 0,
+    max_length: int = 16,
     text_layers: dict[str, int] | None = None,
     vision_layers: dict[str, int] | None = None,
 ) -> Path:
@@ -167,7 +143,6 @@ def make_tiny_siglip(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    max_length = 16
     tok = (
         make_gemma_tokenizer(max_length)
         if tokenizer == "gemma"
@@ -187,6 +162,7 @@ def make_tiny_siglip2(
     patch_size: int = 16,
     max_num_patches: int = 64,
     seed: int = 0,
+    max_length: int = 16,
     text_layers: dict[str, int] | None = None,
     vision_layers: dict[str, int] | None = None,
 ) -> Path:
@@ -201,7 +177,6 @@ def make_tiny_siglip2(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    max_length = 16
     tok = make_gemma_tokenizer(max_length)
     text = {**(text_layers or _tower(32)), **_text_ids(tok, max_length)}
     vision = {
@@ -215,7 +190,16 @@ def make_tiny_siglip2(
     return _save(model, Siglip2Processor(image_processor=image_processor, tokenizer=tok), out_dir)
 
 
-def make_tiny_altclip(out_dir: Path, *, image_size: int = 64, seed: int = 0) -> Path:
+def make_tiny_altclip(
+    out_dir: Path,
+    *,
+    image_size: int = 64,
+    patch_size: int = 16,
+    projection_dim: int = 24,
+    seed: int = 0,
+    text_layers: dict[str, int] | None = None,
+    vision_layers: dict[str, int] | None = None,
+) -> Path:
     """Save a random ``AltCLIPModel`` (XLM-R text tower) + ``AltCLIPProcessor`` (24-d)."""
     import torch
     from transformers import AltCLIPConfig, AltCLIPModel, AltCLIPProcessor, CLIPImageProcessor
@@ -223,12 +207,45 @@ def make_tiny_altclip(out_dir: Path, *, image_size: int = 64, seed: int = 0) -> 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok = make_xlmr_tokenizer(out_dir)
-    text = {**_tower(32), **_text_ids(tok, 40), "project_dim": 32}
-    vision = {**_tower(32), "image_size": image_size, "patch_size": 16}
+    text = {**(text_layers or _tower(32)), **_text_ids(tok, 40)}
+    text["project_dim"] = text["hidden_size"]
+    vision = {**(vision_layers or _tower(32)), "image_size": image_size, "patch_size": patch_size}
     torch.manual_seed(seed)
-    model = AltCLIPModel(AltCLIPConfig(text_config=text, vision_config=vision, projection_dim=24))
+    config = AltCLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
+    model = AltCLIPModel(config)
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
     )
     return _save(model, AltCLIPProcessor(image_processor=image_processor, tokenizer=tok), out_dir)
+
+
+def make_benchmark_model(family: str, out_dir: Path) -> Path:
+    """A random model of the shape ``objsearch models`` reports speed for (see the registry).
+
+    SigLIP: ViT-B/16 at 224 px (``google/siglip-base-patch16-224``); SigLIP 2 NaFlex: ViT-B/16
+    with 256 patches; AltCLIP: ViT-L/14 with an XLM-R large text tower (``BAAI/AltCLIP-m18``).
+    Only the vocabularies are small, which changes one lookup table, not the cost.
+    """
+    if family == "siglip":
+        return make_tiny_siglip(
+            out_dir, image_size=224, max_length=64, text_layers=BASE_TOWER, vision_layers=BASE_TOWER
+        )
+    if family == "siglip2":
+        return make_tiny_siglip2(
+            out_dir,
+            max_num_patches=256,
+            max_length=64,
+            text_layers=BASE_TOWER,
+            vision_layers=BASE_TOWER,
+        )
+    if family == "altclip":
+        return make_tiny_altclip(
+            out_dir,
+            image_size=224,
+            patch_size=14,
+            projection_dim=768,
+            text_layers=LARGE_TOWER,
+            vision_layers=LARGE_TOWER,
+        )
+    raise ValueError(f"no benchmark model for family {family!r}")
