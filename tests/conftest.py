@@ -25,6 +25,11 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.family_factory import (  # noqa: E402
+    make_tiny_altclip,
+    make_tiny_siglip,
+    make_tiny_siglip2,
+)
 from tests.fixtures import Models  # noqa: E402
 from tests.model_factory import make_sample_photos, make_tiny_clip, make_tiny_yolo  # noqa: E402
 
@@ -36,6 +41,30 @@ SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
 def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random CLIP checkpoint folder (model, tokenizer, image processor)."""
     return make_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SigLIP checkpoint (SentencePiece tokenizer, squashed 64 px pixels)."""
+    return make_tiny_siglip(tmp_path_factory.mktemp("tiny_siglip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_gemma_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SigLIP with a Gemma tokenizer: the fixed-resolution SigLIP 2 layout."""
+    return make_tiny_siglip(tmp_path_factory.mktemp("tiny_siglip_gemma"), tokenizer="gemma")
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SigLIP 2 NaFlex checkpoint (Gemma tokenizer, up to 64 patches)."""
+    return make_tiny_siglip2(tmp_path_factory.mktemp("tiny_siglip2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_altclip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random AltCLIP (XLM-R text tower, multilingual tokenizer)."""
+    return make_tiny_altclip(tmp_path_factory.mktemp("tiny_altclip"))
 
 
 @pytest.fixture(scope="session")

@@ -153,13 +153,13 @@ def _clip_pretokenizer():
     return normalizer, pre_tokenizer
 
 
-def _learn_merges(word_counts: Counter[str], max_merges: int) -> list[tuple[str, str]]:
+def _merge_symbols(words: dict[tuple[str, ...], int], max_merges: int) -> list[tuple[str, str]]:
     """Classic BPE merge learning with ties broken by the pair itself, so runs are repeatable.
 
+    ``words`` maps each word, as a tuple of its starting symbols, to its count.
     ``tokenizers.trainers.BpeTrainer`` breaks count ties in hash-map order, which changes from
     run to run: the same corpus then gives different merges, token ids, and text embeddings.
     """
-    words = {tuple(w[:-1]) + (w[-1] + EOW,): n for w, n in sorted(word_counts.items())}
     merges: list[tuple[str, str]] = []
     while len(merges) < max_merges:
         pairs: Counter[tuple[str, str]] = Counter()
@@ -183,6 +183,12 @@ def _learn_merges(word_counts: Counter[str], max_merges: int) -> list[tuple[str,
             merged_words[tuple(out)] = n
         words = merged_words
     return merges
+
+
+def _learn_merges(word_counts: Counter[str], max_merges: int) -> list[tuple[str, str]]:
+    """CLIP-style merges: each word's last symbol carries the ``</w>`` end-of-word mark."""
+    words = {tuple(w[:-1]) + (w[-1] + EOW,): n for w, n in sorted(word_counts.items())}
+    return _merge_symbols(words, max_merges)
 
 
 @functools.lru_cache(maxsize=4)

@@ -93,3 +93,16 @@ def test_webp_indexed_with_size(real_index: Path) -> None:
     with Store(real_index) as store, store.session() as s:
         photo = s.scalar(select(Photo).where(Photo.path.like("%/cat1.webp")))
     assert (photo.width, photo.height) == (240, 240)
+
+
+@pytest.mark.parametrize("weights", ["yolov8n-coco.pt", "yolo11n-coco.pt"])
+def test_real_yolo_generations_find_the_cats(shared_assets: Path, weights: str) -> None:
+    """YOLOv8 and YOLO11 checkpoints load through the same Detector and agree on the cats."""
+    from indexer.media.decode import read_photo
+    from indexer.models.detector import Detector
+    from indexer.settings import DetectOptions
+
+    detector = Detector(str(shared_assets / "detector" / weights), "cpu", backend="torch")
+    photo = read_photo(str(shared_assets / "photos" / "cats.jpg"))
+    found = detector.detect([photo.image], DetectOptions())[0]
+    assert found.labels.count("cat") == 2

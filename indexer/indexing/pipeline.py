@@ -86,6 +86,7 @@ class Indexer:
     ``embedder`` and ``detector`` let apps and tests inject already-loaded models;
     otherwise they load lazily from ``clip_model``/``detector_weights`` (hub id or local
     path), only when some photo actually needs them, so a no-change re-run loads no model.
+    ``detector_classes`` names what an open-vocabulary detector (YOLO-World, YOLOE) finds.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class Indexer:
         detector_weights: str | None = None,
         device: str | None = None,
         *,
+        detector_classes: Sequence[str] | None = None,
         precision: str | None = None,
         backend: str | None = None,
         options: DetectOptions | None = None,
@@ -116,6 +118,7 @@ class Indexer:
         self.index_dir = os.path.abspath(os.fspath(index_dir))
         self.clip_model = clip_model
         self.detector_weights = detector_weights
+        self.detector_classes = tuple(detector_classes or ())
         self._device = device
         self.precision = precision
         self.backend = backend
@@ -159,7 +162,10 @@ class Indexer:
         """Load the detector once and record it in the index."""
         if self.detector is None:
             self.detector = Detector(
-                resolve_detector(self.detector_weights), self.device, backend=self.backend
+                resolve_detector(self.detector_weights),
+                self.device,
+                backend=self.backend,
+                classes=self.detector_classes,
             )
         if store.get_meta("detector") != self.detector.model_id:
             store.set_meta(detector=self.detector.model_id)

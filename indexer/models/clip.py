@@ -1,11 +1,13 @@
-"""CLIP embeddings for photos, crops, text and query images.
+"""Dual-encoder embeddings for photos, crops, text and query images.
 
-:class:`ClipEmbedder` loads a Hugging Face ``CLIPModel`` from a hub id or a local folder,
-preprocesses images itself (one PIL resize + centre crop per image, then one normalise on
-the whole batch, the same maths as ``CLIPImageProcessor``) and returns L2-normalised
-float32 vectors. Text queries use prompt ensembling: several phrasings are embedded and
-averaged, which makes short queries like "a flowerpot" more robust. The encoders run in
-one inference session (:class:`TorchClipSession` or the OpenVINO one), chosen once.
+:class:`ClipEmbedder` loads any supported Hugging Face dual encoder (CLIP, SigLIP, SigLIP 2,
+AltCLIP: see :mod:`indexer.models.families`) from a hub id or a local folder, preprocesses
+images itself the way its family was trained (one PIL resize per image, one normalise per
+batch: several times faster than the reference processors on crops) and returns
+L2-normalised float32 vectors. Text queries use prompt ensembling where the family
+benefits: several phrasings are embedded and averaged, which makes short queries like
+"a flowerpot" more robust. The towers run in one inference session
+(:class:`TorchClipSession` or the OpenVINO one), chosen once.
 """
 
 from __future__ import annotations
@@ -22,20 +24,11 @@ from PIL import Image
 
 from ..errors import ModelLoadError, QueryError, first_line
 from ..settings import ENV_CLIP_MODEL, choose_backend, choose_precision, resolve_clip_model
+from .families import Family, family_of
 from .openvino import OpenVinoClipSession
 from .source import ModelSource, canonical_model_id, find_source
 
 log = logging.getLogger("objsearch")
-
-# Prompt ensembling: a query is embedded in these phrasings and the vectors averaged. Four
-# phrasings keep most of the robustness of longer lists while text encoding stays within
-# the query-latency budget (each phrasing is one more pass of the text encoder).
-PROMPT_TEMPLATES: tuple[str, ...] = (
-    "{}",
-    "a photo of {}.",
-    "a cropped photo of {}.",
-    "a close-up photo of {}.",
-)
 
 # A fixed probe, embedded at index time and again at search time: equal vectors mean the
 # same weights, whatever path or hub id the model was loaded from.
@@ -57,17 +50,21 @@ def normalise_query(text: str) -> str:
 
 
 class ClipSession(Protocol):
-    """One way of running CLIP's two encoders: unnormalised projected features."""
+    """One way of running a dual encoder's two towers: unnormalised projected features.
+
+    Inputs are named arrays: the image tower's from ``Family.image_inputs``, the text
+    tower's from ``TextStyle.input_names``.
+    """
 
     name: str
 
-    def image_features(self, pixels: np.ndarray) -> np.ndarray: ...
+    def image_features(self, inputs: dict[str, np.ndarray]) -> np.ndarray: ...
 
-    def text_features(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
+    def text_features(self, tokens: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
 class TorchClipSession:
-    """CLIP run eagerly by PyTorch (fp16 weights on CUDA, bf16 autocast where asked)."""
+    """A dual encoder run eagerly by PyTorch (fp16 weights on CUDA, bf16 autocast where asked)."""
 
     name = "torch"
 
@@ -91,31 +88,34 @@ class TorchClipSession:
             return self._torch.autocast(self.device.split(":")[0], dtype=self._torch.bfloat16)
         return nullcontext()
 
-    def _run(self, fn: Any, **inputs: Any) -> np.ndarray:
+    def _run(self, fn: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:
         torch = self._torch
+        half = self.precision == "fp16" and self.device.startswith("cuda")
+        tensors = {}
+        for name, value in inputs.items():
+            tensor = torch.from_numpy(np.ascontiguousarray(value)).to(self.device)
+            if tensor.is_floating_point():
+                tensor = tensor.to(torch.float16 if half else torch.float32)
+            tensors[name] = tensor
         with torch.inference_mode(), self._autocast():
-            out = fn(**inputs)
+            out = fn(**tensors)
         feats = out if isinstance(out, torch.Tensor) else out.pooler_output
         return feats.float().cpu().numpy()
 
-    def image_features(self, pixels: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        half = self.precision == "fp16" and self.device.startswith("cuda")
-        dtype = torch.float16 if half else torch.float32
-        tensor = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, dtype=dtype)
-        return self._run(self.model.get_image_features, pixel_values=tensor)
+    def image_features(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self._run(self.model.get_image_features, inputs)
 
-    def text_features(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        return self._run(
-            self.model.get_text_features,
-            input_ids=torch.from_numpy(np.ascontiguousarray(input_ids)).to(self.device),
-            attention_mask=torch.from_numpy(np.ascontiguousarray(attention_mask)).to(self.device),
-        )
+    def text_features(self, tokens: dict[str, np.ndarray]) -> np.ndarray:
+        return self._run(self.model.get_text_features, tokens)
 
 
 class ClipEmbedder:
-    """Embeds images and text into one L2-normalised float32 space with a CLIP model."""
+    """Embeds images and text into one L2-normalised float32 space with a dual encoder.
+
+    The family (CLIP, SigLIP, SigLIP 2, AltCLIP) is read from the checkpoint's config; its
+    record in :data:`indexer.models.families.FAMILIES` decides preprocessing, text padding
+    and prompt templates.
+    """
 
     def __init__(
         self,
@@ -132,18 +132,28 @@ class ClipEmbedder:
         try:
             self._source: ModelSource = find_source(os.path.expanduser(self.model_id))
             self.config = self._source.config()
-            image_processor = self._source.image_processor()
-            self.tokenizer = self._source.tokenizer()
         except Exception as exc:
             raise ModelLoadError(
                 f"Could not load CLIP model {self.model_id!r}: {first_line(exc)}\n"
                 "Supply it either as a Hugging Face hub id (downloaded once on a machine with "
                 "internet access, e.g. openai/clip-vit-base-patch32) or as a local folder saved "
-                f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH."
+                f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH. No internet "
+                'here? See the README\'s "No internet?" section (objsearch models save).'
+            ) from None
+        self.family: Family = family_of(self.config, self.model_id)
+        try:
+            image_processor = self._source.image_processor()
+            self.tokenizer = self._source.tokenizer()
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Could not load the tokenizer or image processor of {self.model_id!r} "
+                f"({self.family.title}): {first_line(exc)}"
             ) from None
         self.precision = choose_precision(precision, device)
-        self.dim = int(self.config.projection_dim)
-        self._configure_preprocess(image_processor)
+        self.dim = self.family.embed_dim(self.config)
+        self.pixels = self.family.image_inputs(image_processor)
+        self.templates = self.family.templates
+        self._text_length = self._max_text_length()
         self.session = self._open_session(choose_backend(backend, device))
         self._text_cache: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
 
@@ -152,21 +162,27 @@ class ClipEmbedder:
         if backend == "openvino":
             try:
                 return OpenVinoClipSession.load(
-                    self._load_weights, self._source.files_key(), self.crop[0], self.precision
+                    self._load_weights,
+                    self._source.files_key(),
+                    self.family,
+                    self.preprocess(_example_images()),
+                    self.precision,
                 )
             except Exception as exc:  # a conversion problem must not stop the run
                 log.warning(
-                    "OpenVINO conversion of CLIP failed (%s); using PyTorch.", first_line(exc)
+                    "OpenVINO conversion of %s failed (%s); using PyTorch.",
+                    self.family.title,
+                    first_line(exc),
                 )
         # Loaded now: a broken weights file should fail here, not mid-run.
         return TorchClipSession.load(self._load_weights, self.device, self.precision)
 
     def _load_weights(self) -> Any:
         try:
-            return self._source.model()
+            return self._source.model(self.family)
         except Exception as exc:
             raise ModelLoadError(
-                f"Could not load CLIP weights from {self.model_id!r}: {first_line(exc)}"
+                f"Could not load the weights of {self.model_id!r}: {first_line(exc)}"
             ) from None
 
     @property
@@ -174,66 +190,43 @@ class ClipEmbedder:
         """The backend that runs the encoders: ``torch`` or ``openvino``."""
         return self.session.name
 
-    def _configure_preprocess(self, proc: Any) -> None:
-        size = proc.size or {}
-        crop = proc.crop_size or {}
-        self.resize_to = int(size.get("shortest_edge") or size.get("height") or 224)
-        self.crop = (
-            int(crop.get("height", self.resize_to)),
-            int(crop.get("width", self.resize_to)),
-        )
-        self.do_center_crop = bool(getattr(proc, "do_center_crop", True))
-        self.mean = np.asarray(proc.image_mean, dtype=np.float32).reshape(1, 3, 1, 1)
-        self.std = np.asarray(proc.image_std, dtype=np.float32).reshape(1, 3, 1, 1)
-        resample = getattr(proc, "resample", Image.Resampling.BICUBIC)
-        self.resample = (
-            Image.Resampling(int(resample)) if resample is not None else Image.Resampling.BICUBIC
-        )
+    def _max_text_length(self) -> int:
+        limit = int(self.config.text_config.max_position_embeddings)
+        # Padded-to-max families must fill exactly the positions they were trained on.
+        if self.family.text.padding == "max_length":
+            return limit
+        return min(limit, int(getattr(self.tokenizer, "model_max_length", limit) or limit))
 
     # -- preprocessing -------------------------------------------------------------------
-    def _prepare_one(self, image: Image.Image) -> np.ndarray:
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        w, h = image.size
-        short = self.resize_to
-        if w <= h:
-            new_w, new_h = short, max(1, int(short * h / w))
-        else:
-            new_w, new_h = max(1, int(short * w / h)), short
-        if (new_w, new_h) != (w, h):
-            image = image.resize((new_w, new_h), self.resample, reducing_gap=3.0)
-        ch, cw = self.crop
-        if self.do_center_crop:
-            left = int(round((new_w - cw) / 2.0))
-            top = int(round((new_h - ch) / 2.0))
-            arr = np.asarray(image)
-            if left < 0 or top < 0:  # smaller than the crop: pad with zeros, as CLIP does
-                padded = np.zeros((max(ch, new_h), max(cw, new_w), 3), np.uint8)
-                oy, ox = max(0, -top), max(0, -left)
-                padded[oy : oy + new_h, ox : ox + new_w] = arr
-                arr, top, left = padded, max(0, top), max(0, left)
-            arr = arr[top : top + ch, left : left + cw]
-        else:
-            arr = np.asarray(image.resize((cw, ch), self.resample))
-        return arr
+    def preprocess(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
+        """The image tower's inputs for a batch (``pixel_values`` and, for NaFlex, more)."""
+        return self.pixels(images)
 
-    def preprocess(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(N, 3, H, W) float32 pixel values normalised with the model's mean and std."""
-        batch = np.stack([self._prepare_one(im) for im in images]).astype(np.float32)
-        batch = batch.transpose(0, 3, 1, 2) / 255.0
-        return (batch - self.mean) / self.std
+    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The text tower's inputs, padded the way the family was trained."""
+        style = self.family.text
+        if style.padding_side:
+            self.tokenizer.padding_side = style.padding_side
+        tokens = self.tokenizer(
+            list(texts),
+            padding=style.padding,
+            truncation=True,
+            max_length=self._text_length,
+            return_tensors="np",
+        )
+        return {name: np.asarray(tokens[name], dtype=np.int64) for name in style.input_names}
 
     # -- embedding -----------------------------------------------------------------------
-    def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Embed already-preprocessed pixel values (N, 3, H, W)."""
-        return unit_rows(self.session.image_features(pixels))
+    def embed_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Embed already-preprocessed image inputs (see :meth:`preprocess`)."""
+        return unit_rows(self.session.image_features(inputs))
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, dim) normalised vectors, computed in batches of ``batch_size``."""
         if not images:
             return np.zeros((0, self.dim), np.float32)
         parts = [
-            self.embed_pixels(self.preprocess(images[i : i + self.batch_size]))
+            self.embed_inputs(self.preprocess(images[i : i + self.batch_size]))
             for i in range(0, len(images), self.batch_size)
         ]
         return np.concatenate(parts)
@@ -245,22 +238,15 @@ class ClipEmbedder:
         """(N, dim) normalised vectors for literal texts (no prompt ensembling)."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        max_len = int(getattr(self.tokenizer, "model_max_length", 77) or 77)
-        max_len = min(max_len, int(self.config.text_config.max_position_embeddings))
-        tokens = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="np"
-        )
-        ids = np.asarray(tokens["input_ids"], dtype=np.int64)
-        mask = np.asarray(tokens["attention_mask"], dtype=np.int64)
-        return unit_rows(self.session.text_features(ids, mask))
+        return unit_rows(self.session.text_features(self.tokenize(texts)))
 
     def embed_text(self, query: str, *, ensemble: bool = True) -> np.ndarray:
-        """One normalised vector for a text query, averaged over prompt templates."""
+        """One normalised vector for a text query, averaged over the family's templates."""
         query = normalise_query(query)
         key = (query, ensemble)
         cached = self._text_cache.get(key)
         if cached is None:
-            prompts = [t.format(query) for t in PROMPT_TEMPLATES] if ensemble else [query]
+            prompts = [t.format(query) for t in self.templates] if ensemble else [query]
             cached = self.embed_texts(prompts).mean(axis=0)
             cached /= max(float(np.linalg.norm(cached)), 1e-12)
             cached.setflags(write=False)
@@ -274,3 +260,8 @@ class ClipEmbedder:
     def fingerprint(self) -> np.ndarray:
         """A vector that identifies these weights (see :data:`PROBE_TEXT`)."""
         return self.embed_texts([PROBE_TEXT])[0]
+
+
+def _example_images() -> list[Image.Image]:
+    """Two photos of different shapes: example inputs for tracing the image tower."""
+    return [Image.new("RGB", (64, 48), (120, 80, 40)), Image.new("RGB", (40, 90), (10, 200, 90))]

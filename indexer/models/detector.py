@@ -1,9 +1,11 @@
 """Object detection: photos -> :class:`~indexer.geometry.Detections`.
 
-:class:`Detector` loads an ultralytics model and runs it over batches of photos. Each
-inference backend is one :class:`YoloSession` class (load, predict): PyTorch here, the
-OpenVINO export in :mod:`indexer.models.openvino`; the detector picks one and never
-branches on the backend again.
+:class:`Detector` loads an ultralytics model and runs it over batches of photos. Any
+ultralytics model whose results carry boxes works: YOLOv8/11/26, RT-DETR, the
+open-vocabulary YOLO-World and YOLOE, and segmentation or pose models (their boxes are
+used). Each inference backend is one :class:`YoloSession` class (load, predict): PyTorch
+here, the OpenVINO export in :mod:`indexer.models.openvino`; the detector picks one and
+never branches on the backend again.
 """
 
 from __future__ import annotations
@@ -38,10 +40,21 @@ class YoloSession:
         self.model = model
 
     @classmethod
-    def load(cls, weights: str) -> YoloSession:
+    def load(cls, weights: str, task: str | None = None) -> YoloSession:
+        """``YOLO(weights)``: ultralytics routes RT-DETR, YOLO-World and YOLOE checkpoints to
+        their own classes and reads the task from the checkpoint."""
         from ultralytics import YOLO
 
-        return cls(YOLO(weights, task="detect"))
+        return cls(YOLO(weights, task=task))
+
+    @property
+    def task(self) -> str:
+        return str(getattr(self.model, "task", "") or "detect")
+
+    @property
+    def open_vocabulary(self) -> bool:
+        """YOLO-World and YOLOE detect whatever class names they are given."""
+        return type(self.model).__name__ in ("YOLOWorld", "YOLOE")
 
     def predict(
         self, images: Sequence[Image.Image], options: DetectOptions, device: str
@@ -64,41 +77,103 @@ class OpenVinoYoloSession(YoloSession):
     name = "openvino"
 
     @classmethod
-    def load(cls, weights: str) -> YoloSession:
+    def load(cls, weights: str, task: str | None = None) -> YoloSession:
         from ultralytics import YOLO
 
-        return cls(YOLO(yolo_openvino_weights(weights), task="detect"))
+        return cls(YOLO(yolo_openvino_weights(weights), task=task))
+
+
+# Tasks whose results carry boxes: segmentation masks and pose keypoints are ignored.
+BOX_TASKS = ("detect", "segment", "pose")
+
+
+def _check_task(session: YoloSession, weights: str) -> str:
+    if session.task not in BOX_TASKS:
+        raise ModelLoadError(
+            f"Detector {weights!r} is a {session.task!r} model, which gives no object boxes. "
+            "Use a detection model (YOLOv8/11/26, RT-DETR, YOLO-World, YOLOE; segmentation "
+            "and pose models work too: their boxes are used)."
+        )
+    return session.task
+
+
+def check_detector_file(weights: str) -> str:
+    """Load ``weights`` as a detector and return its task, or raise ``ModelLoadError``."""
+    configure_ultralytics()
+    try:
+        session = YoloSession.load(weights)
+    except Exception as exc:
+        raise ModelLoadError(f"Could not load detector {weights!r}: {first_line(exc)}") from None
+    return _check_task(session, weights)
 
 
 class Detector:
     """An ultralytics detector loaded from a weights path or a name it can fetch.
 
+    ``classes`` names what an open-vocabulary detector (YOLO-World, YOLOE) looks for;
+    ``class_embeddings`` injects YOLOE's per-class text embeddings (1 x classes x dim),
+    which otherwise come from a text model that ultralytics downloads on first use.
     Loading never hangs offline: ultralytics is configured offline first, and any failure
     becomes a :class:`ModelLoadError` that names both ways to supply the model.
     """
 
     def __init__(
-        self, weights: str | None = None, device: str = "cpu", *, backend: str | None = None
+        self,
+        weights: str | None = None,
+        device: str = "cpu",
+        *,
+        backend: str | None = None,
+        classes: Sequence[str] | None = None,
+        class_embeddings: Any = None,
     ) -> None:
         configure_ultralytics()
         self.weights = resolve_detector(weights)
         self.device = device
         try:
             self.session: YoloSession = YoloSession.load(self.weights)
-            self.names: dict[int, str] = dict(self.session.model.names)
         except Exception as exc:  # ultralytics raises many types for bad/missing weights
             raise ModelLoadError(
                 f"Could not load detector {self.weights!r}: {first_line(exc)}\n"
                 "Supply it either as a local weights file (--detector PATH or "
                 f"{ENV_DETECTOR}=PATH, e.g. a yolo11n.pt you downloaded) or as an ultralytics "
                 "model name such as yolo11n.pt, which ultralytics downloads on a machine with "
-                "internet access."
+                'internet access. No internet here? See the README\'s "No internet?" section.'
             ) from None
+        self.task = _check_task(self.session, self.weights)
+        self.classes = tuple(c.strip() for c in classes or () if c.strip())
+        if self.classes:
+            self._set_classes(class_embeddings)
+        names = self.session.model.names
+        self.names: dict[int, str] = (
+            dict(names) if isinstance(names, dict) else dict(enumerate(names))
+        )
         self.model_id = (
             os.path.abspath(self.weights) if os.path.exists(self.weights) else self.weights
         )
-        if choose_backend(backend, device) == "openvino":
+        # Open-vocabulary classes are set at run time, so those models stay on PyTorch.
+        if choose_backend(backend, device) == "openvino" and not self.session.open_vocabulary:
             self.session = self._openvino_session()
+
+    def _set_classes(self, class_embeddings: Any) -> None:
+        """Point an open-vocabulary detector at ``self.classes``."""
+        model = self.session.model
+        if not self.session.open_vocabulary:
+            raise ModelLoadError(
+                "--detector-classes needs an open-vocabulary detector (YOLO-World or YOLOE); "
+                f"{self.weights!r} only knows its own {len(model.names)} classes."
+            )
+        try:
+            if class_embeddings is None:
+                model.set_classes(list(self.classes))
+            else:
+                model.set_classes(list(self.classes), class_embeddings)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Could not set the detector classes {', '.join(self.classes)}: "
+                f"{first_line(exc)}\nOpen-vocabulary detectors encode class names with a text "
+                "model that ultralytics downloads on first use: run once on a machine with "
+                'internet access (see the README\'s "Detectors" section).'
+            ) from None
 
     def _openvino_session(self) -> YoloSession:
         """The OpenVINO session, or the PyTorch one when the model cannot be converted."""
@@ -106,7 +181,7 @@ class Detector:
         if not (checkpoint.endswith(".pt") and os.path.isfile(checkpoint)):
             return self.session  # not a .pt checkpoint (e.g. an export): run it as given
         try:
-            return OpenVinoYoloSession.load(checkpoint)
+            return OpenVinoYoloSession.load(checkpoint, self.task)
         except Exception as exc:  # a conversion problem must not stop indexing
             log.warning(
                 "OpenVINO conversion of the detector failed (%s); using PyTorch.", first_line(exc)

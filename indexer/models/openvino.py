@@ -1,6 +1,6 @@
 """OpenVINO acceleration for CPU inference, with a one-time conversion cache.
 
-On CPUs, OpenVINO runs the same CLIP and YOLO graphs markedly faster than eager PyTorch
+On CPUs, OpenVINO runs the same image/text encoder and YOLO graphs markedly faster than eager PyTorch
 (fused kernels, and bf16 on CPUs that have bf16 units); see the benchmarks in the README.
 Models are converted once per machine and cached under
 :func:`indexer.settings.cache_dir`, keyed by a digest of the weights, so later runs only compile.
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..settings import cache_dir
+from .families import Family
 
 log = logging.getLogger("objsearch")
 
@@ -92,74 +93,82 @@ def _features(out: Any) -> Any:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
-def compile_clip_vision(
-    load_model: Callable[[], Any], key: str | None, image_size: int, precision: str
-) -> Callable[[np.ndarray], np.ndarray]:
-    """A function mapping (N, 3, H, W) float32 pixels to projected image features.
-
-    ``key`` identifies the model's files; without one the weights are loaded and digested.
-    """
-    import openvino as ov
+def _tower(method: str, names: tuple[str, ...], model: Any) -> Any:
+    """A module whose positional inputs are ``names``, returning ``model.<method>(...)``."""
     import torch
 
-    class Vision(torch.nn.Module):
-        def __init__(self, clip: Any) -> None:
+    class Tower(torch.nn.Module):
+        def __init__(self) -> None:
             super().__init__()
-            self.clip = clip
+            self.model = model
 
-        def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-            return _features(self.clip.get_image_features(pixel_values=pixel_values))
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return _features(getattr(self.model, method)(**dict(zip(names, inputs, strict=True))))
 
-    prefixes = ("vision_model", "visual_projection")
-    request = _compile_cached(
-        "clip-image-encoder",
-        key or _weights_key(load_model(), prefixes),
-        lambda: Vision(load_model()),
-        (torch.zeros(2, 3, image_size, image_size),),
-        [ov.PartialShape([-1, 3, image_size, image_size])],
-        precision,
-    )
-
-    def run(pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(request.infer({0: np.ascontiguousarray(pixels, dtype=np.float32)})[0])
-
-    return run
+    return Tower()
 
 
-def compile_clip_text(
-    load_model: Callable[[], Any], key: str | None, precision: str
-) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """A function mapping (input_ids, attention_mask) int64 arrays to projected text features."""
-    import openvino as ov
-    import torch
+Features = Callable[[dict[str, np.ndarray]], np.ndarray]
 
-    class Text(torch.nn.Module):
-        def __init__(self, clip: Any) -> None:
-            super().__init__()
-            self.clip = clip
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            out = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask)
-            return _features(out)
-
-    ids = torch.ones(2, 7, dtype=torch.int64)
-    request = _compile_cached(
-        "clip-text-encoder",
-        key or _weights_key(load_model(), ("text_model", "text_projection")),
-        lambda: Text(load_model()),
-        (ids, torch.ones_like(ids)),
-        [ov.PartialShape([-1, -1]), ov.PartialShape([-1, -1])],
-        precision,
-    )
-
-    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+def _runner(request: Any, names: tuple[str, ...], dtypes: dict[str, Any]) -> Features:
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {
-            0: np.ascontiguousarray(input_ids, np.int64),
-            1: np.ascontiguousarray(attention_mask, np.int64),
+            i: np.ascontiguousarray(inputs[name], dtype=dtypes[name])
+            for i, name in enumerate(names)
         }
         return np.asarray(request.infer(feeds)[0])
 
     return run
+
+
+def compile_vision_tower(
+    load_model: Callable[[], Any],
+    key: str | None,
+    family: Family,
+    example: dict[str, np.ndarray],
+    precision: str,
+) -> Features:
+    """A function mapping the image tower's inputs (see ``Family.image_inputs``) to features.
+
+    The batch dimension is dynamic; every other dimension is the family's fixed input
+    shape (SigLIP 2 pads every photo to its full patch budget). ``key`` identifies the
+    model's files; without one the weights are loaded and digested.
+    """
+    import openvino as ov
+    import torch
+
+    names = tuple(example)
+    tensors = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in names)
+    request = _compile_cached(
+        f"{family.name}-image-encoder",
+        key or _weights_key(load_model(), ("vision_model", "visual_projection")),
+        lambda: _tower("get_image_features", names, load_model()),
+        tensors,
+        [ov.PartialShape([-1, *t.shape[1:]]) for t in tensors],
+        precision,
+    )
+    return _runner(request, names, {n: example[n].dtype for n in names})
+
+
+def compile_text_tower(
+    load_model: Callable[[], Any], key: str | None, family: Family, precision: str
+) -> Features:
+    """A function mapping token arrays (``input_ids`` [+ ``attention_mask``]) to features."""
+    import openvino as ov
+    import torch
+
+    names = family.text.input_names
+    ids = torch.ones(2, 7, dtype=torch.int64)
+    request = _compile_cached(
+        f"{family.name}-text-encoder",
+        key or _weights_key(load_model(), ("text_model", "text_projection")),
+        lambda: _tower("get_text_features", names, load_model()),
+        tuple(ids for _ in names),
+        [ov.PartialShape([-1, -1]) for _ in names],
+        precision,
+    )
+    return _runner(request, names, dict.fromkeys(names, np.int64))
 
 
 def yolo_openvino_weights(weights: str) -> str:
@@ -178,7 +187,7 @@ def yolo_openvino_weights(weights: str) -> str:
         shutil.copy(weights, tmp / f"{stem}.pt")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer deprecation chatter
-            YOLO(str(tmp / f"{stem}.pt"), task="detect").export(
+            YOLO(str(tmp / f"{stem}.pt")).export(
                 format="openvino", dynamic=True, half=False, verbose=False
             )
         (tmp / f"{stem}.pt").unlink()
@@ -187,30 +196,34 @@ def yolo_openvino_weights(weights: str) -> str:
 
 
 class OpenVinoClipSession:
-    """CLIP's image and text encoders compiled for the CPU by OpenVINO (converted once)."""
+    """A dual encoder's image and text towers compiled for the CPU by OpenVINO (converted once)."""
 
     name = "openvino"
 
-    def __init__(
-        self,
-        vision: Callable[[np.ndarray], np.ndarray],
-        text: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    ) -> None:
+    def __init__(self, vision: Features, text: Features) -> None:
         self._vision = vision
         self._text = text
 
     @classmethod
     def load(
-        cls, load_model: Callable[[], Any], key: str | None, image_size: int, precision: str
+        cls,
+        load_model: Callable[[], Any],
+        key: str | None,
+        family: Family,
+        example: dict[str, np.ndarray],
+        precision: str,
     ) -> OpenVinoClipSession:
-        """Compile both encoders; ``load_model`` is only called when a conversion is needed."""
+        """Compile both towers; ``load_model`` is only called when a conversion is needed.
+
+        ``example`` is a batch of the image tower's inputs, used to trace it.
+        """
         return cls(
-            compile_clip_vision(load_model, key, image_size, precision),
-            compile_clip_text(load_model, key, precision),
+            compile_vision_tower(load_model, key, family, example, precision),
+            compile_text_tower(load_model, key, family, precision),
         )
 
-    def image_features(self, pixels: np.ndarray) -> np.ndarray:
-        return self._vision(pixels)
+    def image_features(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self._vision(inputs)
 
-    def text_features(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        return self._text(input_ids, attention_mask)
+    def text_features(self, tokens: dict[str, np.ndarray]) -> np.ndarray:
+        return self._text(tokens)

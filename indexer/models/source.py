@@ -1,4 +1,4 @@
-"""Where a CLIP model's files come from: a local folder, the Hugging Face cache, or the hub.
+"""Where a model's files come from: a local folder, the Hugging Face cache, or the hub.
 
 A model is named by a hub id (``org/name``) or a path. Resolving it once into a
 :class:`ModelSource` lets every part (config, tokenizer, processor, weights) load from the
@@ -13,13 +13,11 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from .families import Family
 
-def hub_reachable(timeout: float = 2.0) -> bool:
+
+def host_reachable(host: str, timeout: float = 2.0) -> bool:
     """Cheap DNS check so an offline machine fails in milliseconds, not after retries."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
     old = socket.getdefaulttimeout()
     try:
         socket.setdefaulttimeout(timeout)
@@ -29,6 +27,14 @@ def hub_reachable(timeout: float = 2.0) -> bool:
         return False
     finally:
         socket.setdefaulttimeout(old)
+
+
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub (or ``HF_ENDPOINT``) can be reached, unless offline mode."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return host_reachable(endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0])
 
 
 def looks_like_path(model_id: str) -> bool:
@@ -49,30 +55,28 @@ def canonical_model_id(model_id: str) -> str:
 
 @dataclass
 class ModelSource:
-    """Where a CLIP model's files come from, and how to load its parts from there."""
+    """Where a model's files come from, and how to load its parts from there."""
 
     model_id: str
     kwargs: dict[str, Any]
 
     def config(self) -> Any:
-        from transformers import CLIPConfig
+        from transformers import AutoConfig
 
-        return CLIPConfig.from_pretrained(self.model_id, **self.kwargs)
+        return AutoConfig.from_pretrained(self.model_id, **self.kwargs)
 
     def image_processor(self) -> Any:
-        from transformers import CLIPImageProcessor
+        from transformers import AutoImageProcessor
 
-        return CLIPImageProcessor.from_pretrained(self.model_id, **self.kwargs)
+        return AutoImageProcessor.from_pretrained(self.model_id, **self.kwargs)
 
     def tokenizer(self) -> Any:
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(self.model_id, **self.kwargs)
 
-    def model(self) -> Any:
-        from transformers import CLIPModel
-
-        return CLIPModel.from_pretrained(self.model_id, **self.kwargs)
+    def model(self, family: Family) -> Any:
+        return family.load_class().from_pretrained(self.model_id, **self.kwargs)
 
     def files_key(self) -> str | None:
         """A digest of the model folder's files (names, sizes, mtimes), or None if unknown.
@@ -91,7 +95,7 @@ class ModelSource:
         folder = os.path.dirname(config_path)
         digest = hashlib.blake2b(digest_size=12)
         for name in sorted(os.listdir(folder)):
-            if name.endswith((".json", ".safetensors", ".bin", ".txt")):
+            if name.endswith((".json", ".safetensors", ".bin", ".txt", ".model")):
                 st = os.stat(os.path.join(folder, name))
                 digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
         return digest.hexdigest()
@@ -106,9 +110,7 @@ def find_source(model_id: str) -> ModelSource:
     if os.path.isdir(model_id):
         return ModelSource(model_id, {})
     if os.path.exists(model_id):
-        raise OSError(
-            f"{model_id} is a file; a local CLIP model is a folder saved with save_pretrained"
-        )
+        raise OSError(f"{model_id} is a file; a local model is a folder saved with save_pretrained")
     cached = ModelSource(model_id, {"local_files_only": True})
     try:
         cached.config()

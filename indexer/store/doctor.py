@@ -40,6 +40,7 @@ class Health:
     consistent: bool
     generation: int
     clip_model: str | None
+    model_family: str | None
     embed_dim: int | None
     detector: str | None
     faiss_kind: str | None
@@ -114,6 +115,7 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
         consistent=not problems,
         generation=int(meta.get("generation") or 0),
         clip_model=meta.get("clip_model"),
+        model_family=meta.get("model_family") or ("clip" if meta.get("clip_model") else None),
         embed_dim=dim or None,
         detector=meta.get("detector"),
         faiss_kind=meta.get("faiss_kind"),
@@ -203,7 +205,7 @@ def salvage_database(index_dir: str) -> list[str]:
 
     Photos whose regions were partly lost are dropped so that the next ``index`` run embeds
     them again (a photo with only some of its object regions would look complete), and if
-    the record of the CLIP model is lost, so are all regions: their model can no longer be
+    the record of the embedding model is lost, so are all regions: their model can no longer be
     checked against the next run's.
     """
     db = os.path.join(index_dir, DB_NAME)
@@ -268,10 +270,10 @@ def _drop_incomplete(dst: sqlite3.Connection, region_gaps: list[tuple[int, int]]
         photos = dst.execute("SELECT count(*) FROM photos").fetchone()[0]
         dst.execute("DELETE FROM regions")
         dst.execute("DELETE FROM photos")
-        for key in _MODEL_KEYS:
+        for key in (*_MODEL_KEYS, "model_family"):
             dst.execute("DELETE FROM meta WHERE key = ?", (key,))
         return [
-            f"the record of the CLIP model was lost: dropped all {photos} photos "
+            f"the record of the embedding model was lost: dropped all {photos} photos "
             "(the next 'objsearch index' run indexes them again)"
         ]
     # A photo's regions are stored with consecutive ids, so only the photos at the two

@@ -6,11 +6,13 @@ from indexer.settings import configure_ultralytics
 
 from .app import app, err
 from .indexing import doctor, export, index, status
+from .models import models_app
 from .query import localize, search
 
 # Registered here, in the order ``objsearch --help`` lists them.
 for _command in (index, search, localize, export, status, doctor):
     app.command()(_command)
+app.add_typer(models_app, name="models")
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 Human output goes to the terminal (tables, a progress bar on stderr); ``--json`` prints
 machine-readable output on stdout only. Every error a user can cause ends in one clear
 message and a non-zero exit code, never a traceback. Commands live in
-:mod:`.indexing` (index, export, status, doctor) and :mod:`.query` (search, localize).
+:mod:`.indexing` (index, export, status, doctor), :mod:`.query` (search, localize) and
+:mod:`.models` (models, models save).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ ClipOpt = Annotated[
     typer.Option(
         "--clip-model",
         envvar=ENV_CLIP_MODEL,
-        help=f"CLIP model: Hugging Face id or local folder. [default: the index's model, else {DEFAULT_CLIP_MODEL}]",
+        help=f"Embedding model (CLIP, SigLIP, SigLIP 2, AltCLIP; see `objsearch models`): Hugging Face id or local folder. [default: the index's model, else {DEFAULT_CLIP_MODEL}]",
     ),
 ]
 DeviceOpt = Annotated[
@@ -71,7 +72,7 @@ PrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         envvar=ENV_PRECISION,
-        help=f"auto, fp32, bf16 or fp16 for CLIP. [default: {DEFAULT_PRECISION}]",
+        help=f"auto, fp32, bf16 or fp16 for the embedding model. [default: {DEFAULT_PRECISION}]",
     ),
 ]
 BackendOpt = Annotated[

@@ -71,7 +71,14 @@ DetectorOpt = Annotated[
     typer.Option(
         "--detector",
         envvar=ENV_DETECTOR,
-        help=f"Ultralytics detector weights: a local .pt path or a name such as yolo11n.pt. [default: {DEFAULT_DETECTOR}]",
+        help=f"Ultralytics detector (YOLOv8/11/26, RT-DETR, YOLO-World, YOLOE): a local .pt path or a name such as yolo11n.pt. [default: {DEFAULT_DETECTOR}]",
+    ),
+]
+DetectorClassesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--detector-classes",
+        help="Comma-separated class names for an open-vocabulary detector (YOLO-World, YOLOE), e.g. 'flowerpot,butterfly'.",
     ),
 ]
 MinSideOpt = Annotated[int, typer.Option(help="Minimum object box side, in original pixels.")]
@@ -101,6 +108,7 @@ def index(
     index_dir: IndexDir,
     clip_model: ClipOpt = None,
     detector: DetectorOpt = None,
+    detector_classes: DetectorClassesOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     backend: BackendOpt = None,
@@ -131,6 +139,7 @@ def index(
         clip_model=clip_model,
         detector_weights=detector,
         device=device,
+        detector_classes=(detector_classes or "").split(","),
         precision=precision,
         backend=backend,
         options=options,
@@ -215,7 +224,10 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
     table.add_row("whole-photo regions", str(health.images))
     table.add_row("FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})")
     table.add_row("failures", str(health.failures))
-    table.add_row("CLIP model", escape(f"{health.clip_model or '-'} ({health.embed_dim or '?'}-d)"))
+    model = (
+        f"{health.clip_model or '-'} ({health.model_family or '?'}, {health.embed_dim or '?'}-d)"
+    )
+    table.add_row("Embedding model", escape(model))
     table.add_row("detector", escape(health.detector or "-"))
     table.add_row("consistent", "[green]yes[/]" if health.consistent else "[red]no[/]")
     out.print(table)

@@ -12,7 +12,10 @@ from indexer.errors import StoreError
 from indexer.store import Store
 from retrieval.cli import app
 from retrieval.search import Searcher
-from tests.conftest import Models, cli_index_args
+from tests.fixtures import Models, cli_index_args
+
+# Each index is built through the CLI, converting its model for OpenVINO.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=["tiny_siglip_dir", "tiny_siglip2_dir"])

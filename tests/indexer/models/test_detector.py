@@ -33,3 +33,86 @@ def test_missing_detector_names_both_ways(tmp_path) -> None:
         Detector(str(tmp_path / "nope.pt"))
     message = str(info.value)
     assert "nope.pt" in message and "--detector" in message and "OBJSEARCH_DETECTOR" in message
+
+
+@pytest.fixture(scope="module")
+def yaml_detectors(tmp_path_factory) -> dict[str, str]:
+    """Random ultralytics models of other kinds, built from the yaml files ultralytics ships."""
+    from ultralytics import RTDETR, YOLO
+
+    folder = tmp_path_factory.mktemp("yaml_detectors")
+    specs = {
+        "rtdetr": (RTDETR, "yolov8n-rtdetr.yaml"),
+        "seg": (YOLO, "yolo11n-seg.yaml"),
+        "pose": (YOLO, "yolo11n-pose.yaml"),
+        "cls": (YOLO, "yolo11n-cls.yaml"),
+        "obb": (YOLO, "yolo11n-obb.yaml"),
+        "world": (YOLO, "yolov8s-worldv2.yaml"),
+        "yoloe": (YOLO, "yoloe-11s.yaml"),
+    }
+    paths = {}
+    for name, (cls, spec) in specs.items():
+        paths[name] = str(folder / f"{name}.pt")
+        cls(spec).save(paths[name])
+    return paths
+
+
+_ANY_BOX = DetectOptions(confidence=0.0, max_objects=5, min_side=1)
+
+
+@pytest.mark.slow  # builds seven extra ultralytics models
+@pytest.mark.parametrize(
+    ("kind", "task", "model_class"),
+    [
+        ("rtdetr", "detect", "RTDETR"),
+        ("seg", "segment", "YOLO"),
+        ("pose", "pose", "YOLO"),
+    ],
+)
+def test_other_ultralytics_models_give_boxes(yaml_detectors, kind, task, model_class) -> None:
+    """RT-DETR is routed to its own predictor; segmentation and pose models give their boxes."""
+    detector = Detector(yaml_detectors[kind], "cpu", backend="torch")
+    assert detector.task == task and type(detector.model).__name__ == model_class
+    found = detector.detect([Image.new("RGB", (320, 240), (90, 120, 20))], _ANY_BOX)[0]
+    assert len(found) > 0 and found.xyxy.shape[1] == 4
+    assert set(found.labels) <= set(detector.names.values())
+
+
+@pytest.mark.slow  # builds seven extra ultralytics models
+@pytest.mark.parametrize(("kind", "task"), [("cls", "classify"), ("obb", "obb")])
+def test_models_without_boxes_are_refused(yaml_detectors, kind: str, task: str) -> None:
+    with pytest.raises(ModelLoadError, match=f"is a '{task}' model, which gives no object boxes"):
+        Detector(yaml_detectors[kind], "cpu")
+
+
+@pytest.mark.slow  # builds seven extra ultralytics models
+def test_open_vocabulary_classes_with_injected_text_embeddings(yaml_detectors) -> None:
+    """YOLOE takes the class names' text embeddings; a random tensor stands in for them."""
+    import torch
+
+    detector = Detector(
+        yaml_detectors["yoloe"],
+        "cpu",
+        backend="openvino",  # open-vocabulary models stay on PyTorch: classes are set at run time
+        classes=["flowerpot", " butterfly ", ""],
+        class_embeddings=torch.randn(1, 2, 512, generator=torch.Generator().manual_seed(0)),
+    )
+    assert detector.names == {0: "flowerpot", 1: "butterfly"} and detector.backend == "torch"
+    found = detector.detect([Image.new("RGB", (320, 240), (20, 20, 200))], _ANY_BOX)[0]
+    assert len(found) and set(found.labels) <= {"flowerpot", "butterfly"}
+
+
+@pytest.mark.slow  # builds seven extra ultralytics models
+def test_open_vocabulary_text_model_missing_offline_is_clear(yaml_detectors) -> None:
+    """YOLO-World encodes class names with a CLIP it downloads: offline that must say so."""
+    with pytest.raises(ModelLoadError) as info:
+        Detector(yaml_detectors["world"], "cpu", classes=["flowerpot", "butterfly"])
+    message = str(info.value)
+    assert "flowerpot, butterfly" in message and "internet" in message
+    # Without classes it runs with the vocabulary stored in the checkpoint.
+    assert len(Detector(yaml_detectors["world"], "cpu", backend="torch").names) == 80
+
+
+def test_classes_for_a_closed_vocabulary_detector_are_refused(tiny_yolo_path) -> None:
+    with pytest.raises(ModelLoadError, match="needs an open-vocabulary detector"):
+        Detector(str(tiny_yolo_path), "cpu", classes=["flowerpot"])

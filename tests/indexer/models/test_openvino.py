@@ -53,3 +53,34 @@ def test_detector_boxes_match_pytorch(tiny_yolo_path: Path) -> None:
     assert len(a) and len(b)
     for box in a.xyxy[:5]:
         assert box_iou(box, b.xyxy).max() > 0.9
+
+
+@pytest.mark.slow  # converts eight towers
+@pytest.mark.parametrize(
+    "fixture", ["tiny_siglip_dir", "tiny_siglip_gemma_dir", "tiny_siglip2_dir", "tiny_altclip_dir"]
+)
+def test_every_family_matches_pytorch_on_openvino(request, fixture: str) -> None:
+    """fp32 and bf16 OpenVINO towers against PyTorch; conversions land in the same cache."""
+    folder = request.getfixturevalue(fixture)
+    torch_e = ClipEmbedder(str(folder), "cpu", precision="fp32", backend="torch")
+    ov_e = ClipEmbedder(str(folder), "cpu", precision="fp32", backend="openvino")
+    bf16_e = ClipEmbedder(str(folder), "cpu", precision="bf16", backend="openvino")
+    assert ov_e.backend == bf16_e.backend == "openvino"
+    images = _images(4) + [Image.new("RGB", (300, 40), (200, 30, 30))]
+    ref = torch_e.embed_images(images)
+    for other, floor in ((ov_e, 0.9999), (bf16_e, 0.99)):
+        got = other.embed_images(images)
+        assert got.shape == ref.shape and got.dtype == np.float32
+        assert (got * ref).sum(axis=1).min() > floor
+    texts = ["a photo of a cat", "x", "a blue square on a red background"]
+    assert (ov_e.embed_texts(texts) * torch_e.embed_texts(texts)).sum(axis=1).min() > 0.9999
+    family = torch_e.family.name
+    assert list((cache_dir() / "openvino").glob(f"{family}-image-encoder-*/model.xml"))
+    assert list((cache_dir() / "openvino").glob(f"{family}-text-encoder-*/model.xml"))
+
+
+def test_bf16_pytorch_path_for_siglip2(tiny_siglip2_dir: Path) -> None:
+    fp32 = ClipEmbedder(str(tiny_siglip2_dir), "cpu", precision="fp32", backend="torch")
+    bf16 = ClipEmbedder(str(tiny_siglip2_dir), "cpu", precision="bf16", backend="torch")
+    images = _images(3)
+    assert (fp32.embed_images(images) * bf16.embed_images(images)).sum(axis=1).min() > 0.99

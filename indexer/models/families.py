@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
 
 # Prompt ensembling: a query is embedded in these phrasings and the vectors averaged. Four
 # phrasings keep most of the robustness of longer lists while text encoding stays within
@@ -221,6 +221,11 @@ class TextStyle:
     padding: str  # "longest" or "max_length"
     attention_mask: bool
     padding_side: str | None = None  # None: the tokenizer's own
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The text tower's inputs, in the order the OpenVINO graph takes them."""
+        return ("input_ids", "attention_mask") if self.attention_mask else ("input_ids",)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ENV_CLIP_MODEL, ENV_DETECTOR, configure_ultralytics
-from .errors import ModelLoadError, first_line
+from ..errors import ModelLoadError, first_line
+from ..settings import ENV_CLIP_MODEL, ENV_DETECTOR, configure_ultralytics
+from .detector import check_detector_file
+from .families import family_of
+from .source import host_reachable, hub_reachable
 
 DETECTOR_SUFFIXES = (".pt",)
 _RELEASES_HOST = "github.com"  # where ultralytics publishes its weights
@@ -77,9 +80,6 @@ def _save_dual_encoder(source: str, dest: Path) -> SavedModel:
     from transformers import AutoConfig, AutoProcessor
     from transformers.utils import logging as hf_logging
 
-    from .embed import hub_reachable
-    from .families import family_of
-
     hf_logging.set_verbosity_error()
     local = Path(source).expanduser()
     if not local.is_dir() and not hub_reachable():
@@ -107,8 +107,6 @@ def _save_dual_encoder(source: str, dest: Path) -> SavedModel:
 
 
 def _save_detector(source: str, dest: Path) -> SavedModel:
-    from .embed import host_reachable
-
     configure_ultralytics()
     local = Path(source).expanduser()
     target = dest / local.name
@@ -135,8 +133,6 @@ def _save_detector(source: str, dest: Path) -> SavedModel:
             attempt_download_asset(str(tmp / local.name))
             if not (tmp / local.name).is_file():
                 raise ModelLoadError(f"ultralytics has no downloadable model named {source!r}.")
-        from .detect import check_detector_file
-
         check_detector_file(str(tmp / local.name))
         os.replace(tmp / local.name, target)
     except ModelLoadError:

@@ -11,7 +11,7 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor
 
 from indexer.errors import ModelLoadError
-from indexer.families import FAMILIES, NaFlex, Squash, family_of, naflex_grid
+from indexer.models.families import FAMILIES, NaFlex, Squash, family_of, naflex_grid
 
 
 def _photo(w: int, h: int, seed: int = 0) -> Image.Image:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .families import DEFAULT_FAMILY, FAMILIES, Family
 
-SPEEDS_FILE = Path(__file__).with_name("model_speeds.json")
+SPEEDS_FILE = Path(__file__).with_name("speeds.json")
 
 DEFAULT_REASON = (
     "CLIP ViT-B/32 is the default: it is the fastest family on a CPU (see the photos/s "
