@@ -72,7 +72,7 @@ _ANY_BOX = DetectOptions(confidence=0.0, max_objects=5, min_side=1)
 def test_other_ultralytics_models_give_boxes(yaml_detectors, kind, task, model_class) -> None:
     """RT-DETR is routed to its own predictor; segmentation and pose models give their boxes."""
     detector = Detector(yaml_detectors[kind], "cpu", backend="torch")
-    assert detector.task == task and type(detector.model).__name__ == model_class
+    assert detector.task == task and type(detector.session.model).__name__ == model_class
     found = detector.detect([Image.new("RGB", (320, 240), (90, 120, 20))], _ANY_BOX)[0]
     assert len(found) > 0 and found.xyxy.shape[1] == 4
     assert set(found.labels) <= set(detector.names.values())
