@@ -44,6 +44,41 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _build_once(folder: Path, build: Any, what: str) -> str:
+    """``folder`` once it holds a saved model; else ``build(tmp)`` then rename into place."""
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        return str(folder)
+    log(f"building {what} into {folder} (once) ...")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-build-", dir=folder.parent))
+    try:
+        build(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(folder)
+
+
+def ensure_family_model(family: str) -> str:
+    """A cached random model of ``family``'s benchmark shape (see ``objsearch models``).
+
+    CLIP is the ViT-B/32 of :func:`ensure_clip_model`; the others are built once with
+    ``tests.family_factory.make_benchmark_model`` into ``benchmarks/results/.family-NAME``.
+    """
+    if family == "clip":
+        return ensure_clip_model(None)
+    from tests.family_factory import make_benchmark_model
+
+    return _build_once(
+        RESULTS_DIR / f".family-{family}",
+        lambda tmp: make_benchmark_model(family, tmp),
+        f"a random {family} model",
+    )
+
+
 def ensure_clip_model(path: str | None) -> str:
     """The CLIP folder to use: ``path`` when given, else a cached random ViT-B/32.
 
@@ -52,22 +87,9 @@ def ensure_clip_model(path: str | None) -> str:
     """
     if path:
         return path
-    if (CLIP_CACHE / "config.json").is_file() and (CLIP_CACHE / "model.safetensors").is_file():
-        return str(CLIP_CACHE)
     from tests.model_factory import make_vitb32_clip
 
-    log(f"building a random ViT-B/32 CLIP into {CLIP_CACHE} (once) ...")
-    CLIP_CACHE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".clip-build-", dir=CLIP_CACHE.parent))
-    try:
-        make_vitb32_clip(tmp)
-        if CLIP_CACHE.exists():
-            shutil.rmtree(CLIP_CACHE)
-        os.replace(tmp, CLIP_CACHE)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return str(CLIP_CACHE)
+    return _build_once(CLIP_CACHE, make_vitb32_clip, "a random ViT-B/32 CLIP")
 
 
 def missing_asset_message(what: str, path: Path, flag: str, hint: str) -> str:

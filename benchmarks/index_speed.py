@@ -10,6 +10,9 @@ Modes (each runs in its own subprocess, so peak RSS is per mode):
 
 Models are loaded and warmed up before the clock starts; load time is reported on its own.
 ``--check-precision`` compares ClipEmbedder fp32 against bf16 on real crops.
+``--families clip,siglip,siglip2,altclip`` runs the objsearch modes once per model family,
+each with a random model of the shape ``objsearch models`` reports (same cost as the real
+weights); ``--write-speeds`` stores that table where ``objsearch models`` reads it.
 
     python benchmarks/index_speed.py --limit 64 --reference-limit 32
 """
@@ -28,6 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
+from indexer.models.catalog import SPEEDS_FILE  # noqa: E402
+from indexer.models.families import FAMILIES, family_named  # noqa: E402
 from indexer.settings import configure_ultralytics  # noqa: E402
 
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
@@ -37,6 +42,7 @@ from _common import (  # noqa: E402
     DEFAULT_PHOTOS,
     RESULTS_DIR,
     ensure_clip_model,
+    ensure_family_model,
     fmt,
     log,
     machine_info,
@@ -79,6 +85,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(MODES),
         help=f"comma-separated subset of {', '.join(MODES)}",
     )
+    p.add_argument(
+        "--families",
+        default="",
+        help="comma-separated model families (clip, siglip, siglip2, altclip) to time with the "
+        "objsearch modes, each with a random model of its benchmark shape",
+    )
+    p.add_argument(
+        "--write-speeds",
+        action="store_true",
+        help=f"with --families: store the table in {SPEEDS_FILE} for `objsearch models`",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument(
         "--precision",
@@ -120,6 +137,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--_worker-out", dest="worker_out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
+    args.family_list = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown_families = set(args.family_list) - {f.name for f in FAMILIES}
+    if unknown_families:
+        p.error(f"unknown families {', '.join(sorted(unknown_families))}")
+    if args.family_list:  # the reference loop is CLIP-only
+        args.mode_list = [m for m in args.mode_list if m != "reference"]
     unknown = [m for m in args.mode_list if m not in MODES]
     if unknown:
         p.error(f"unknown mode(s) {', '.join(unknown)}: use {', '.join(MODES)}")
@@ -443,6 +466,80 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def run_families(args: argparse.Namespace, raw: list[str]) -> None:
+    """The objsearch modes once per family; prints a table and optionally stores it."""
+    rows, stored = [], {}
+    for name in args.family_list:
+        family = family_named(name)
+        args.clip_model = ensure_family_model(name)
+        results = {mode: summarise(spawn(mode, args, raw)) for mode in args.mode_list}
+        obj, only = results.get("objsearch"), results.get("photos-only")
+        main_run = obj or only
+        rows.append(
+            [
+                family.title,
+                family.benchmark_shape,
+                fmt(obj["photos_per_s"]) if obj else "-",
+                fmt(obj["regions_per_s"]) if obj else "-",
+                fmt(only["photos_per_s"]) if only else "-",
+                fmt(obj["timings"]["embed"], 1) if obj else "-",
+                fmt(main_run["load_s"], 1),
+                fmt(max(r["peak_rss_mib"] for r in results.values()), 0),
+                main_run["backend"],
+                main_run["precision"],
+                " / ".join("→".join(fmt(x, 1) for x in r["load_avg"]) for r in results.values()),
+            ]
+        )
+        stored[name] = {
+            "shape": family.benchmark_shape,
+            "photos_per_s": round(obj["photos_per_s"], 2) if obj else None,
+            "regions_per_s": round(obj["regions_per_s"], 2) if obj else None,
+            "photos_only_per_s": round(only["photos_per_s"], 2) if only else None,
+            "objects_per_photo": round(obj["objects_per_photo"], 2) if obj else None,
+            "photos": main_run["photos"],
+            "backend": main_run["backend"],
+            "precision": main_run["precision"],
+            "load_avg": [r["load_avg"] for r in results.values()],
+        }
+    headers = [
+        "family",
+        "shape (random weights)",
+        "photos/s",
+        "regions/s",
+        "photos-only photos/s",
+        "embed s",
+        "model load s",
+        "peak RSS MiB",
+        "backend (model/detector)",
+        "precision",
+        "load avg",
+    ]
+    print(f"### Indexing speed by model family ({args.device}, photos from {args.photos})\n")
+    print(markdown_table(headers, rows))
+    machine = machine_info()
+    cpus = machine.get("cpu_count") or 1
+    peak_load = max(x for f in stored.values() for pair in f["load_avg"] for x in pair)
+    noise = (
+        f"the load average reached {peak_load:.1f} on {cpus} cores (the machine was shared): "
+        "compare the rows, not the absolute numbers"
+        if peak_load > cpus * 1.25
+        else f"load average at most {peak_load:.1f} on {cpus} cores"
+    )
+    print(f"\nNote: {noise}.")
+    data = {
+        "what": f"photos/s indexing {args.limit} COCO photos (objects + whole photo, and photos only)",
+        "machine": f"{cpus} CPU cores, {machine.get('cpu', 'CPU')}, no GPU",
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python benchmarks/index_speed.py " + " ".join(raw),
+        "noise": noise,
+        "families": stored,
+    }
+    write_json(args.output, {"machine": machine, "families": stored})
+    if args.write_speeds:
+        SPEEDS_FILE.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        log(f"wrote {SPEEDS_FILE}")
+
+
 def main(argv: list[str] | None = None) -> None:
     raw = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(raw)
@@ -450,6 +547,9 @@ def main(argv: list[str] | None = None) -> None:
         worker(args)
         return
     check_inputs(args)
+    if args.family_list:
+        run_families(args, raw)
+        return
     args.clip_model = ensure_clip_model(args.clip_model)
     if args.device == "cpu" and args.precision == "fp16":
         log("note: fp16 on CPU runs as fp32 in ClipEmbedder")
