@@ -33,6 +33,7 @@ def test_missing_detector_names_both_ways(tmp_path) -> None:
         Detector(str(tmp_path / "nope.pt"))
     message = str(info.value)
     assert "nope.pt" in message and "--detector" in message and "OBJSEARCH_DETECTOR" in message
+    assert 'README\'s "No internet?" section' in message
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def yaml_detectors(tmp_path_factory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("yaml_detectors")
     specs = {
         "rtdetr": (RTDETR, "yolov8n-rtdetr.yaml"),
+        "yolo26": (YOLO, "yolo26n.yaml"),
         "seg": (YOLO, "yolo11n-seg.yaml"),
         "pose": (YOLO, "yolo11n-pose.yaml"),
         "cls": (YOLO, "yolo11n-cls.yaml"),
@@ -60,17 +62,19 @@ def yaml_detectors(tmp_path_factory) -> dict[str, str]:
 _ANY_BOX = DetectOptions(confidence=0.0, max_objects=5, min_side=1)
 
 
-@pytest.mark.slow  # builds seven extra ultralytics models
+@pytest.mark.slow  # builds eight extra ultralytics models
 @pytest.mark.parametrize(
     ("kind", "task", "model_class"),
     [
         ("rtdetr", "detect", "RTDETR"),
+        ("yolo26", "detect", "YOLO"),
         ("seg", "segment", "YOLO"),
         ("pose", "pose", "YOLO"),
     ],
 )
 def test_other_ultralytics_models_give_boxes(yaml_detectors, kind, task, model_class) -> None:
-    """RT-DETR is routed to its own predictor; segmentation and pose models give their boxes."""
+    """YOLO26 and RT-DETR (routed to its own predictor) detect; segmentation and pose models
+    give their boxes."""
     detector = Detector(yaml_detectors[kind], "cpu", backend="torch")
     assert detector.task == task and type(detector.session.model).__name__ == model_class
     found = detector.detect([Image.new("RGB", (320, 240), (90, 120, 20))], _ANY_BOX)[0]
@@ -78,14 +82,14 @@ def test_other_ultralytics_models_give_boxes(yaml_detectors, kind, task, model_c
     assert set(found.labels) <= set(detector.names.values())
 
 
-@pytest.mark.slow  # builds seven extra ultralytics models
+@pytest.mark.slow  # builds eight extra ultralytics models
 @pytest.mark.parametrize(("kind", "task"), [("cls", "classify"), ("obb", "obb")])
 def test_models_without_boxes_are_refused(yaml_detectors, kind: str, task: str) -> None:
     with pytest.raises(ModelLoadError, match=f"is a '{task}' model, which gives no object boxes"):
         Detector(yaml_detectors[kind], "cpu")
 
 
-@pytest.mark.slow  # builds seven extra ultralytics models
+@pytest.mark.slow  # builds eight extra ultralytics models
 def test_open_vocabulary_classes_with_injected_text_embeddings(yaml_detectors) -> None:
     """YOLOE takes the class names' text embeddings; a random tensor stands in for them."""
     import torch
@@ -102,7 +106,7 @@ def test_open_vocabulary_classes_with_injected_text_embeddings(yaml_detectors) -
     assert len(found) and set(found.labels) <= {"flowerpot", "butterfly"}
 
 
-@pytest.mark.slow  # builds seven extra ultralytics models
+@pytest.mark.slow  # builds eight extra ultralytics models
 def test_open_vocabulary_text_model_missing_offline_is_clear(yaml_detectors) -> None:
     """YOLO-World encodes class names with a CLIP it downloads: offline that must say so."""
     with pytest.raises(ModelLoadError) as info:
