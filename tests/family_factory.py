@@ -116,8 +116,12 @@ def _text_ids(tokenizer: Any, max_length: int) -> dict[str, Any]:
     }
 
 
-def _save(model: Any, processor: Any, out_dir: Path) -> Path:
-    model.eval().save_pretrained(out_dir)
+def _save(model_class: Any, config: Any, processor: Any, out_dir: Path, seed: int) -> Path:
+    """Random weights (depending only on ``seed``) and the processor, saved to ``out_dir``."""
+    import torch
+
+    torch.manual_seed(seed)
+    model_class(config).eval().save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
 
@@ -138,7 +142,6 @@ def make_tiny_siglip(
     ``tokenizer="gemma"`` gives the layout of the fixed-resolution SigLIP 2 checkpoints
     (a ``SiglipModel`` with a Gemma tokenizer).
     """
-    import torch
     from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipProcessor
 
     out_dir = Path(out_dir)
@@ -150,10 +153,10 @@ def make_tiny_siglip(
     )
     text = {**(text_layers or _tower(32)), **_text_ids(tok, max_length)}
     vision = {**(vision_layers or _tower(32)), "image_size": image_size, "patch_size": patch_size}
-    torch.manual_seed(seed)
-    model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+    config = SiglipConfig(text_config=text, vision_config=vision)
     image_processor = SiglipImageProcessor(size={"height": image_size, "width": image_size})
-    return _save(model, SiglipProcessor(image_processor=image_processor, tokenizer=tok), out_dir)
+    processor = SiglipProcessor(image_processor=image_processor, tokenizer=tok)
+    return _save(SiglipModel, config, processor, out_dir, seed)
 
 
 def make_tiny_siglip2(
@@ -167,7 +170,6 @@ def make_tiny_siglip2(
     vision_layers: dict[str, int] | None = None,
 ) -> Path:
     """Save a random NaFlex ``Siglip2Model`` + ``Siglip2Processor`` (32-d embeddings)."""
-    import torch
     from transformers import (
         Siglip2Config,
         Siglip2ImageProcessor,
@@ -184,10 +186,10 @@ def make_tiny_siglip2(
         "patch_size": patch_size,
         "num_patches": max_num_patches,
     }
-    torch.manual_seed(seed)
-    model = Siglip2Model(Siglip2Config(text_config=text, vision_config=vision))
+    config = Siglip2Config(text_config=text, vision_config=vision)
     image_processor = Siglip2ImageProcessor(patch_size=patch_size, max_num_patches=max_num_patches)
-    return _save(model, Siglip2Processor(image_processor=image_processor, tokenizer=tok), out_dir)
+    processor = Siglip2Processor(image_processor=image_processor, tokenizer=tok)
+    return _save(Siglip2Model, config, processor, out_dir, seed)
 
 
 def make_tiny_altclip(
@@ -201,7 +203,6 @@ def make_tiny_altclip(
     vision_layers: dict[str, int] | None = None,
 ) -> Path:
     """Save a random ``AltCLIPModel`` (XLM-R text tower) + ``AltCLIPProcessor`` (24-d)."""
-    import torch
     from transformers import AltCLIPConfig, AltCLIPModel, AltCLIPProcessor, CLIPImageProcessor
 
     out_dir = Path(out_dir)
@@ -210,14 +211,13 @@ def make_tiny_altclip(
     text = {**(text_layers or _tower(32)), **_text_ids(tok, 40)}
     text["project_dim"] = text["hidden_size"]
     vision = {**(vision_layers or _tower(32)), "image_size": image_size, "patch_size": patch_size}
-    torch.manual_seed(seed)
     config = AltCLIPConfig(text_config=text, vision_config=vision, projection_dim=projection_dim)
-    model = AltCLIPModel(config)
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size},
         crop_size={"height": image_size, "width": image_size},
     )
-    return _save(model, AltCLIPProcessor(image_processor=image_processor, tokenizer=tok), out_dir)
+    processor = AltCLIPProcessor(image_processor=image_processor, tokenizer=tok)
+    return _save(AltCLIPModel, config, processor, out_dir, seed)
 
 
 def make_benchmark_model(family: str, out_dir: Path) -> Path:
