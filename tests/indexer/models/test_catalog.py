@@ -1,0 +1,45 @@
+"""The model catalogue: families joined with the benchmark's stored speeds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from indexer.models.catalog import SPEEDS_FILE, catalog, is_default
+from indexer.models.families import FAMILIES
+
+
+def test_stored_speeds_name_known_families_only() -> None:
+    """The shipped table comes from ``index_speed.py --write-speeds`` for registry families."""
+    data = json.loads(SPEEDS_FILE.read_text(encoding="utf-8"))
+    assert set(data["families"]) <= {f.name for f in FAMILIES}
+    assert {"what", "machine", "date", "command", "noise"} <= set(data)
+    assert "--families" in data["command"] and "--write-speeds" in data["command"]
+    for entry in data["families"].values():
+        assert entry["photos_per_s"] is None or entry["photos_per_s"] > 0
+
+
+def test_catalog_joins_speeds_and_marks_the_unmeasured(tmp_path: Path) -> None:
+    speeds = tmp_path / "speeds.json"
+    speeds.write_text(
+        json.dumps(
+            {
+                "machine": "test box",
+                "families": {"siglip": {"photos_per_s": 0.5, "photos_only_per_s": 2.0}},
+            }
+        )
+    )
+    rows, about = catalog(speeds)
+    assert [r.family.name for r in rows] == [f.name for f in FAMILIES]
+    by_name = {r.family.name: r for r in rows}
+    assert by_name["siglip"].speed is not None and by_name["siglip"].speed.objects == 0.5
+    assert by_name["siglip"].speed.shape == by_name["siglip"].family.benchmark_shape
+    assert by_name["clip"].speed is None and about == {"machine": "test box"}
+    assert [r.family.name for r in rows if is_default(r.family)] == ["clip"]
+
+
+def test_missing_or_broken_speeds_file_means_not_measured(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{not json")
+    for path in (tmp_path / "missing.json", tmp_path / "broken.json"):
+        rows, about = catalog(path)
+        assert all(r.speed is None for r in rows) and about == {}
