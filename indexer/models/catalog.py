@@ -19,8 +19,8 @@ SPEEDS_FILE = Path(__file__).with_name("speeds.json")
 DEFAULT_REASON = (
     "CLIP ViT-B/32 is the default: it is the fastest family on a CPU (see the photos/s "
     "column), its English retrieval is good for everyday objects, and it is the most widely "
-    "mirrored checkpoint. Pick SigLIP 2 for better retrieval, or for queries in other "
-    "languages, at the measured cost in speed."
+    "mirrored checkpoint. Pick SigLIP 2 for higher published retrieval scores, or for "
+    "queries in other languages, at the measured cost in speed."
 )
 
 

@@ -266,7 +266,7 @@ FAMILIES: tuple[Family, ...] = (
             ("openai/clip-vit-large-patch14", 768),
         ),
         benchmark_shape="ViT-B/32",
-        note="English; the fastest; the default",
+        note="English; the fastest",
     ),
     Family(
         name="siglip",
@@ -283,7 +283,7 @@ FAMILIES: tuple[Family, ...] = (
             ("google/siglip-so400m-patch14-384", 1152),
         ),
         benchmark_shape="ViT-B/16, 224 px",
-        note="better retrieval than CLIP at the same size; SigLIP 2 ids are multilingual",
+        note="higher published retrieval scores than CLIP of the same size; SigLIP 2 ids are multilingual",
     ),
     Family(
         name="siglip2",
