@@ -1,4 +1,4 @@
-"""The ``objsearch`` command line: index, search, export, status, doctor, localize.
+"""The ``objsearch`` command line: index, search, export, status, doctor, localize, serve.
 
 Human output goes to the terminal (tables, a progress bar on stderr); ``--json`` prints
 machine-readable output on stdout only. Every error a user can cause ends in one clear
@@ -503,6 +503,44 @@ def doctor(index_dir: IndexDir) -> None:
         out.print("[green]The index is consistent; nothing to repair.[/]")
     for action in actions:
         out.print(f"- {escape(action)}", highlight=False)
+
+
+@app.command()
+@friendly
+def serve(
+    index_dir: IndexDir,
+    host: Annotated[str, typer.Option(help="Address to bind; not loopback needs --token.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="OBJSEARCH_TOKEN", help="Require this token on every API call."),
+    ] = None,
+    cors: Annotated[
+        str | None, typer.Option("--cors", help="Allow this browser origin (CORS).")
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, in MB.")] = 20.0,
+    clip_model: ClipOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    backend: BackendOpt = None,
+) -> None:
+    """Serve INDEX over HTTP: a JSON API under /api/v1 and a web page at /."""
+    from retrieval.serve.run import serve as run_server
+
+    run_server(
+        index_dir,
+        host=host,
+        port=port,
+        token=token,
+        cors=cors,
+        max_upload=int(max_upload_mb * 1e6),
+        clip_model=clip_model,
+        device=device,
+        precision=precision,
+        backend=backend,
+    )
 
 
 def main() -> None:

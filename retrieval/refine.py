@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from indexer.decode import DecodeError, load_query_image, read_photo
+from indexer.decode import DecodedPhoto, DecodeError, load_query_image, read_photo
 from indexer.embed import ClipEmbedder
 
 from .localize import Localization, LocalizedBox, clip_score_fn, localize
@@ -97,7 +97,7 @@ def _scale_box(
 
 
 def localize_prompts(
-    photo_path: str,
+    photo_path: str | DecodedPhoto,
     prompts: Sequence[str],
     embedder: ClipEmbedder,
     **options: Any,
@@ -105,8 +105,12 @@ def localize_prompts(
     """Localise each prompt on one photo; boxes come back in original-photo pixels.
 
     Returns the decoded photo (possibly reduced, for drawing) and one result per prompt.
+    An already decoded photo (e.g. an upload checked by the caller) is used as it is.
     """
-    photo = read_photo(photo_path, decode_side=LOCALIZE_DECODE_SIDE)
+    if isinstance(photo_path, DecodedPhoto):
+        photo = photo_path
+    else:
+        photo = read_photo(photo_path, decode_side=LOCALIZE_DECODE_SIDE)
     sx, sy = photo.scale
     cached = CachedEmbedder(embedder)
     out = []
