@@ -106,7 +106,9 @@ def _upload_bytes(upload: UploadFile) -> bytes:
 
 
 def _jpeg(data: bytes) -> Response:
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 KParam = Annotated[int, Query(ge=1, le=200, description="Number of photos to return.")]
@@ -141,9 +143,7 @@ def _add_routes(app: FastAPI, service: Service, token: str | None) -> None:
         refine: RefineParam = False,
         refine_top: RefineTop = 5,
     ) -> list[dict[str, Any]]:
-        return service.search(
-            text=q, k=k, kind=_kind(kind), refine=refine, refine_top=refine_top
-        )
+        return service.search(text=q, k=k, kind=_kind(kind), refine=refine, refine_top=refine_top)
 
     @app.post(f"{API}/search", summary="Search by example: upload a photo in the field 'image'")
     def search_image(
@@ -163,9 +163,7 @@ def _add_routes(app: FastAPI, service: Service, token: str | None) -> None:
         return service.similar(parse_id(region_id), k, _kind(kind))
 
     @app.get(f"{API}/regions/{{region_id}}/thumb", summary="The region's crop as JPEG")
-    def thumb(
-        region_id: str, size: Annotated[int, Query(ge=16, le=1024)] = THUMB_SIZE
-    ) -> Response:
+    def thumb(region_id: str, size: Annotated[int, Query(ge=16, le=1024)] = THUMB_SIZE) -> Response:
         return _jpeg(service.thumb_jpeg(parse_id(region_id), size))
 
     @app.get(f"{API}/photos/{{photo_id}}", summary="A photo's metadata, caption and regions")
