@@ -40,6 +40,7 @@ def main() -> None:
     args = p.parse_args()
 
     from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -60,7 +61,8 @@ def main() -> None:
         for flag in CHROMIUM_FLAGS:
             options.add_argument(flag)
         with run_server(index, Path(args.clip_model)) as server:
-            driver = webdriver.Chrome(options=options)
+            service = DriverService(executable_path=shutil.which("chromedriver"))
+            driver = webdriver.Chrome(options=options, service=service)
             try:
                 driver.set_window_size(1200, 860)
                 driver.get(server.url + "/")

@@ -72,6 +72,7 @@ def test_search_and_open_a_photo(browser, server: Server, tmp_path: Path) -> Non
     browser.get(server.url + "/")
     wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "photos"))
     assert "objects" in browser.find_element(By.ID, "status").text
+    assert not browser.find_element(By.ID, "login").is_displayed()  # no token on this server
 
     box = browser.find_element(By.ID, "q")
     box.send_keys("a cat", Keys.ENTER)  # the keyboard alone runs a search
