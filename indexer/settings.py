@@ -28,6 +28,7 @@ ENV_DEVICE = "OBJSEARCH_DEVICE"
 ENV_PRECISION = "OBJSEARCH_PRECISION"
 ENV_BACKEND = "OBJSEARCH_BACKEND"
 ENV_CACHE = "OBJSEARCH_CACHE"
+ENV_TOKEN = "OBJSEARCH_TOKEN"
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -36,6 +37,11 @@ BACKENDS = ("auto", "torch", "openvino")
 # Decoding limits (see indexer.media.decode).
 DEFAULT_MAX_MEGAPIXELS = 180.0
 DEFAULT_DECODE_SIDE = 1280
+
+# The HTTP server (see retrieval.serve): loopback only unless a token is set.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_MAX_UPLOAD_MB = 20.0
 
 
 def configure_ultralytics() -> None:

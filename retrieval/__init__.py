@@ -11,4 +11,13 @@ Sub-packages: ``search`` (the searcher), ``localize`` (CLIP sliding-window local
 from .export import export_jsonl, export_records
 from .search import Searcher, SearchResult
 
-__all__ = ["SearchResult", "Searcher", "export_jsonl", "export_records"]
+__all__ = ["SearchResult", "Searcher", "create_app", "export_jsonl", "export_records"]
+
+
+def __getattr__(name: str) -> object:
+    """``create_app`` on first use, so plain searches do not import the web stack."""
+    if name == "create_app":
+        from .serve import create_app
+
+        return create_app
+    raise AttributeError(name)

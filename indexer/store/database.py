@@ -210,6 +210,21 @@ class Store:
                     out[region.id] = (region, photo)
         return out
 
+    def photo_with_regions(self, photo_id: int) -> tuple[Photo, list[Region]] | None:
+        """One photo and its regions (without vectors), or None for an unknown id."""
+        with self.session() as s:
+            photo = s.get(Photo, int(photo_id))
+            if photo is None:
+                return None
+            query = select(Region).where(Region.photo_id == photo.id).order_by(Region.id)
+            return photo, list(s.scalars(query.options(defer(Region.vector))))
+
+    def region_vector(self, region_id: int) -> np.ndarray | None:
+        """The stored unit vector of one region, or None for an unknown id."""
+        with self.session() as s:
+            data = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
+        return None if data is None else np.frombuffer(data, dtype=np.float32).copy()
+
     def iter_photos(self) -> Iterator[tuple[Photo, list[Region]]]:
         """Every photo with its regions, ordered by path (for export)."""
         with self.session() as s:

@@ -7,9 +7,10 @@ from indexer.settings import configure_ultralytics
 from .app import app, err
 from .indexing import doctor, export, index, status
 from .query import localize, search
+from .serve import serve
 
 # Registered here, in the order ``objsearch --help`` lists them.
-for _command in (index, search, localize, export, status, doctor):
+for _command in (index, search, localize, export, status, doctor, serve):
     app.command()(_command)
 
 

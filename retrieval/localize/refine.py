@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from indexer.geometry import crop_box, scale_box
-from indexer.media.decode import DecodeError, load_query_image, read_photo
+from indexer.media.decode import DecodedPhoto, DecodeError, load_query_image, read_photo
 from indexer.models.clip import ClipEmbedder
 
 from ..search import Searcher, SearchResult
@@ -52,7 +52,7 @@ class PromptLocalization:
 
 
 def localize_prompts(
-    photo_path: str,
+    photo_path: str | DecodedPhoto,
     prompts: Sequence[str],
     embedder: ClipEmbedder,
     **options: Any,
@@ -60,8 +60,12 @@ def localize_prompts(
     """Localise each prompt on one photo; boxes come back in original-photo pixels.
 
     Returns the decoded photo (possibly reduced, for drawing) and one result per prompt.
+    An already decoded photo (e.g. an upload checked by the caller) is used as it is.
     """
-    photo = read_photo(photo_path, decode_side=LOCALIZE_DECODE_SIDE)
+    if isinstance(photo_path, DecodedPhoto):
+        photo = photo_path
+    else:
+        photo = read_photo(photo_path, decode_side=LOCALIZE_DECODE_SIDE)
     sx, sy = photo.scale
     cached = CachedEmbedder(embedder)
     out = []
