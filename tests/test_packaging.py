@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Models
+from tests.fixtures import Models
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

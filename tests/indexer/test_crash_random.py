@@ -7,6 +7,9 @@ before anything is committed), once SQLite holds a few more photos, or inside a 
 kills land there). After every kill SQLite must pass ``pragma integrity_check``, ``status``
 must call the index consistent, and search must answer. A final resumed run must equal a
 clean run. The seed and trial count are printed; set ``OBJSEARCH_CRASH_SEED`` to replay.
+The children use the PyTorch backend, like the injected test models: each starts a fresh
+interpreter, and OpenVINO would add its compile time to every trial without changing what a
+kill can break.
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ from typer.testing import CliRunner
 from indexer import DetectOptions, Indexer
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.conftest import Models
+from tests.fixtures import Models
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRIALS = 12
+TRIALS = 11
 N_PHOTOS = 72
 BATCH = 4
 OPTIONS = {"imgsz": 320, "max_objects": 3}
@@ -56,8 +59,8 @@ from indexer import DetectOptions, Indexer
 
 folder, index_dir, clip, yolo = sys.argv[1:5]
 indexer = Indexer(
-    index_dir, clip_model=clip, detector=yolo, device="cpu", batch_size={BATCH},
-    options=DetectOptions(**{OPTIONS!r}), save_every=0.0,
+    index_dir, clip_model=clip, detector_weights=yolo, device="cpu", backend="torch",
+    batch_size={BATCH}, options=DetectOptions(**{OPTIONS!r}), save_every=0.0,
 )
 print("start", flush=True)
 indexer.index([folder])
@@ -190,12 +193,12 @@ def test_random_sigkills_lose_nothing(photo_dir: Path, models: Models, tmp_path:
         return Indexer(
             index_dir,
             clip_model=str(models.clip_dir),
-            detector=str(models.yolo_path),
+            detector_weights=str(models.yolo_path),
             device="cpu",
             batch_size=BATCH,
             options=DetectOptions(**OPTIONS),
             embedder=models.embedder,
-            detector_model=models.detector,
+            detector=models.detector,
         )
 
     reference = tmp_path / "reference"

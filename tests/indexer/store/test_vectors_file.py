@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from indexer import Indexer
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.conftest import Models
+from tests.fixtures import Models
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 FAISS_FILE = "vectors.faiss"
 
 
@@ -46,10 +46,10 @@ def index_dir(models: Models, tmp_path: Path) -> Path:
     Indexer(
         index_dir,
         clip_model=str(models.clip_dir),
-        detector=str(models.yolo_path),
+        detector_weights=str(models.yolo_path),
         device="cpu",
         embedder=models.embedder,
-        detector_model=models.detector,
+        detector=models.detector,
     ).index([folder])
     return index_dir
 

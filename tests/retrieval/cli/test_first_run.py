@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -19,9 +20,9 @@ from typer.testing import CliRunner
 from indexer import Indexer, ObjsearchError
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.conftest import Models, cli_index_args
+from tests.fixtures import Models, cli_index_args
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA = REPO_ROOT / "data"
 
 
@@ -42,10 +43,10 @@ def api_indexer(models: Models, index_dir: str | Path) -> Indexer:
     return Indexer(
         index_dir,
         clip_model=str(models.clip_dir),
-        detector=str(models.yolo_path),
+        detector_weights=str(models.yolo_path),
         device="cpu",
         embedder=models.embedder,
-        detector_model=models.detector,
+        detector=models.detector,
     )
 
 
@@ -279,8 +280,6 @@ def test_missing_query_file_says_no_such_file(built: Path, tmp_path: Path) -> No
 
 def test_readme_query_images_exist() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    import re
-
     named = re.findall(r"--image\s+(\S+)", readme) + re.findall(r'image="([^"]+)"', readme)
     assert named, "the README shows search by example"
     for name in named:
