@@ -48,10 +48,10 @@ from .plan import Plan, Work, existing_roots, plan_run
 from .regions import RegionEmbedder
 
 ProgressFn = Callable[[int, int], None]
+EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]
 
 # Photos in a run's first batch (see _batches).
 FIRST_BATCH = 4
-EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]
 
 
 @dataclass

@@ -32,11 +32,11 @@ from typer.testing import CliRunner
 from indexer import DetectOptions, Indexer
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models
+from tests.fixtures import Models, committed_photos, make_indexer, region_set
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 11
-N_PHOTOS = 72
+N_PHOTOS = 56
 BATCH = 4
 OPTIONS = {"imgsz": 320, "max_objects": 3}
 SAVE_PAUSE = 0.3  # seconds the child spends between writing a FAISS temp file and renaming it
@@ -67,8 +67,6 @@ indexer.index([folder])
 print("finished", flush=True)
 """
 
-RegionKey = tuple[str, str, tuple[float, ...], str | None]
-
 
 @pytest.fixture(scope="module")
 def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -79,31 +77,6 @@ def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"p{i:03d}{('.jpg', '.png')[i % 2]}")
     return folder
-
-
-def committed(db: Path) -> int:
-    if not db.exists():
-        return -1
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(con.execute("SELECT count(*) FROM photos").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return -1
-
-
-def region_set(index_dir: Path) -> set[RegionKey]:
-    con = sqlite3.connect(index_dir / "objsearch.db")
-    try:
-        rows = con.execute(
-            "SELECT p.path, r.kind, r.x1, r.y1, r.x2, r.y2, r.label "
-            "FROM regions r JOIN photos p ON p.id = r.photo_id"
-        ).fetchall()
-    finally:
-        con.close()
-    return {(r[0], r[1], tuple(round(v, 1) for v in r[2:6]), r[6]) for r in rows}
 
 
 class Child:
@@ -149,7 +122,7 @@ def kill_at(child: Child, mode: str, arg: int, delay: float, db: Path) -> bool:
     while child.proc.poll() is None and time.monotonic() < deadline:
         if (
             (mode == "early" and child.count("start") >= 1)
-            or (mode == "commit" and committed(db) >= arg)
+            or (mode == "commit" and committed_photos(db) >= arg)
             or (mode == "save" and child.count("save") >= arg)
         ):
             time.sleep(delay)
@@ -190,16 +163,7 @@ def test_random_sigkills_lose_nothing(photo_dir: Path, models: Models, tmp_path:
     print(f"\nrandomized crash test: {TRIALS} trials, seed {seed}")
 
     def indexer(index_dir: Path) -> Indexer:
-        return Indexer(
-            index_dir,
-            clip_model=str(models.clip_dir),
-            detector_weights=str(models.yolo_path),
-            device="cpu",
-            batch_size=BATCH,
-            options=DetectOptions(**OPTIONS),
-            embedder=models.embedder,
-            detector=models.detector,
-        )
+        return make_indexer(models, index_dir, options=DetectOptions(**OPTIONS), batch_size=BATCH)
 
     reference = tmp_path / "reference"
     stats = indexer(reference).index([photo_dir])
@@ -211,12 +175,12 @@ def test_random_sigkills_lose_nothing(photo_dir: Path, models: Models, tmp_path:
     landed: list[str] = []
     for trial in range(TRIALS):
         mode = "early" if trial == 0 else rng.choice(("commit", "save", "save"))
-        arg = max(committed(db), 0) + rng.randint(1, 2 * BATCH) if mode == "commit" else 1
+        arg = max(committed_photos(db), 0) + rng.randint(1, 2 * BATCH) if mode == "commit" else 1
         arg = rng.randint(1, 2) if mode == "save" else arg
         delay = rng.uniform(0, 0.5 if mode == "early" else SAVE_PAUSE * 0.9)
         note = f"seed {seed}, trial {trial}: {mode} {arg} +{delay:.3f}s"
         if kill_at(Child(photo_dir, index_dir, models), mode, arg, delay, db):
-            landed.append(f"{note} at {committed(db)} photos")
+            landed.append(f"{note} at {committed_photos(db)} photos")
         assert_sound_after_kill(index_dir, models, note)
     print("\n".join(landed))
     assert len(landed) >= 10, f"seed {seed}: only {len(landed)} kills landed mid-run"

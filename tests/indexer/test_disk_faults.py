@@ -24,10 +24,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from indexer import Indexer
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models
+from tests.fixtures import Models, committed_photos, make_indexer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = "from retrieval.cli import main; main()"
@@ -92,17 +91,6 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def committed(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(con.execute("SELECT count(*) FROM photos").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return -1
-
-
 def status(index_dir: Path) -> dict:
     result = CliRunner().invoke(app, ["status", "--index", str(index_dir), "--json"])
     assert result.exit_code == 0, result.output
@@ -137,10 +125,10 @@ def test_full_disk_stops_with_a_clear_message_and_keeps_committed_work(
             text=True,
         )
         deadline = time.monotonic() + 180
-        while proc.poll() is None and committed(db) < 1 and time.monotonic() < deadline:
+        while proc.poll() is None and committed_photos(db) < 1 and time.monotonic() < deadline:
             time.sleep(0.005)
         filler = fill(disk)
-        before_fault = committed(db)
+        before_fault = committed_photos(db)
         _, err = proc.communicate(timeout=180)
         assert before_fault >= 1, "the run finished before the disk filled up"
         assert proc.returncode != 0
@@ -169,14 +157,7 @@ def test_full_disk_stops_with_a_clear_message_and_keeps_committed_work(
 def test_read_only_index_refuses_writes_and_still_searches(models: Models, tmp_path: Path) -> None:
     folder = make_photos(tmp_path / "photos", 3)
     index_dir = tmp_path / "index"
-    Indexer(
-        index_dir,
-        clip_model=str(models.clip_dir),
-        detector_weights=str(models.yolo_path),
-        device="cpu",
-        embedder=models.embedder,
-        detector=models.detector,
-    ).index([folder])
+    make_indexer(models, index_dir).index([folder])
     (index_dir / "vectors.faiss").unlink()  # search must rebuild in memory, not write
     make_photos(tmp_path / "photos" / "more", 2)
     listing = sorted(os.listdir(index_dir))

@@ -20,10 +20,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from indexer import Indexer
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models
+from tests.fixtures import Models, make_indexer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FAISS_FILE = "vectors.faiss"
@@ -43,14 +42,7 @@ def index_dir(models: Models, tmp_path: Path) -> Path:
         if src.suffix in (".jpg", ".png", ".webp"):
             shutil.copy(src, folder / src.name)
     index_dir = tmp_path / "index"
-    Indexer(
-        index_dir,
-        clip_model=str(models.clip_dir),
-        detector_weights=str(models.yolo_path),
-        device="cpu",
-        embedder=models.embedder,
-        detector=models.detector,
-    ).index([folder])
+    make_indexer(models, index_dir).index([folder])
     return index_dir
 
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from indexer import Indexer, ObjsearchError
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models, cli_index_args
+from tests.fixtures import Models, cli_index_args, make_indexer
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA = REPO_ROOT / "data"
@@ -40,14 +40,7 @@ def photos(folder: Path, n: int = 2) -> Path:
 
 
 def api_indexer(models: Models, index_dir: str | Path) -> Indexer:
-    return Indexer(
-        index_dir,
-        clip_model=str(models.clip_dir),
-        detector_weights=str(models.yolo_path),
-        device="cpu",
-        embedder=models.embedder,
-        detector=models.detector,
-    )
+    return make_indexer(models, index_dir)
 
 
 def status(index_dir: Path) -> dict:
