@@ -16,6 +16,7 @@ from .errors import (
     ObjsearchError,
     QueryError,
     StoreError,
+    UsageError,
 )
 from .geometry import Detections
 from .indexing import Indexer, IndexStats
@@ -37,4 +38,5 @@ __all__ = [
     "QueryError",
     "Store",
     "StoreError",
+    "UsageError",
 ]
