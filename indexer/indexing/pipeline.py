@@ -15,9 +15,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..errors import ObjsearchError, StoreError, first_line
-from ..media.decode import DecodedPhoto, DecodeError, read_photo
+from ..media.decode import DecodedPhoto, DecodeError, read_file_metadata, read_photo
 from ..media.scan import absolute, under
 from ..models.clip import ClipEmbedder
 from ..models.detector import Detector
@@ -45,6 +46,8 @@ from .plan import Plan, Work, plan_run
 from .regions import RegionEmbedder
 
 ProgressFn = Callable[[int, int], None]
+T = TypeVar("T")
+METADATA_BATCH = 500  # photos per commit when only their metadata is read
 EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]
 
 
@@ -225,6 +228,20 @@ class Indexer:
         )
         if plan.problems:
             run.commit([], plan.problems)
+        for batch in _batches(plan.needs_metadata, METADATA_BATCH):
+            t = time.perf_counter()
+            touches = [
+                PhotoTouch(
+                    w.previous.id,
+                    w.file.size,
+                    w.file.mtime_ns,
+                    read_file_metadata(w.file.path, w.file.mtime_ns),
+                )
+                for w in batch
+                if w.previous is not None
+            ]
+            self.timings["decode"] += time.perf_counter() - t
+            run.commit([], [], touches=touches)
         total = len(plan.work)
         if progress:
             progress(0, total)
@@ -285,10 +302,8 @@ def check_model_matches(store: Store, embedder: ClipEmbedder) -> None:
         raise StoreError(problem)
 
 
-def _batches(
-    items: Iterable[tuple[Work, DecodedPhoto | DecodeError]], size: int
-) -> Iterator[list[tuple[Work, DecodedPhoto | DecodeError]]]:
-    batch: list[tuple[Work, DecodedPhoto | DecodeError]] = []
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
     for item in items:
         batch.append(item)
         if len(batch) >= size:
@@ -372,11 +387,13 @@ class _Run:
                 continue
             prev = work.previous
             if prev and prev.content_hash == result.content_hash:
-                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns))
+                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns, result.metadata))
                 self.stats.unchanged += 1
             elif prev is None and moved_from.get(result.content_hash):
                 old = self.plan.states[moved_from[result.content_hash].pop(0)]
-                moves.append(PhotoMove(old.id, result.path, result.size, result.mtime_ns))
+                moves.append(
+                    PhotoMove(old.id, result.path, result.size, result.mtime_ns, result.metadata)
+                )
                 self.stats.moved += 1
             else:
                 to_embed.append(result)
