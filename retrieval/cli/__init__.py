@@ -5,11 +5,12 @@ from __future__ import annotations
 from indexer.settings import configure_ultralytics
 
 from .app import app, err
+from .duplicates import duplicates
 from .indexing import doctor, export, index, status
 from .query import localize, search
 
 # Registered here, in the order ``objsearch --help`` lists them.
-for _command in (index, search, localize, export, status, doctor):
+for _command in (index, search, localize, duplicates, export, status, doctor):
     app.command()(_command)
 
 
