@@ -42,6 +42,7 @@ GROUPS = ("photo", "object")
 # about 1 ms per 10k regions); larger ones go through FAISS with an IDSelector, where a
 # graph index keeps its recall because the filter lets most of the graph through.
 EXACT_SUBSET_MAX = 100_000
+ALLOWED_CACHE = 8  # filter sets remembered per searcher
 
 
 @dataclass
@@ -132,6 +133,9 @@ class Searcher:
         self.embedder = embedder
         self._generation = -1
         self._index: VectorIndex | None = None
+        # Allowed-region sets of recent filters: paging or rewording a query keeps its
+        # filters, and the SQL is then skipped. Cleared whenever the index changes.
+        self._allowed: dict[tuple[SearchFilters, str | None], tuple[np.ndarray, np.ndarray]] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -149,6 +153,7 @@ class Searcher:
         if self._index is None or generation != self._generation:
             self._index, _ = self.store.load_vectors(self.params)
             self._generation = generation
+            self._allowed.clear()
         return self._index
 
     def query_vector(
@@ -291,9 +296,18 @@ class Searcher:
     def allowed_regions(
         self, filters: SearchFilters, kind: str | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(region ids, their photo ids) passing ``filters``: one SQL query over indexes."""
-        with self.store.session() as s:
-            return matching_region_ids(s, filters, kind)
+        """(region ids, their photo ids) passing ``filters``: one SQL query over indexes.
+
+        Call after :attr:`vectors` (which clears the cache when the index has changed).
+        """
+        key = (filters, kind)
+        if key not in self._allowed:
+            with self.store.session() as s:
+                found = matching_region_ids(s, filters, kind)
+            if len(self._allowed) >= ALLOWED_CACHE:
+                self._allowed.pop(next(iter(self._allowed)))
+            self._allowed[key] = found
+        return self._allowed[key]
 
     def search_vector(
         self,

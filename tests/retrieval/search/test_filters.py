@@ -15,7 +15,7 @@ from indexer.errors import QueryError
 from indexer.store import Store
 from retrieval import Searcher, SearchFilters
 from tests.fixtures import Models, cli_search, make_indexer
-from tests.fixtures.exif_photos import NICE, PARIS, SAN_FRANCISCO, make_library
+from tests.fixtures.exif_photos import NICE, PARIS, SAN_FRANCISCO, make_library, write_photo
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +295,19 @@ def test_cli_bad_filters_one_line(
     message = " ".join(result.stderr.split())  # one message (the terminal may wrap it)
     assert message.startswith("error:") and message.count("error:") == 1, result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_repeated_filter_follows_new_photos(tmp_path: Path, models: Models) -> None:
+    """The allowed set of a filter is remembered, but not past a change to the index."""
+    folder = tmp_path / "photos" / "kept"
+    write_photo(folder / "a.jpg", seed=1, taken="2020:01:01 10:00:00")
+    index_dir = tmp_path / "index"
+    make_indexer(models, index_dir).index([tmp_path / "photos"])
+    f = SearchFilters(folders=(str(folder),), after=2020)
+    with Searcher(index_dir, embedder=models.embedder) as searcher:
+        first = searcher.search(text="a photo", top_k=10, filters=f)
+        assert [Path(r.image).name for r in first] == ["a.jpg"]
+        write_photo(folder / "b.jpg", seed=2, taken="2021:01:01 10:00:00")
+        make_indexer(models, index_dir).index([tmp_path / "photos"])
+        again = searcher.search(text="a photo", top_k=10, filters=f)
+    assert sorted(Path(r.image).name for r in again) == ["a.jpg", "b.jpg"]
