@@ -211,11 +211,10 @@ class VectorIndex:
             pos = np.searchsorted(sorted_ids, ids).clip(0, len(sorted_ids) - 1)
             present = sorted_ids[pos] == ids
             pos, ids = pos[present], ids[present]
-            vectors = rows[pos if order is None else order[pos]]
-        else:
-            ids = ids[np.isin(ids, self._id_array())]
-            vectors = self.index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dim))
-        return ids, (vectors @ query).astype(np.float32)
+            return ids, _inner_products(rows, pos if order is None else order[pos], query)
+        ids = ids[np.isin(ids, self._id_array())]
+        vectors = self.index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dim))
+        return ids, _inner_products(vectors, np.arange(len(ids)), query)
 
     def _id_array(self) -> np.ndarray:
         cached = getattr(self, "_ids_cache", None)
@@ -287,6 +286,22 @@ class VectorIndex:
         else:
             index_type = "flat"
         return cls(index, index_type, params)
+
+
+def _inner_products(rows: np.ndarray, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``rows[positions] @ query`` in cache-sized chunks, on one thread.
+
+    Gathering a chunk that fits in cache and reducing it with einsum runs about twice as
+    fast as one large gather plus a BLAS product, whose threads wait on busy cores.
+    """
+    out = np.empty(len(positions), np.float32)
+    for start in range(0, len(positions), _CHUNK_ROWS):
+        part = positions[start : start + _CHUNK_ROWS]
+        out[start : start + len(part)] = np.einsum("ij,j->i", rows[part], query)
+    return out
+
+
+_CHUNK_ROWS = 1024
 
 
 def _single_threaded(enabled: bool, fn: Callable[[], T]) -> T:

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -256,8 +257,10 @@ def matching_region_ids(
     query = select(Region.id, Region.photo_id).join(Photo, Photo.id == Region.photo_id)
     result = session.connection().execute(query.where(*conds))
     # The driver's plain tuples: tens of thousands of id pairs, no row objects to build.
-    pairs = np.array(result.cursor.fetchall(), dtype=np.int64).reshape(-1, 2)
+    rows = result.cursor.fetchall()
     result.close()
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows))
+    pairs = flat.reshape(-1, 2)
     pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
     return pairs[:, 0].copy(), pairs[:, 1].copy()
 
