@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -123,27 +124,30 @@ def free_port() -> int:
 def server(index: Path, clip: str):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OBJSEARCH_CLIP_MODEL": clip}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from retrieval.cli import main; main()", "serve",
-         "--index", str(index), "--port", str(port), "--device", "cpu"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited: {proc.stderr.read().decode()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}{API}/status", timeout=30).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("the server did not start within 300 s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    # An unread pipe would fill up and stall the server
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from retrieval.cli import main; main()", "serve",
+             "--index", str(index), "--port", str(port), "--device", "cpu"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise SystemExit(f"the server exited: {log.read()[-2000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{url}{API}/status", timeout=30).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit("the server did not start within 300 s")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
 def make_requests(scenario: str, url: str, count: int, offset: int, k: int) -> list:

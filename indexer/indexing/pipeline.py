@@ -236,7 +236,9 @@ class Indexer:
         """Check a different ``clip_model`` against the index before touching anything."""
         requested = canonical_model_id(self.clip_model) if self.clip_model else None
         stored = store.get_meta("clip_model")
-        if self.embedder is not None or (stored and requested and requested != stored):
+        if (self.embedder is not None and not stored) or (
+            stored and requested and requested != stored
+        ):
             self.load_models(store)  # also records an already-loaded model in a new index
 
     def _run(

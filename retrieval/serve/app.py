@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -24,7 +24,10 @@ from starlette.exceptions import HTTPException
 from indexer.errors import ObjsearchError, QueryError, StoreError
 from indexer.models.clip import ClipEmbedder
 from indexer.settings import DEFAULT_DECODE_SIDE
+from retrieval.search import SearchFilters
+from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT
 from retrieval.serve import security
+from retrieval.serve.params import Shaping, search_filters, shaping
 from retrieval.serve.photos import NotIndexed
 from retrieval.serve.service import API, THUMB_SIZE, Service, decode_image_or_400
 
@@ -142,8 +145,18 @@ def _add_routes(app: FastAPI, service: Service, token: str | None) -> None:
         kind: KindQuery = "both",
         refine: RefineParam = False,
         refine_top: RefineTop = 5,
+        filters: Annotated[SearchFilters, Depends(search_filters)] = SearchFilters(),
+        shape: Annotated[Shaping, Depends(shaping)] = Shaping(),
     ) -> list[dict[str, Any]]:
-        return service.search(text=q, k=k, kind=_kind(kind), refine=refine, refine_top=refine_top)
+        return service.search(
+            text=q,
+            k=k,
+            kind=_kind(kind),
+            refine=refine,
+            refine_top=refine_top,
+            filters=filters,
+            shape=shape,
+        )
 
     @app.post(f"{API}/search", summary="Search by example: upload a photo in the field 'image'")
     def search_image(
@@ -152,15 +165,35 @@ def _add_routes(app: FastAPI, service: Service, token: str | None) -> None:
         kind: Annotated[KindParam, Form()] = "both",
         refine: Annotated[bool, Form()] = False,
         refine_top: Annotated[int, Form(ge=1, le=20)] = 5,
+        q: Annotated[
+            str | None, Form(max_length=1000, description="Optional text to combine with it.")
+        ] = None,
+        image_weight: Annotated[float, Form(ge=0, le=1)] = DEFAULT_IMAGE_WEIGHT,
+        filters: Annotated[SearchFilters, Depends(search_filters)] = SearchFilters(),
+        shape: Annotated[Shaping, Depends(shaping)] = Shaping(),
     ) -> list[dict[str, Any]]:
         decoded = decode_image_or_400(_upload_bytes(image), DEFAULT_DECODE_SIDE)
         return service.search(
-            image=decoded.image, k=k, kind=_kind(kind), refine=refine, refine_top=refine_top
+            text=q,
+            image=decoded.image,
+            k=k,
+            kind=_kind(kind),
+            refine=refine,
+            refine_top=refine_top,
+            filters=filters,
+            shape=shape,
+            image_weight=image_weight,
         )
 
     @app.get(f"{API}/regions/{{region_id}}/similar", summary="More like this object")
-    def similar(region_id: str, k: KParam = 10, kind: KindQuery = "both") -> list[dict[str, Any]]:
-        return service.similar(parse_id(region_id), k, _kind(kind))
+    def similar(
+        region_id: str,
+        k: KParam = 10,
+        kind: KindQuery = "both",
+        filters: Annotated[SearchFilters, Depends(search_filters)] = SearchFilters(),
+        shape: Annotated[Shaping, Depends(shaping)] = Shaping(),
+    ) -> list[dict[str, Any]]:
+        return service.similar(parse_id(region_id), k, _kind(kind), filters=filters, shape=shape)
 
     @app.get(f"{API}/regions/{{region_id}}/thumb", summary="The region's crop as JPEG")
     def thumb(region_id: str, size: Annotated[int, Query(ge=16, le=1024)] = THUMB_SIZE) -> Response:

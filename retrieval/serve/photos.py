@@ -34,7 +34,7 @@ def read_indexed(photo: Photo, decode_side: int | None) -> DecodedPhoto:
     if len(data) != photo.size or hash_bytes(data) != photo.content_hash:
         raise NotIndexed(photo.id)
     try:
-        image, width, height = open_image(data, decode_side=decode_side)
+        image, width, height, _ = open_image(data, decode_side=decode_side)
     except DecodeError:
         raise NotIndexed(photo.id) from None
     return DecodedPhoto(
@@ -44,7 +44,7 @@ def read_indexed(photo: Photo, decode_side: int | None) -> DecodedPhoto:
 
 def decode_upload(data: bytes, decode_side: int | None = None) -> DecodedPhoto:
     """Decode uploaded bytes with the indexer's bomb guard; raises :class:`DecodeError`."""
-    image, width, height = open_image(
+    image, width, height, _ = open_image(
         data, max_megapixels=DEFAULT_MAX_MEGAPIXELS, decode_side=decode_side
     )
     return DecodedPhoto("upload", image, width, height, hash_bytes(data), len(data), 0)

@@ -23,9 +23,11 @@ from indexer.store import KIND_OBJECT, Photo, Region
 from indexer.store.doctor import check
 from retrieval.localize.refine import LOCALIZE_DECODE_SIDE, localize_prompts, refine_results
 from retrieval.localize.render import draw_boxes
-from retrieval.search import Searcher, SearchResult
+from retrieval.search import Searcher, SearchFilters
+from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT
 from retrieval.search.searcher import RegionKind as Kind
 from retrieval.serve import photos as px
+from retrieval.serve.params import Shaping
 from retrieval.serve.thumbs import ThumbCache
 
 API = "/api/v1"
@@ -131,22 +133,48 @@ class Service:
         kind: Kind | None = None,
         refine: bool = False,
         refine_top: int = 5,
+        filters: SearchFilters | None = None,
+        shape: Shaping = Shaping(),
+        image_weight: float = DEFAULT_IMAGE_WEIGHT,
     ) -> list[dict[str, Any]]:
-        results = self.searcher.search(text=text, image=image, top_k=k, kind=kind)
+        results = self.searcher.search(
+            text=text,
+            image=image,
+            top_k=k,
+            kind=kind,
+            filters=filters,
+            negatives=shape.negatives,
+            not_weight=shape.not_weight,
+            image_weight=image_weight,
+            group=shape.group,
+        )
         if refine and results:
-            refine_results(self.searcher, results, text=text, image=image, top=refine_top)
+            example = image if text is None else None
+            refine_results(self.searcher, results, text=text, image=example, top=refine_top)
         return [urls(r.to_dict()) for r in results]
 
-    def similar(self, region_id: int, k: int, kind: Kind | None) -> list[dict[str, Any]]:
+    def similar(
+        self,
+        region_id: int,
+        k: int,
+        kind: Kind | None,
+        *,
+        filters: SearchFilters | None = None,
+        shape: Shaping = Shaping(),
+    ) -> list[dict[str, Any]]:
         """Photos with regions like this one; the region itself is left out."""
-        vector = self.store.region_vector(region_id)
-        if vector is None:
+        if self.store.region_vector(region_id) is None:
             raise px.NotIndexed(region_id)
-        found = self.searcher.search_vector(vector, k + 1, kind=kind)
-        kept: list[SearchResult] = [r for r in found if r.region_id != region_id][:k]
-        for rank, result in enumerate(kept, 1):
-            result.rank = rank
-        return [urls(r.to_dict()) for r in kept]
+        found = self.searcher.search(
+            like_region=region_id,
+            top_k=k,
+            kind=kind,
+            filters=filters,
+            negatives=shape.negatives,
+            not_weight=shape.not_weight,
+            group=shape.group,
+        )
+        return [urls(r.to_dict()) for r in found]
 
     # -- photos and regions --------------------------------------------------------------
     def photo(self, photo_id: int) -> tuple[Photo, list[Region]]:

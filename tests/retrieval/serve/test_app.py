@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from indexer.store import Store
-from retrieval.cli import app
-from tests.fixtures.server import Server
+from tests.fixtures.server import API, Server, an_object, cli_json, photo_ids
 from tests.model_factory import EXIF_PHOTO_NAME
-
-API = "/api/v1"
-
-
-def cli_json(*args: str) -> object:
-    result = CliRunner().invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def photo_ids(index_dir: Path) -> dict[str, int]:
-    with Store(index_dir) as store:
-        return {path: state.id for path, state in store.photo_states().items()}
-
-
-def an_object(server: Server) -> dict:
-    hits = server.client().get(f"{API}/search", params={"q": "a cat", "kind": "object"}).json()
-    assert hits and hits[0]["kind"] == "object"
-    return hits[0]
 
 
 def jpeg(response) -> Image.Image:
