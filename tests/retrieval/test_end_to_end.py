@@ -120,8 +120,8 @@ def test_table_output_is_readable(built_index: Path) -> None:
     result = CliRunner().invoke(app, ["search", "a dog", "--index", str(built_index), "-k", "3"])
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()  # piped: tab-separated, one row per photo
-    assert header.split("\t") == ["#", "score", "photo", "box", "label"]
-    assert len(rows) == 3 and all(len(row.split("\t")) == 5 for row in rows)
+    assert header.split("\t") == ["#", "score", "photo", "box", "label", "taken"]
+    assert len(rows) == 3 and all(len(row.split("\t")) == 6 for row in rows)
 
 
 def test_export_matches_store(built_index: Path) -> None:
