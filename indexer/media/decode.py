@@ -174,17 +174,28 @@ def open_image(
     return image, w, h
 
 
-def read_photo(
-    path: str,
-    *,
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-    decode_side: int | None = DEFAULT_DECODE_SIDE,
-) -> DecodedPhoto:
-    """Read, hash and decode one photo file; raises :class:`DecodeError` with a reason."""
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's bytes identified without decoding them (what move and touch detection need)."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+
+
+def read_digest(path: str) -> FileDigest:
+    """Read and hash one file; raises :class:`DecodeError` when it cannot be read."""
+    data, st = _read_file(path)
+    return FileDigest(path, hash_bytes(data), st.st_size, st.st_mtime_ns)
+
+
+def _read_file(path: str) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and the stat of the very file read, or a :class:`DecodeError`."""
     try:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
-            data = fh.read()
+            return fh.read(), st
     except FileNotFoundError:
         raise DecodeError("the file vanished before it could be read") from None
     except PermissionError:
@@ -193,6 +204,16 @@ def read_photo(
         raise DecodeError("is a folder, not a file") from None
     except OSError as exc:
         raise DecodeError(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def read_photo(
+    path: str,
+    *,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    decode_side: int | None = DEFAULT_DECODE_SIDE,
+) -> DecodedPhoto:
+    """Read, hash and decode one photo file; raises :class:`DecodeError` with a reason."""
+    data, st = _read_file(path)
     image, width, height = open_image(data, max_megapixels=max_megapixels, decode_side=decode_side)
     return DecodedPhoto(
         path=path,

@@ -27,8 +27,11 @@ from indexer.settings import (
     DEFAULT_FAISS_INDEX,
     DEFAULT_MAX_MEGAPIXELS,
     ENV_DETECTOR,
+    ENV_RAY_ADDRESS,
     DetectOptions,
+    RaySettings,
     configure_ultralytics,
+    resolve_ray_address,
 )
 
 from .app import (
@@ -117,6 +120,39 @@ def index(
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     faiss_index: FaissIndexOpt = DEFAULT_FAISS_INDEX,
     prune: PruneOpt = True,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="auto|local|ray://HOST:PORT",
+            help=f'Run detection and embedding on a Ray cluster (pip install "objsearch[ray]"): auto joins a running cluster or starts a local one, local starts one, ray://HOST:PORT connects to a remote one. Workers must see the photos under the same paths. [env: {ENV_RAY_ADDRESS}]',
+            show_default=False,
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-actors",
+            help="Detect+embed actors. [default: one per GPU, or one per node without GPUs]",
+            show_default=False,
+        ),
+    ] = None,
+    ray_gpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-gpus",
+            help="GPUs each actor reserves. [default: 1 on clusters with GPUs, else 0]",
+            show_default=False,
+        ),
+    ] = None,
+    ray_cpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-cpus",
+            help="CPUs each actor reserves (and computes with). [default: reserves 1, computes with its share of the cluster's cores]",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index photos: detect objects, embed photos and crops, store them in INDEX."""
@@ -126,6 +162,15 @@ def index(
     options = DetectOptions(
         confidence=confidence, max_objects=max_objects, min_side=min_side, padding=padding
     )
+    address = resolve_ray_address(ray)
+    ray_settings = None
+    if address is not None:
+        ray_settings = RaySettings(
+            address=address,
+            actors=ray_actors,
+            cpus_per_actor=ray_cpus,
+            gpus_per_actor=ray_gpus,
+        )
     indexer = Indexer(
         index_dir,
         clip_model=clip_model,
@@ -138,6 +183,7 @@ def index(
         batch_size=batch_size,
         max_megapixels=max_megapixels,
         index_type=faiss_index,
+        ray=ray_settings,
     )
     with Progress(
         *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
