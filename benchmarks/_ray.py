@@ -40,7 +40,9 @@ def marginal(sizes: tuple[int, int], seconds: tuple[float, float]) -> tuple[floa
 
 def run_ray_comparison(args: Namespace, photos: list[str]) -> dict[str, Any]:
     """Index ``photos[:n1]`` and ``photos[:n2]`` locally, then on Ray; see the module doc."""
-    from indexer import ClipEmbedder, DetectOptions, Detector, Indexer
+    from _common import load_models
+
+    from indexer import DetectOptions, Indexer
     from indexer.indexing.ray_cluster import Cluster
     from indexer.media.decode import read_photo
     from indexer.settings import RaySettings
@@ -59,14 +61,7 @@ def run_ray_comparison(args: Namespace, photos: list[str]) -> dict[str, Any]:
     }
 
     t = time.perf_counter()
-    embedder = ClipEmbedder(
-        args.clip_model,
-        args.device,
-        precision=args.precision,
-        batch_size=args.embed_batch_size,
-        backend=args.backend,
-    )
-    detector = Detector(args.detector, args.device, backend=args.backend)
+    embedder, detector = load_models(args)
     local_load_s = time.perf_counter() - t
     warm = read_photo(photos[0]).image
     detector.detect([warm], DetectOptions())

@@ -27,6 +27,7 @@ from _common import (  # noqa: E402
     RESULTS_DIR,
     ensure_clip_model,
     fmt,
+    load_models,
     log,
     machine_info,
     markdown_table,
@@ -52,7 +53,7 @@ def main() -> None:
     args = p.parse_args()
     args.clip_model = ensure_clip_model(args.clip_model)
 
-    from indexer import ClipEmbedder, DetectOptions, Detector
+    from indexer import DetectOptions
     from indexer.indexing.regions import RegionEmbedder
     from indexer.media.decode import read_photo
 
@@ -61,14 +62,7 @@ def main() -> None:
     decoded = [read_photo(f) for f in photos]
     decode_s = time.perf_counter() - t
 
-    embedder = ClipEmbedder(
-        args.clip_model,
-        args.device,
-        precision=args.precision,
-        batch_size=args.embed_batch_size,
-        backend=args.backend,
-    )
-    detector = Detector(args.detector, args.device, backend=args.backend)
+    embedder, detector = load_models(args)
     regions = RegionEmbedder(embedder, detector, DetectOptions())
     regions.embed(decoded[: args.batch_size])  # warm-up (kernels, allocator, OpenVINO)
     if args.device.startswith("cuda"):

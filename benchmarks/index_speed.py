@@ -40,6 +40,7 @@ from _common import (  # noqa: E402
     RESULTS_DIR,
     ensure_clip_model,
     fmt,
+    load_models,
     log,
     machine_info,
     markdown_table,
@@ -285,18 +286,11 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
     if detect:  # photos-only never imports ultralytics, like the indexer it measures
         import ultralytics  # noqa: F401
 
-    from indexer import ClipEmbedder, DetectOptions, Detector, Indexer
+    from indexer import DetectOptions, Indexer
     from indexer.media.decode import read_photo
 
     t = time.perf_counter()
-    embedder = ClipEmbedder(
-        args.clip_model,
-        args.device,
-        precision=args.precision,
-        batch_size=args.embed_batch_size,
-        backend=args.backend,
-    )
-    detector = Detector(args.detector, args.device, backend=args.backend) if detect else None
+    embedder, detector = load_models(args, detect)
     load_s = time.perf_counter() - t
 
     t = time.perf_counter()

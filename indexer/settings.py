@@ -203,7 +203,7 @@ def resolve_ray_address(value: str | None) -> str | None:
     if address in ("auto", "local") or address.startswith("ray://"):
         return address
     host, _, port = address.rpartition(":")
-    if host and port.isdigit():
+    if host and port.isdigit() and "/" not in host:
         return address
     raise ObjsearchError(
         f"Unknown Ray address {address!r}: use auto, local, ray://HOST:PORT or HOST:PORT."

@@ -99,6 +99,8 @@ class Indexer:
     ``embedder`` and ``detector`` let apps and tests inject already-loaded models;
     otherwise they load lazily from ``clip_model``/``detector_weights`` (hub id or local
     path), only when some photo actually needs them, so a no-change re-run loads no model.
+    ``ray`` runs detection and embedding on a Ray cluster (``pip install "objsearch[ray]"``),
+    whose actors load the models by name; this process stays the only writer.
     """
 
     def __init__(
@@ -491,8 +493,11 @@ class _Run:
     def _sort(
         self, batch: Sequence[tuple[Work, DecodedPhoto | FileDigest | DecodeError]]
     ) -> tuple[list[FailureRecord], list[PhotoTouch], list[PhotoMove], list[int]]:
-        """Failures, touches (same bytes), moves (known bytes, new path), and the positions
-        of the photos that need the models."""
+        """Split a batch: failures, touches, moves, and the positions still needing models.
+
+        A touch is a known path whose bytes did not change; a move is known bytes under a
+        new path. Neither needs a model, locally or on Ray.
+        """
         failures: list[FailureRecord] = []
         touches: list[PhotoTouch] = []
         moves: list[PhotoMove] = []
@@ -517,8 +522,8 @@ class _Run:
     def process(self, batch: list[tuple[Work, DecodedPhoto | DecodeError]]) -> None:
         """Sort a decoded batch into failures, touches, moves and photos to embed; commit."""
         failures, touches, moves, rest = self._sort(batch)
-        to_embed = [batch[i][1] for i in rest]
-        photos, failed = embed_isolating(self.embed, to_embed)  # type: ignore[arg-type]
+        to_embed = [p for i in rest if isinstance(p := batch[i][1], DecodedPhoto)]
+        photos, failed = embed_isolating(self.embed, to_embed)
         self.add(photos, failures + failed, moves=moves, touches=touches)
 
     def settle(self, batch: list[tuple[Work, FileDigest | DecodeError]]) -> list[Work]:

@@ -74,7 +74,7 @@ class RayStage:
         self._cluster: Cluster | None = None
         self.plan: ActorPlan | None = None
         self.workers: dict[int, int] = {}
-        """Actor PID -> photos it returned, for the run summary and the benchmarks."""
+        """Actor PID -> photos it returned (which actors served the run, and how much)."""
 
     def _connect(self) -> Cluster:
         if self._cluster is None:
