@@ -17,7 +17,7 @@ from ..errors import ObjsearchError, first_line
 
 INSTALL_HINT = (
     'Distributed indexing needs Ray, an optional extra: pip install "objsearch[ray]" '
-    '(or pip install "ray[data]").'
+    '(or pip install "ray[data,client]").'
 )
 
 
@@ -56,6 +56,11 @@ class Cluster:
         self.started = False
         self.ray: ModuleType | None = None
 
+    @property
+    def is_client(self) -> bool:
+        """Connected through Ray Client (``ray://``): Ray Data must then run in the cluster."""
+        return self.ray is not None and self.ray.util.client.ray.is_connected()
+
     def __enter__(self) -> Cluster:
         ray = import_ray()
         self.ray = ray
@@ -69,7 +74,7 @@ class Cluster:
                     f"Cannot start or reach the Ray cluster {self.address!r}: {first_line(exc)}"
                 ) from None
             self.started = True
-        _quiet_ray_data()
+        quiet_ray_data()
         return self
 
     def _init(self, ray: ModuleType) -> None:
@@ -102,7 +107,7 @@ class Cluster:
         return Resources(max(1, nodes), float(total.get("CPU", 0)), float(total.get("GPU", 0)))
 
 
-def _quiet_ray_data() -> None:
+def quiet_ray_data() -> None:
     """Ray Data: no progress bars or statistics dumps, warnings only when they matter."""
     import ray.data
 

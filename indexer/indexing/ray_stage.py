@@ -19,6 +19,8 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ..errors import ModelLoadError, ObjsearchError, first_line
 from ..settings import RaySettings
 from .ray_cluster import Cluster, Resources
@@ -69,8 +71,10 @@ def plan_actors(settings: RaySettings, res: Resources) -> ActorPlan:
 class RayStage:
     """One run's connection to the cluster (opened on first use) and its dataset."""
 
-    def __init__(self, settings: RaySettings) -> None:
+    def __init__(self, settings: RaySettings, *, feed: bool = False) -> None:
         self.settings = settings
+        self.feed = feed
+        """Always stream through an in-cluster :class:`ResultFeeder` (as Ray Client must)."""
         self._cluster: Cluster | None = None
         self.plan: ActorPlan | None = None
         self.workers: dict[int, int] = {}
@@ -115,30 +119,25 @@ class RayStage:
         max_megapixels: float,
         decode_side: int | None,
     ) -> Iterator[list[Outcome]]:
-        """Decode, detect and embed ``paths`` on the cluster; yield outcomes in batches."""
+        """Decode, detect and embed ``paths`` on the cluster; yield outcomes in batches.
+
+        In a driver connected to the cluster, Ray Data executes here. A Ray Client driver
+        (``ray://``) cannot execute Ray Data itself, so a :class:`ResultFeeder` actor runs
+        the same pipeline inside the cluster and hands the batches over one call at a time.
+        """
         cluster = self._connect()
         assert cluster.ray is not None and self.plan is not None
-        import ray.data
-
-        plan = self.plan
-        ds = ray.data.from_items([{"path": p} for p in paths])
-        ds = ds.map(
-            decode_row,
-            fn_kwargs={"max_megapixels": max_megapixels, "decode_side": decode_side},
-            num_cpus=1,
-            memory=DECODE_MEMORY,
+        job = PipelineJob(
+            list(paths),
+            replace(spec, threads=self.plan.threads),
+            self.plan,
+            batch_size,
+            max_megapixels,
+            decode_side,
         )
-        ds = ds.map_batches(
-            RegionActor,
-            fn_constructor_kwargs={"spec": replace(spec, threads=plan.threads)},
-            compute=ray.data.ActorPoolStrategy(size=plan.actors),
-            batch_size=batch_size,
-            batch_format="numpy",
-            num_cpus=plan.cpus,
-            num_gpus=plan.gpus,
-        )
+        batches = self._fed(cluster, job) if self.feed or cluster.is_client else job.batches()
         try:
-            for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            for batch in batches:
                 got = outcomes(batch)
                 for o in got:
                     self.workers[o.worker] = self.workers.get(o.worker, 0) + 1
@@ -147,3 +146,61 @@ class RayStage:
             raise
         except Exception as exc:  # the dataset failed for good (after Ray's retries)
             raise ObjsearchError(f"The Ray run failed: {first_line(exc)}") from None
+
+    @staticmethod
+    def _fed(cluster: Cluster, job: PipelineJob) -> Iterator[dict[str, np.ndarray]]:
+        assert cluster.ray is not None
+        feeder = cluster.ray.remote(num_cpus=0)(ResultFeeder).remote(job)
+        try:
+            while (batch := cluster.ray.get(feeder.next.remote())) is not None:
+                yield batch
+        finally:
+            cluster.ray.kill(feeder)
+
+
+@dataclass(frozen=True)
+class PipelineJob:
+    """One run's Ray Data pipeline: the paths, the models and how they are spread."""
+
+    paths: list[str]
+    spec: ModelSpec
+    plan: ActorPlan
+    batch_size: int
+    max_megapixels: float
+    decode_side: int | None
+
+    def batches(self) -> Iterator[dict[str, np.ndarray]]:
+        """Build the dataset and stream its result batches to whoever iterates."""
+        import ray.data
+
+        ds = ray.data.from_items([{"path": p} for p in self.paths])
+        ds = ds.map(
+            decode_row,
+            fn_kwargs={"max_megapixels": self.max_megapixels, "decode_side": self.decode_side},
+            num_cpus=1,
+            memory=DECODE_MEMORY,
+        )
+        ds = ds.map_batches(
+            RegionActor,
+            fn_constructor_kwargs={"spec": self.spec},
+            compute=ray.data.ActorPoolStrategy(size=self.plan.actors),
+            batch_size=self.batch_size,
+            batch_format="numpy",
+            num_cpus=self.plan.cpus,
+            num_gpus=self.plan.gpus,
+        )
+        yield from ds.iter_batches(batch_size=self.batch_size, batch_format="numpy")
+
+
+class ResultFeeder:
+    """Runs a :class:`PipelineJob` inside the cluster for a Ray Client driver (an actor)."""
+
+    def __init__(self, job: PipelineJob) -> None:
+        from .ray_cluster import quiet_ray_data
+
+        quiet_ray_data()
+        self._batches = job.batches()
+
+    def next(self) -> dict[str, np.ndarray] | None:
+        """The next result batch, or None when the pipeline is done."""
+        return next(self._batches, None)

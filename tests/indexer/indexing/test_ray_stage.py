@@ -21,10 +21,13 @@ import pytest
 
 from indexer.indexing import Indexer
 from indexer.indexing.ray_cluster import Cluster, Resources
-from indexer.indexing.ray_stage import ActorPlan, plan_actors
+from indexer.indexing.ray_stage import ActorPlan, RayStage, plan_actors
+from indexer.indexing.ray_workers import ModelSpec
+from indexer.indexing.regions import RegionEmbedder
+from indexer.media.decode import read_photo
 from indexer.settings import RaySettings
 from indexer.store import DB_NAME, Store
-from tests.fixtures import Models, committed_photos, make_indexer, region_set, write_photo
+from tests.fixtures import FAST, Models, committed_photos, make_indexer, region_set, write_photo
 from tests.fixtures.ray_helpers import descendants, write_photos
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -199,6 +202,45 @@ def test_a_killed_actor_is_restarted_and_the_run_completes(
     reference = tmp_path / "reference"
     local_indexer(models, reference).index([folder])
     assert region_set(tmp_path / "index") == region_set(reference)
+
+
+@pytest.mark.slow
+def test_the_in_cluster_feeder_of_ray_client_drivers_streams_the_same_results(
+    ray_cluster: str, models: Models, tmp_path: Path
+) -> None:
+    """A ``ray://`` driver gets its batches from a feeder actor running the same pipeline."""
+    paths = write_photos(tmp_path / "photos", 6, seed=9)
+    corrupt = tmp_path / "photos" / "corrupt.png"
+    corrupt.write_bytes(b"not a png")
+    spec = ModelSpec(str(models.clip_dir), str(models.yolo_path), "cpu", "fp32", "torch", FAST, 64)
+    stage = RayStage(RaySettings(address="local"), feed=True)
+    try:
+        got = {
+            o.path: o
+            for batch in stage.stream(
+                [str(p) for p in [*paths, corrupt]],
+                spec,
+                batch_size=BATCH,
+                max_megapixels=180.0,
+                decode_side=1280,
+            )
+            for o in batch
+        }
+    finally:
+        stage.close()
+    want = RegionEmbedder(models.embedder, models.detector, FAST).embed(
+        [read_photo(str(p)) for p in paths]
+    )
+    assert set(got) == {str(p) for p in [*paths, corrupt]}
+    assert got[str(corrupt)].failure is not None and got[str(corrupt)].failure.stage == "decode"
+    for photo in want:
+        record = got[photo.path].record
+        assert record is not None
+        assert [(r.kind, r.box, r.label) for r in record.regions] == [
+            (r.kind, r.box, r.label) for r in photo.regions
+        ]
+        for a, b in zip(record.regions, photo.regions, strict=True):
+            assert float(a.vector @ b.vector) > 0.999
 
 
 CHILD = """
