@@ -124,8 +124,9 @@ def index(
         str | None,
         typer.Option(
             "--ray",
+            envvar=ENV_RAY_ADDRESS,
             metavar="auto|local|ray://HOST:PORT",
-            help=f'Run detection and embedding on a Ray cluster (pip install "objsearch[ray]"): auto joins a running cluster or starts a local one, local starts one, ray://HOST:PORT connects to a remote one. Workers must see the photos under the same paths. [env: {ENV_RAY_ADDRESS}]',
+            help='Run detection and embedding on a Ray cluster (pip install "objsearch\\[ray]"): auto joins a running cluster or starts a local one, local always starts one, ray://HOST:PORT connects through Ray Client, HOST:PORT to a cluster\'s GCS. Every node must see the photos under the same paths (see docs/scaling.md).',
             show_default=False,
         ),
     ] = None,
@@ -133,7 +134,7 @@ def index(
         int | None,
         typer.Option(
             "--ray-actors",
-            help="Detect+embed actors. [default: one per GPU, or one per node without GPUs]",
+            help="Detect+embed actors (default: one per GPU, or one per node without GPUs).",
             show_default=False,
         ),
     ] = None,
@@ -141,7 +142,7 @@ def index(
         float | None,
         typer.Option(
             "--ray-gpus",
-            help="GPUs each actor reserves. [default: 1 on clusters with GPUs, else 0]",
+            help="GPUs each actor reserves (default: 1 on clusters with GPUs, else 0).",
             show_default=False,
         ),
     ] = None,
@@ -149,7 +150,7 @@ def index(
         float | None,
         typer.Option(
             "--ray-cpus",
-            help="CPUs each actor reserves (and computes with). [default: reserves 1, computes with its share of the cluster's cores]",
+            help="CPUs each actor reserves and computes with (default: reserves 1, computes with its share of the cluster's cores).",
             show_default=False,
         ),
     ] = None,
