@@ -20,7 +20,7 @@ from .errors import (
 from .geometry import Detections
 from .indexing import Indexer, IndexStats
 from .models import ClipEmbedder, Detector
-from .settings import DetectOptions
+from .settings import DetectOptions, RaySettings
 from .store import Store
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "ModelLoadError",
     "ObjsearchError",
     "QueryError",
+    "RaySettings",
     "Store",
     "StoreError",
 ]
