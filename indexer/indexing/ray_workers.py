@@ -30,6 +30,8 @@ from .regions import RegionEmbedder, embed_isolating
 
 STAGE_DECODE = "decode"
 STAGE_MODEL = "model"
+# The file facts of a row whose file could not be decoded: every row has the same columns.
+_NO_FACTS = {"width": 0, "height": 0, "content_hash": "", "size": 0, "mtime_ns": 0}
 
 
 def decode_row(row: dict[str, Any], *, max_megapixels: float, decode_side: int | None) -> dict:
@@ -54,9 +56,6 @@ def decode_row(row: dict[str, Any], *, max_megapixels: float, decode_side: int |
         "size": photo.size,
         "mtime_ns": photo.mtime_ns,
     }
-
-
-_NO_FACTS = {"width": 0, "height": 0, "content_hash": "", "size": 0, "mtime_ns": 0}
 
 
 def photo_from_row(row: dict[str, Any]) -> DecodedPhoto:
