@@ -3,7 +3,8 @@
 Starting Ray and loading the models in a fresh actor take seconds each, so the tests share
 the cluster (``ray.init`` here; the indexer uses a session that is already running) and
 keep photo counts and models tiny. Ray is an optional extra: without it these tests skip
-with that reason, and CI installs it (``pip install -e ".[dev,ray]"``) so they run there.
+with that reason, except in CI, which installs it (``pip install -e ".[dev,ray]"``) and
+where a missing Ray fails them.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.fixtures.ray_helpers import require_ray
+
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
     """A local two-CPU Ray cluster for the whole session; yields its GCS address."""
     import logging
 
-    ray = pytest.importorskip(
-        "ray", reason='Ray is an optional extra: pip install "objsearch[ray]"'
-    )
+    ray = require_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
         ray.init(

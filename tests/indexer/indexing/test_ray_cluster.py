@@ -17,7 +17,7 @@ from indexer.errors import ObjsearchError
 from indexer.indexing.ray_cluster import INSTALL_HINT, import_ray
 from retrieval.cli import app
 from tests.fixtures import Models
-from tests.fixtures.ray_helpers import write_photos
+from tests.fixtures.ray_helpers import require_ray, write_photos
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -50,7 +50,7 @@ def test_without_ray_the_index_command_says_how_to_install_it(
 
 @pytest.mark.slow
 def test_the_cli_starts_a_local_cluster_and_stops_it(models: Models, tmp_path: Path) -> None:
-    pytest.importorskip("ray", reason='Ray is an optional extra: pip install "objsearch[ray]"')
+    require_ray()
     write_photos(tmp_path / "photos", 6)
     mark = f"objsearch-test-{uuid.uuid4().hex}"  # inherited by every process Ray starts
     proc = subprocess.Popen(
