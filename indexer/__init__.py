@@ -16,6 +16,7 @@ from .errors import (
     ObjsearchError,
     QueryError,
     StoreError,
+    UsageError,
 )
 from .geometry import Detections
 from .indexing import Indexer, IndexStats
@@ -38,4 +39,5 @@ __all__ = [
     "RaySettings",
     "Store",
     "StoreError",
+    "UsageError",
 ]

@@ -67,6 +67,15 @@ def configure_ultralytics() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(cores))
 
 
+def expand_path(path: str | os.PathLike[str]) -> str:
+    """The absolute form of a path a person typed, with ``~`` expanded.
+
+    Shells expand ``~`` only when it is unquoted and at the start of a word; the Python
+    API and quoted arguments get it literally, and both mean the home folder.
+    """
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
 def resolve(value: str | None, env: str, default: str | None) -> str | None:
     """Return the first of: explicit value, environment variable, default."""
     if value:

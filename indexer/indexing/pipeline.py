@@ -13,19 +13,20 @@ files itself, and commits the regions the cluster streams back, batch by batch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from ..errors import ObjsearchError, StoreError, first_line
+from ..errors import ObjsearchError, StoreError, UsageError, first_line
 from ..media.decode import DecodedPhoto, DecodeError, FileDigest, read_digest, read_photo
-from ..media.scan import absolute, under
-from ..models.clip import ClipEmbedder
-from ..models.detector import Detector
+from ..media.scan import under
+from ..models.clip import ClipEmbedder, find_clip_source
+from ..models.detector import Detector, find_detector_weights
 from ..models.identity import ModelIdentity, model_mismatch, model_record
 from ..models.source import canonical_model_id
 from ..settings import (
@@ -37,12 +38,13 @@ from ..settings import (
     ENV_PRECISION,
     DetectOptions,
     RaySettings,
+    expand_path,
     resolve,
     resolve_clip_model,
     resolve_detector,
     resolve_device,
 )
-from ..store.database import Store, remove_temp_files
+from ..store.database import Store, check_creatable, remove_temp_files
 from ..store.records import (
     BatchChanges,
     FailureRecord,
@@ -50,8 +52,9 @@ from ..store.records import (
     PhotoMove,
     PhotoTouch,
 )
+from ..store.schema import DB_NAME
 from ..store.vectors import INDEX_TYPES, VectorIndex, choose_index_type
-from .plan import Plan, Work, plan_run
+from .plan import Plan, Work, existing_roots, plan_run
 from .regions import EmbedFn, RegionEmbedder, embed_isolating
 
 if TYPE_CHECKING:
@@ -59,6 +62,10 @@ if TYPE_CHECKING:
     from .ray_workers import ModelSpec
 
 ProgressFn = Callable[[int, int], None]
+_T = TypeVar("_T")
+
+# Photos in a run's first batch (see _batches).
+FIRST_BATCH = 4
 
 
 @dataclass
@@ -74,6 +81,7 @@ class IndexStats:
     failures: int = 0
     seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
 
     @property
     def photos_per_second(self) -> float:
@@ -90,6 +98,7 @@ class IndexStats:
             "failures": self.failures,
             "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 3),
+            "missing": list(self.missing_roots),
         }
 
 
@@ -129,7 +138,11 @@ class Indexer:
             raise ObjsearchError(
                 f"Unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}."
             )
-        self.index_dir = os.path.abspath(os.fspath(index_dir))
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        if max_megapixels <= 0:
+            raise UsageError(f"the megapixel limit must be above 0, got {max_megapixels}")
+        self.index_dir = expand_path(index_dir)
         self.clip_model = clip_model
         self.detector_weights = detector_weights
         self._device = device
@@ -159,36 +172,51 @@ class Indexer:
             self._resolved_device = resolve_device(self._device)
         return self._resolved_device
 
-    def _ensure_embedder(self, store: Store) -> ClipEmbedder:
-        """Load CLIP once; record it in a new index, or refuse one that differs."""
+    def load_models(self, store: Store | None = None) -> None:
+        """Load the models a run needs; both are found first, so neither loads in vain.
+
+        Finding a model only looks at files, caches and the network; loading it reads its
+        weights and may convert it for OpenVINO (seconds). A missing detector is reported
+        before CLIP is converted, and a missing CLIP before the detector loads. With a
+        ``store``, CLIP is also recorded in it or checked against it.
+        """
+        stored = store.get_meta("clip_model") if store is not None else None
+        clip = resolve_clip_model(self.clip_model, stored)
+        need_detector = self.detect_objects and self.detector is None
+        if self.embedder is None:
+            find_clip_source(clip)
+        if need_detector:
+            find_detector_weights(self.detector_weights)
+        if self.detect_objects:
+            self._ensure_detector(store)
         if self.embedder is None:
             self.embedder = ClipEmbedder(
-                resolve_clip_model(self.clip_model, store.get_meta("clip_model")),
+                clip,
                 self.device,
                 precision=self.precision,
                 batch_size=self.embed_batch_size,
                 backend=self.backend,
             )
-        if self._checked_store != store.dir:
+        if store is not None and self._checked_store != store.dir:
             check_model_matches(store, self.embedder)
             self._checked_store = store.dir
-        return self.embedder
 
-    def _ensure_detector(self, store: Store) -> Detector:
+    def _ensure_detector(self, store: Store | None) -> Detector:
         """Load the detector once and record it in the index."""
         if self.detector is None:
             self.detector = Detector(
                 resolve_detector(self.detector_weights), self.device, backend=self.backend
             )
-        if store.get_meta("detector") != self.detector.model_id:
+        if store is not None and store.get_meta("detector") != self.detector.model_id:
             store.set_meta(detector=self.detector.model_id)
         return self.detector
 
     def region_embedder(self, store: Store) -> RegionEmbedder:
         """The detect + crop + embed step with this run's models (loaded and checked)."""
-        embedder = self._ensure_embedder(store)
-        detector = self._ensure_detector(store) if self.detect_objects else None
-        return RegionEmbedder(embedder, detector, self.options, self.timings)
+        self.load_models(store)
+        assert self.embedder is not None
+        detector = self.detector if self.detect_objects else None
+        return RegionEmbedder(self.embedder, detector, self.options, self.timings)
 
     # -- the run -------------------------------------------------------------------------
     def index(
@@ -208,7 +236,14 @@ class Indexer:
             from .ray_cluster import import_ray
 
             import_ray()  # without Ray installed, say how to install it before anything else
-        roots = absolute(paths)
+        roots, missing = existing_roots(paths)
+        if not os.path.exists(os.path.join(self.index_dir, DB_NAME)):
+            # A new index: its folder appears only once the models have loaded, so a run
+            # that stops on a model leaves nothing behind. (On Ray the actors load them;
+            # a model they cannot load stops the run at the first batch.)
+            check_creatable(self.index_dir)
+            if self.ray is None:
+                self.load_models()
         store = Store(self.index_dir, create=True)
         try:
             store.lock()
@@ -216,6 +251,7 @@ class Indexer:
             stats = self._run(store, roots, prune, progress)
         finally:
             store.close()
+        stats.missing_roots = missing
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -223,11 +259,12 @@ class Indexer:
         """Check a different ``clip_model`` against the index before touching anything."""
         requested = canonical_model_id(self.clip_model) if self.clip_model else None
         stored = store.get_meta("clip_model")
-        if stored and requested and requested != stored:
-            if stage is None:
-                self._ensure_embedder(store)
-            else:
+        if stage is not None:  # Ray actors load the models; probe them on the cluster
+            if stored and requested and requested != stored:
                 check_model_matches(store, stage.probe(self._model_spec(store)).clip)
+            return
+        if self.embedder is not None or (stored and requested and requested != stored):
+            self.load_models(store)  # also records an already-loaded model in a new index
 
     def _run(
         self, store: Store, roots: list[str], prune: bool, progress: ProgressFn | None
@@ -287,8 +324,14 @@ class Indexer:
                 self._run_on_ray(stage, store, run, plan, progress)
             if prune:
                 run.prune(roots)
-        finally:
-            run.save()
+            store.clear_stale_failures(keep=(path for path, _ in stats.failed))
+        except BaseException:
+            # Keep what was committed searchable, but let the first error speak (a full
+            # disk would fail the save too, with a less useful message).
+            with contextlib.suppress(ObjsearchError, OSError):
+                run.save()
+            raise
+        run.save()
         return stats
 
     def _model_spec(self, store: Store) -> ModelSpec:
@@ -416,15 +459,19 @@ def check_model_matches(store: Store, model: ClipEmbedder | ModelIdentity) -> No
         raise StoreError(problem)
 
 
-def _batches(
-    items: Iterable[tuple[Work, DecodedPhoto | DecodeError]], size: int
-) -> Iterator[list[tuple[Work, DecodedPhoto | DecodeError]]]:
-    batch: list[tuple[Work, DecodedPhoto | DecodeError]] = []
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """Batches of ``size``, but the first holds at most :data:`FIRST_BATCH` photos.
+
+    Each batch ends in a commit, and a new index is searchable from its first commit on:
+    a small first batch makes that seconds, not a full batch of model work, after the start.
+    """
+    batch: list[_T] = []
+    limit = min(size, FIRST_BATCH)
     for item in items:
         batch.append(item)
-        if len(batch) >= size:
+        if len(batch) >= limit:
             yield batch
-            batch = []
+            batch, limit = [], size
     if batch:
         yield batch
 

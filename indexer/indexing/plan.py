@@ -8,11 +8,13 @@ under a new path) or deleted.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..media.scan import ScannedFile, ScanProblem, scan, under
+from ..errors import UsageError
+from ..media.scan import ScannedFile, ScanProblem, absolute, scan, under
 from ..store.records import FailureRecord, PhotoState
 
 
@@ -40,6 +42,24 @@ class Plan:
     def gone(self) -> list[str]:
         """Missing paths not claimed by a move so far."""
         return [p for paths in self.moved_from.values() for p in paths]
+
+
+def existing_roots(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
+    """Split the folders and files a run was given into (existing, missing), ``~`` expanded.
+
+    A run where every one is missing is a usage error (a misspelled folder): nothing is
+    stored. Missing ones beside existing ones are reported, neither scanned nor pruned, so
+    an unplugged drive among several folders keeps its photos.
+    """
+    roots = absolute(paths)
+    present = [r for r in roots if os.path.lexists(r)]
+    missing = [r for r in roots if not os.path.lexists(r)]
+    if missing and not present:
+        raise UsageError(
+            f"{', '.join(missing)}: no such file or folder. Check the spelling; nothing was "
+            "indexed."
+        )
+    return present, missing
 
 
 def plan_run(roots: Iterable[str], states: dict[str, PhotoState]) -> Plan:

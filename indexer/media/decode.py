@@ -17,12 +17,12 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..settings import DEFAULT_DECODE_SIDE, DEFAULT_MAX_MEGAPIXELS
+from ..settings import DEFAULT_DECODE_SIDE, DEFAULT_MAX_MEGAPIXELS, expand_path
 
 # The megapixel limit below replaces PIL's own bomb guard, which warns or raises at its own
 # fixed threshold; objsearch decides with a configurable limit and a clear message.
@@ -226,6 +226,18 @@ def read_photo(
     )
 
 
-def load_query_image(path: str) -> Image.Image:
+def load_query_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image used as a query (full resolution, oriented, RGB)."""
-    return read_photo(path, decode_side=None).image
+    return read_given_photo(path, decode_side=None).image
+
+
+def read_given_photo(path: str | os.PathLike[str], **options: Any) -> DecodedPhoto:
+    """:func:`read_photo` for a file a person named: ``~`` expanded, "no such file" if absent.
+
+    During indexing a missing file is one that vanished after the scan; a file named on the
+    command line or in an API call that does not exist is simply not there.
+    """
+    full = expand_path(path)
+    if not os.path.lexists(full):
+        raise DecodeError("no such file")
+    return read_photo(full, **options)

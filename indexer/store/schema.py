@@ -16,6 +16,7 @@ SCHEMA_VERSION = 1
 DB_NAME = "objsearch.db"
 FAISS_NAME = "vectors.faiss"
 LOCK_NAME = "lock"
+VECTORS_LOCK_NAME = "vectors.lock"
 
 KIND_IMAGE = "image"
 KIND_OBJECT = "object"

@@ -9,6 +9,8 @@ Files are written atomically (temp file, fsync, rename), so a crash never leaves
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -18,6 +20,8 @@ from typing import TypeVar
 import numpy as np
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+# Temp files of unfinished saves: ``.vectors-XXXX.tmp`` beside the index file.
+TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
 T = TypeVar("T")
 
 # Exact search over 512-d float32 vectors costs about 1 ms per 10k vectors here
@@ -163,22 +167,29 @@ class VectorIndex:
     # -- files ---------------------------------------------------------------------------
     def save(self, path: str) -> int:
         """Write atomically (temp file + fsync + rename); returns the file size."""
+        return publish(self.write_temp(os.path.dirname(os.path.abspath(path))), path)
+
+    def write_temp(self, folder: str) -> str:
+        """Write the index to a fresh, fsynced temp file in ``folder``; returns its path.
+
+        The slow half of a save, kept apart from :func:`publish` so that callers can hold
+        a lock only for the rename.
+        """
         import faiss
 
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
         os.close(fd)
         try:
-            faiss.write_index(self.index, tmp)
+            try:
+                faiss.write_index(self.index, tmp)
+            except RuntimeError as exc:  # FAISS reports failed writes (a full disk) this way
+                raise _as_os_error(exc) from None
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            discard(tmp)
             raise
-        _fsync_dir(folder)
-        return os.path.getsize(path)
+        return tmp
 
     @classmethod
     def load(cls, path: str, params: IndexParams = IndexParams()) -> VectorIndex:
@@ -198,6 +209,32 @@ class VectorIndex:
         else:
             index_type = "flat"
         return cls(index, index_type, params)
+
+
+def publish(tmp: str, path: str) -> int:
+    """Rename a finished temp file over ``path`` (atomic); returns the file size."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    return os.path.getsize(path)
+
+
+def _as_os_error(exc: RuntimeError) -> OSError:
+    """The ``OSError`` behind a FAISS write error, so callers handle one kind of failure."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else "write error"
+    for code in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+        if os.strerror(code) in text:
+            return OSError(code, os.strerror(code))
+    return OSError(errno.EIO, f"cannot write the FAISS file ({text[-200:]})")
+
+
+def discard(tmp: str) -> None:
+    """Remove a temp file that will not be published (it may already be gone)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
 
 
 def _single_threaded(enabled: bool, fn: Callable[[], T]) -> T:

@@ -20,7 +20,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from indexer.settings import (
     DEFAULT_DETECTOR,
@@ -31,6 +30,7 @@ from indexer.settings import (
     DetectOptions,
     RaySettings,
     configure_ultralytics,
+    expand_path,
     resolve_ray_address,
 )
 
@@ -44,6 +44,7 @@ from .app import (
     err,
     friendly,
     out,
+    print_rows,
 )
 
 if TYPE_CHECKING:
@@ -195,6 +196,12 @@ def index(
             bar.update(task, completed=done, total=total)
 
         stats = indexer.index(photos, prune=prune, progress=progress)
+    for path in stats.missing_roots:
+        err.print(
+            f"[yellow]warning:[/] {escape(path)}: no such file or folder (skipped)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         print(json.dumps(stats.to_dict()))
         return
@@ -236,6 +243,7 @@ def export(
         if output is None:
             export_jsonl(store, sys.stdout)
             return
+        output = Path(expand_path(output))
         tmp = output.with_name(output.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             count = export_jsonl(store, fh)
@@ -245,7 +253,7 @@ def export(
 
 @friendly
 def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
-    """Report INDEX: counts, models, failures, and whether SQLite and FAISS agree."""
+    """Report INDEX: counts, models, failures, whether SQLite is consistent, the FAISS file."""
     from indexer.store import Store
     from indexer.store.doctor import check
 
@@ -254,20 +262,23 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(health.to_dict(), ensure_ascii=False))
         return
-    table = Table(show_header=False, title=escape(f"objsearch index {health.index}"))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("photos", str(health.photos))
-    table.add_row("object regions", str(health.objects))
-    table.add_row("whole-photo regions", str(health.images))
-    table.add_row("FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})")
-    table.add_row("failures", str(health.failures))
-    table.add_row("CLIP model", escape(f"{health.clip_model or '-'} ({health.embed_dim or '?'}-d)"))
-    table.add_row("detector", escape(health.detector or "-"))
-    table.add_row("consistent", "[green]yes[/]" if health.consistent else "[red]no[/]")
-    out.print(table)
+    vectors_file = health.vectors_file + (
+        f": {health.vectors_detail}" if health.vectors_detail else ""
+    )
+    rows = [
+        ["photos", str(health.photos)],
+        ["object regions", str(health.objects)],
+        ["whole-photo regions", str(health.images)],
+        ["FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})"],
+        ["FAISS file", vectors_file],
+        ["failures", str(health.failures)],
+        ["CLIP model", f"{health.clip_model or '-'} ({health.embed_dim or '?'}-d)"],
+        ["detector", health.detector or "-"],
+        ["consistent", "yes" if health.consistent else "no"],
+    ]
+    print_rows(f"objsearch index {health.index}", None, rows)
     for problem in health.problems:
-        out.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
+        out.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if health.problems:
         out.print(f"Run 'objsearch doctor --index {escape(str(index_dir))}' to repair.")
     for f in health.failed[:20]:

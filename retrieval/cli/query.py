@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from indexer.errors import QueryError
 from indexer.settings import ENV_INDEX
@@ -22,15 +20,16 @@ from .app import (
     IndexDir,
     JsonOpt,
     PrecisionOpt,
+    check_output,
+    err,
     fmt_box,
     friendly,
-    out,
+    print_rows,
     save_image,
 )
 
 if TYPE_CHECKING:
     from indexer.models.clip import ClipEmbedder
-    from retrieval.localize.refine import PromptLocalization
     from retrieval.search import SearchResult
 
 
@@ -67,53 +66,59 @@ def search(
 ) -> None:
     """Search INDEX by text (QUERY) or by example (--image); one row per photo."""
     from retrieval.search import Searcher
+    from retrieval.search.searcher import check_query
 
+    # Every argument is checked before a model loads (that takes seconds).
     if (query is None) == (image is None):
         raise QueryError("Give a text QUERY or --image PATH (exactly one).")
+    check_query(query, image)
+    if top_k < 1:
+        raise QueryError("--top-k must be at least 1.")
+    if refine_top < 0:
+        raise QueryError("--refine-top must be 0 or more.")
     if objects_only and photos_only:
         raise QueryError("--objects-only and --photos-only exclude each other.")
     kind = "object" if objects_only else "image" if photos_only else None
+    example = Searcher.query_image(image) if image is not None else None
     with Searcher(
         index_dir, clip_model=clip_model, device=device, precision=precision, backend=backend
     ) as searcher:
-        results = searcher.search(text=query, image=image, top_k=top_k, kind=kind)
+        results = searcher.search(text=query, image=example, top_k=top_k, kind=kind)
         if refine:
             from retrieval.localize.refine import refine_results
 
-            refine_results(searcher, results, text=query, image=image, top=refine_top)
+            refine_results(searcher, results, text=query, image=example, top=refine_top)
+        if not results and searcher.empty:
+            err.print(
+                f"note: the index at {escape(searcher.store.dir)} holds no photos yet (an "
+                "index run may still be committing its first batch).",
+                highlight=False,
+                soft_wrap=True,
+            )
     if as_json:
         print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
         return
     if not results:
-        out.print("No results.")
+        err.print("No results.")
         return
     title = (
         f"{len(results)} photos for {query!r}" if query else f"{len(results)} photos like {image}"
     )
-    out.print(_results_table(results, escape(title), refined=refine))
+    print_rows(title, *_result_rows(results, refined=refine))
 
 
-def _results_table(results: Sequence[SearchResult], title: str, *, refined: bool) -> Table:
-    table = Table(title=title)
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("photo", overflow="fold")
-    table.add_column("box")
-    table.add_column("label")
-    if refined:
-        table.add_column("refined box")
+def _result_rows(
+    results: Sequence[SearchResult], *, refined: bool
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and plain-text rows of a result table (see :func:`.app.print_rows`)."""
+    headers = ["#", "score", "photo", "box", "label"] + (["refined box"] if refined else [])
+    rows = []
     for r in results:
-        row = [
-            str(r.rank),
-            f"{r.score:.3f}",
-            escape(r.image),
-            fmt_box(r.box),
-            escape(r.label or "(photo)"),
-        ]
+        row = [str(r.rank), f"{r.score:.3f}", r.image, fmt_box(r.box), r.label or "(photo)"]
         if refined:
-            row.append(fmt_box(r.refined_box) if r.refined_box else "-")
-        table.add_row(*row)
-    return table
+            row.append(fmt_box(r.refined_box) if r.refined_box else r.refinement)
+        rows.append(row)
+    return headers, rows
 
 
 PromptsOpt = Annotated[
@@ -171,18 +176,25 @@ def localize(
 ) -> None:
     """Localise PROMPTS on PHOTO with CLIP sliding windows (finds objects no detector class covers)."""
     from indexer.media.decode import DecodeError
-    from retrieval.localize.refine import localize_prompts
-    from retrieval.localize.render import draw_boxes, heatmap_overlay
+    from retrieval.localize.refine import localize_prompts, read_localize_photo
+    from retrieval.localize.render import draw_boxes, heatmap_overlay, prompt_colour
 
+    # Every argument is checked before the model loads (that takes seconds).
     if method not in ("window", "occlusion"):
         raise QueryError(f"--method must be window or occlusion, not {method!r}.")
     prompts = [p for p in prompts if p.strip()]
     if not prompts:
         raise QueryError("Give at least one non-empty prompt.")
+    output = check_output(output) if output is not None else None
+    heatmap = check_output(heatmap) if heatmap is not None else None
+    try:
+        decoded = read_localize_photo(photo)
+    except DecodeError as exc:
+        raise QueryError(f"Cannot read {photo}: {exc}") from None
     embedder = _localize_embedder(clip_model, index_dir, device, precision, backend)
     try:
         image, found = localize_prompts(
-            os.fspath(photo),
+            decoded,
             prompts,
             embedder,
             method=method,
@@ -192,25 +204,33 @@ def localize(
             threshold=threshold,
             max_windows=max_windows,
         )
-    except DecodeError as exc:
-        raise QueryError(f"Cannot read {photo}: {exc}") from None
     except ValueError as exc:
         raise QueryError(str(exc)) from None
+    colours = [prompt_colour(i) for i in range(len(found))]
+    hex_colours = ["#{:02x}{:02x}{:02x}".format(*c) for c in colours]
     written = []
     if output is not None:
         save_image(draw_boxes(image, [(f.prompt, f.result.boxes) for f in found]), output)
         written.append(str(output))
     if heatmap is not None:
-        save_image(heatmap_overlay(image, [f.result for f in found]), heatmap)
+        labels = [f.prompt for f in found]
+        save_image(
+            heatmap_overlay(image, [f.result for f in found], colours, labels=labels), heatmap
+        )
         written.append(str(heatmap))
     if as_json:
-        print(
-            json.dumps({"image": os.path.abspath(photo), "prompts": [f.to_dict() for f in found]})
-        )
+        entries = [{**f.to_dict(), "colour": c} for f, c in zip(found, hex_colours, strict=True)]
+        print(json.dumps({"image": decoded.path, "prompts": entries}))
         return
-    out.print(_localizations_table(photo, found))
+    rows = []
+    for f, colour in zip(found, hex_colours, strict=True):
+        if not f.boxes:
+            rows.append([f.prompt, colour, "no box above the threshold", "-"])
+        for b in f.boxes:
+            rows.append([f.prompt, colour, fmt_box(b.box), f"{b.confidence:.2f}"])
+    print_rows(str(photo), ["prompt", "colour", "box (original pixels)", "confidence"], rows)
     for path in written:
-        out.print(f"wrote {path}", highlight=False)
+        err.print(f"wrote {escape(path)}", highlight=False, soft_wrap=True)
 
 
 def _localize_embedder(
@@ -230,19 +250,3 @@ def _localize_embedder(
         with Store(index_dir) as store:
             model = store.get_meta("clip_model")
     return ClipEmbedder(model, resolve_device(device), precision=precision, backend=backend)
-
-
-def _localizations_table(photo: Path, found: Sequence[PromptLocalization]) -> Table:
-    from retrieval.localize.render import prompt_colour
-
-    table = Table(title=f"{photo}")
-    table.add_column("prompt")
-    table.add_column("box (original pixels)")
-    table.add_column("confidence", justify="right")
-    for i, f in enumerate(found):
-        colour = "#{:02x}{:02x}{:02x}".format(*prompt_colour(i))
-        if not f.boxes:
-            table.add_row(f"[{colour}]{f.prompt}[/]", "no box above the threshold", "-")
-        for b in f.boxes:
-            table.add_row(f"[{colour}]{f.prompt}[/]", fmt_box(b.box), f"{b.confidence:.2f}")
-    return table

@@ -43,6 +43,7 @@ class SearchResult:
     caption: str
     matches: int = 1
     refined_box: tuple[float, float, float, float] | None = None
+    refinement: str = "not requested"  # see retrieval.localize.refine.REFINEMENTS
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form: documented keys first, extra detail after."""
@@ -69,6 +70,14 @@ def _result(region: Region, photo: Photo, score: float) -> SearchResult:
     )
 
 
+def check_query(text: str | None, image: object) -> None:
+    """Refuse a malformed query before any model work: exactly one of text and image."""
+    if (text is None) == (image is None):
+        raise QueryError("Give exactly one query: a text or an image.")
+    if text is not None:
+        normalise_query(text)  # raises on an empty query
+
+
 class Searcher:
     """Searches an index folder by text or by example image.
 
@@ -88,23 +97,42 @@ class Searcher:
         embedder: ClipEmbedder | None = None,
     ) -> None:
         self.store = Store(index_dir)
-        meta = self.store.meta()
-        if "clip_model" not in meta:
-            raise StoreError(
-                f"The index at {self.store.dir} holds no photos yet: run 'objsearch index' first."
-            )
         self.params = params or IndexParams()
-        if embedder is None:
-            model = resolve_clip_model(clip_model, meta["clip_model"])
-            embedder = ClipEmbedder(
-                model, resolve_device(device), precision=precision, backend=backend
-            )
-        problem = model_mismatch(meta, embedder)
-        if problem:
-            raise StoreError(problem)
-        self.embedder = embedder
+        self._model = (clip_model, device, precision, backend)
+        self._embedder = embedder
+        self._checked = False
         self._generation = -1
         self._index: VectorIndex | None = None
+        if "clip_model" in self.store.meta():
+            self.embedder  # noqa: B018 - load and check the model now, not at the first query
+
+    @property
+    def embedder(self) -> ClipEmbedder:
+        """The CLIP model: the index's own unless another was given, checked against it.
+
+        An index whose first batch is not committed yet records no model; until it does,
+        searches return nothing and no model is loaded.
+        """
+        meta = self.store.meta() if not self._checked else {}
+        if self._embedder is None:
+            clip_model, device, precision, backend = self._model
+            if "clip_model" not in meta:
+                raise StoreError(
+                    f"The index at {self.store.dir} holds no photos yet: run 'objsearch index' "
+                    "first."
+                )
+            self._embedder = ClipEmbedder(
+                resolve_clip_model(clip_model, meta["clip_model"]),
+                resolve_device(device),
+                precision=precision,
+                backend=backend,
+            )
+        if not self._checked and "clip_model" in meta:
+            problem = model_mismatch(meta, self._embedder)
+            if problem:
+                raise StoreError(problem)
+            self._checked = True
+        return self._embedder
 
     def close(self) -> None:
         self.store.close()
@@ -120,25 +148,33 @@ class Searcher:
         """The FAISS index for the latest committed generation (reloaded when it moves on)."""
         generation = self.store.generation
         if self._index is None or generation != self._generation:
-            self._index, _ = self.store.load_vectors(self.params)
+            self._index, _ = self.store.load_vectors(self.params, persist=True)
             self._generation = generation
         return self._index
+
+    @property
+    def empty(self) -> bool:
+        """True while the index holds no committed photo (e.g. its first batch is in flight)."""
+        return self.vectors.ntotal == 0
 
     def query_vector(
         self, text: str | None = None, image: str | os.PathLike[str] | Image.Image | None = None
     ) -> np.ndarray:
         """The unit query vector for a text (prompt-ensembled) or an image."""
-        if (text is None) == (image is None):
-            raise QueryError("Give exactly one query: a text or an image.")
+        check_query(text, image)
         if text is not None:
             return self.embedder.embed_text(normalise_query(text))
-        if not isinstance(image, Image.Image):
-            path = os.fspath(image)
-            try:
-                image = load_query_image(path)
-            except DecodeError as exc:
-                raise QueryError(f"Cannot use {path} as a query image: {exc}") from None
-        return self.embedder.embed_image(image)
+        return self.embedder.embed_image(self.query_image(image))
+
+    @staticmethod
+    def query_image(image: str | os.PathLike[str] | Image.Image) -> Image.Image:
+        """A query image, decoded: a path (``~`` expanded) or an already-open image."""
+        if isinstance(image, Image.Image):
+            return image
+        try:
+            return load_query_image(image)
+        except DecodeError as exc:
+            raise QueryError(f"Cannot use {os.fspath(image)} as a query image: {exc}") from None
 
     def search(
         self,
@@ -151,11 +187,17 @@ class Searcher:
         """Top ``top_k`` photos for the query, each shown by its best region.
 
         ``kind="object"`` searches object crops only, ``kind="image"`` whole photos only.
+        An index without committed photos gives an empty list (after the query is checked).
         """
         if top_k < 1:
             raise QueryError("top-k must be at least 1.")
         if kind not in (None, KIND_OBJECT, KIND_IMAGE):
             raise QueryError(f"kind must be 'object', 'image' or None, not {kind!r}.")
+        check_query(text, image)
+        if image is not None:
+            image = self.query_image(image)
+        if self.empty:
+            return []
         query = self.query_vector(text, image)
         return self.search_vector(query, top_k, kind=kind)
 

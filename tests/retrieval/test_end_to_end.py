@@ -119,7 +119,9 @@ def test_grouping_shows_each_photos_best_region(built_index: Path) -> None:
 def test_table_output_is_readable(built_index: Path) -> None:
     result = CliRunner().invoke(app, ["search", "a dog", "--index", str(built_index), "-k", "3"])
     assert result.exit_code == 0, result.output
-    assert "photos for 'a dog'" in result.stdout and "score" in result.stdout
+    header, *rows = result.stdout.splitlines()  # piped: tab-separated, one row per photo
+    assert header.split("\t") == ["#", "score", "photo", "box", "label"]
+    assert len(rows) == 3 and all(len(row.split("\t")) == 5 for row in rows)
 
 
 def test_export_matches_store(built_index: Path) -> None:

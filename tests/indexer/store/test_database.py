@@ -13,7 +13,6 @@ import pytest
 from indexer.errors import CorruptIndexError, StoreError
 from indexer.store import (
     DB_NAME,
-    FAISS_NAME,
     KIND_IMAGE,
     FailureRecord,
     NewPhoto,
@@ -54,7 +53,10 @@ def test_index_written_by_schema_1_opens_and_searches(tmp_path: Path, tiny_clip_
         assert len(results) == len({row[0] for row in expected})  # every photo is reachable
         assert all(r.kind in ("object", "image") for r in results)
         assert searcher.vectors.ntotal == len(expected)
-    assert not (index_dir / FAISS_NAME).exists()  # a reader never writes
+    with Store(index_dir) as store:  # the first reader wrote its rebuild back
+        assert store.faiss_is_fresh()
+        index, from_file = store.load_vectors()
+        assert from_file and index.ntotal == len(expected)
 
 
 def _photo(path: str, dim: int = 4, objects: int = 1) -> NewPhoto:

@@ -82,7 +82,13 @@ def test_follows_new_commits(tiny_index: Path, models: Models, tmp_path: Path) -
         assert hits[0].image == str(folder / "new.jpg")
 
 
-def test_empty_index_is_refused(tmp_path: Path) -> None:
+def test_index_without_photos_searches_to_nothing(tmp_path: Path) -> None:
+    """No committed photo yet (a first batch in flight): no model loads, no result, no error."""
     Store(tmp_path / "index", create=True).close()
-    with pytest.raises(StoreError, match="no photos yet"):
-        Searcher(tmp_path / "index")
+    with Searcher(tmp_path / "index") as searcher:
+        assert searcher.empty
+        assert searcher.search(text="a cat") == []
+        with pytest.raises(QueryError, match="empty"):
+            searcher.search(text="  ")  # the query is still checked
+        with pytest.raises(StoreError, match="no photos yet"):
+            searcher.embedder  # noqa: B018 - no model is recorded to load
