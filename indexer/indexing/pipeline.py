@@ -23,7 +23,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import ObjsearchError, StoreError, UsageError, first_line
-from ..media.decode import DecodedPhoto, DecodeError, FileDigest, read_digest, read_photo
+from ..media.decode import (
+    DecodedPhoto,
+    DecodeError,
+    FileDigest,
+    read_digest,
+    read_file_metadata,
+    read_photo,
+)
 from ..media.scan import under
 from ..models.clip import ClipEmbedder, find_clip_source
 from ..models.detector import Detector, find_detector_weights
@@ -62,7 +69,8 @@ if TYPE_CHECKING:
     from .ray_workers import ModelSpec
 
 ProgressFn = Callable[[int, int], None]
-_T = TypeVar("_T")
+T = TypeVar("T")
+METADATA_BATCH = 500  # photos per commit when only their metadata is read
 
 # Photos in a run's first batch (see _batches).
 FIRST_BATCH = 4
@@ -308,6 +316,20 @@ class Indexer:
         )
         if plan.problems:
             run.commit([], plan.problems)
+        for batch in _batches(plan.needs_metadata, METADATA_BATCH, METADATA_BATCH):
+            t = time.perf_counter()
+            touches = [
+                PhotoTouch(
+                    w.previous.id,
+                    w.file.size,
+                    w.file.mtime_ns,
+                    read_file_metadata(w.file.path, w.file.mtime_ns),
+                )
+                for w in batch
+                if w.previous is not None
+            ]
+            self.timings["decode"] += time.perf_counter() - t
+            run.commit([], [], touches=touches)
         total = len(plan.work)
         if progress:
             progress(0, total)
@@ -459,14 +481,14 @@ def check_model_matches(store: Store, model: ClipEmbedder | ModelIdentity) -> No
         raise StoreError(problem)
 
 
-def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
-    """Batches of ``size``, but the first holds at most :data:`FIRST_BATCH` photos.
+def _batches(items: Iterable[T], size: int, first: int = FIRST_BATCH) -> Iterator[list[T]]:
+    """Batches of ``size``, but the first holds at most ``first`` items.
 
     Each batch ends in a commit, and a new index is searchable from its first commit on:
     a small first batch makes that seconds, not a full batch of model work, after the start.
     """
-    batch: list[_T] = []
-    limit = min(size, FIRST_BATCH)
+    batch: list[T] = []
+    limit = min(size, first)
     for item in items:
         batch.append(item)
         if len(batch) >= limit:
@@ -556,11 +578,13 @@ class _Run:
                 continue
             prev = work.previous
             if prev and prev.content_hash == result.content_hash:
-                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns))
+                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns, result.metadata))
                 self.stats.unchanged += 1
             elif prev is None and moved_from.get(result.content_hash):
                 old = self.plan.states[moved_from[result.content_hash].pop(0)]
-                moves.append(PhotoMove(old.id, result.path, result.size, result.mtime_ns))
+                moves.append(
+                    PhotoMove(old.id, result.path, result.size, result.mtime_ns, result.metadata)
+                )
                 self.stats.moved += 1
             else:
                 rest.append(i)

@@ -1,7 +1,9 @@
 """What a run must do: compare a scan of the folders with what the store already holds.
 
 Each scanned file is unchanged (same size and mtime: nothing to read), or work (new or
-changed: read it, then embed it unless its bytes turn out to be known). Stored photos under
+changed: read it, then embed it unless its bytes turn out to be known). An unchanged file
+whose photo has no metadata yet (indexed by an older schema) needs only its header read
+for EXIF: no decoding, no model. Stored photos under
 the scanned folders that the scan did not see are missing: moved (their bytes reappear
 under a new path) or deleted.
 """
@@ -34,6 +36,8 @@ class Plan:
     scanned: int = 0
     unchanged: int = 0
     work: list[Work] = field(default_factory=list)
+    needs_metadata: list[Work] = field(default_factory=list)
+    """Unchanged files whose photos lack metadata (indexed before it was recorded)."""
     seen: set[str] = field(default_factory=set)
     problems: list[FailureRecord] = field(default_factory=list)
     moved_from: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -75,6 +79,8 @@ def plan_run(roots: Iterable[str], states: dict[str, PhotoState]) -> Plan:
         prev = states.get(item.path)
         if prev and prev.size == item.size and prev.mtime_ns == item.mtime_ns:
             plan.unchanged += 1
+            if not prev.has_metadata:  # indexed before metadata was recorded
+                plan.needs_metadata.append(Work(item, prev))
         else:
             plan.work.append(Work(item, prev))
     for path in states:

@@ -7,8 +7,9 @@ and :class:`~indexer.indexing.regions.RegionEmbedder`), so a photo gets the same
 vectors whichever way it was indexed.
 
 Rows crossing the object store are plain columns: decoded pixels travel as raw RGB bytes
-with their shape (zero-copy into NumPy on the actor side), results as a pickled
-:class:`~indexer.store.records.NewPhoto` per photo, so no custom type needs registering.
+with their shape (zero-copy into NumPy on the actor side), the photo's metadata and the
+results as pickled records (:class:`~indexer.store.records.NewPhoto` per photo), so no
+custom type needs registering.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ _NO_FACTS = {"width": 0, "height": 0, "content_hash": "", "size": 0, "mtime_ns":
 def decode_row(row: dict[str, Any], *, max_megapixels: float, decode_side: int | None) -> dict:
     """Ray Data ``map`` function: one path -> its decoded pixels and file facts, or a reason."""
     path = str(row["path"])
-    out: dict[str, Any] = {"path": path, "error": "", "pixels": b"", "rows": 0, "cols": 0}
+    out: dict[str, Any] = {
+        "path": path,
+        "error": "",
+        "pixels": b"",
+        "rows": 0,
+        "cols": 0,
+        "metadata": b"",
+    }
     try:
         photo = read_photo(path, max_megapixels=max_megapixels, decode_side=decode_side)
     except DecodeError as exc:
@@ -50,6 +58,7 @@ def decode_row(row: dict[str, Any], *, max_megapixels: float, decode_side: int |
         "pixels": pixels.tobytes(),
         "rows": pixels.shape[0],
         "cols": pixels.shape[1],
+        "metadata": pickle.dumps(photo.metadata, protocol=5),
         "width": photo.width,
         "height": photo.height,
         "content_hash": photo.content_hash,
@@ -70,6 +79,7 @@ def photo_from_row(row: dict[str, Any]) -> DecodedPhoto:
         content_hash=str(row["content_hash"]),
         size=int(row["size"]),
         mtime_ns=int(row["mtime_ns"]),
+        metadata=pickle.loads(row["metadata"]) if len(row["metadata"]) else None,
     )
 
 

@@ -54,6 +54,7 @@ def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence) -> New
         content_hash=photo.content_hash,
         caption=caption(det.labels),
         regions=regions,
+        metadata=photo.metadata,
     )
 
 

@@ -18,6 +18,7 @@ from ..settings import expand_path
 
 SUPPORTED_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
+    | {".heic", ".heif", ".hif", ".avif"}
 )
 
 

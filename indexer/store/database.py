@@ -25,6 +25,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, defer
 
 from ..errors import CorruptIndexError, StoreError, first_line
+from ..media.metadata import PhotoMetadata
 from ..settings import expand_path
 from .lock import acquire_writer_lock, release_writer_lock, vectors_lock
 from .migrations import upgrade
@@ -44,6 +45,7 @@ from .schema import (
     KIND_OBJECT,
     LOCK_NAME,
     SCHEMA_VERSION,
+    SEARCH_DDL,
     Base,
     Failure,
     Meta,
@@ -188,9 +190,12 @@ class Store:
         if version is None:
             if not create:
                 raise StoreError(f"{self.db_path} is not an objsearch index (no schema version).")
+            with self.engine.begin() as conn:
+                for statement in SEARCH_DDL:
+                    conn.exec_driver_sql(statement)
             self.set_meta(schema_version=SCHEMA_VERSION, generation=0)
             return
-        upgrade(self.session, int(version))
+        upgrade(self.db_path, int(version))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -239,9 +244,16 @@ class Store:
         """Path -> (id, size, mtime, hash) for every photo: what a re-scan compares against."""
         with self.session() as s:
             rows = s.execute(
-                select(Photo.path, Photo.id, Photo.size, Photo.mtime_ns, Photo.content_hash)
+                select(
+                    Photo.path,
+                    Photo.id,
+                    Photo.size,
+                    Photo.mtime_ns,
+                    Photo.content_hash,
+                    Photo.date_source.is_not(None),
+                )
             )
-            return {r[0]: PhotoState(r[1], r[2], r[3], r[4]) for r in rows}
+            return {r[0]: PhotoState(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
     def counts(self) -> Counts:
         with self.session() as s:
@@ -374,13 +386,20 @@ class Store:
             s.execute(
                 update(Photo)
                 .where(Photo.id == move.photo_id)
-                .values(path=move.path, size=move.size, mtime_ns=move.mtime_ns)
+                .values(
+                    path=move.path,
+                    size=move.size,
+                    mtime_ns=move.mtime_ns,
+                    **_metadata_columns(move.metadata),
+                )
             )
         for touch in touches:
             s.execute(
                 update(Photo)
                 .where(Photo.id == touch.photo_id)
-                .values(size=touch.size, mtime_ns=touch.mtime_ns)
+                .values(
+                    size=touch.size, mtime_ns=touch.mtime_ns, **_metadata_columns(touch.metadata)
+                )
             )
 
     def clear_failures(self, paths: Iterable[str]) -> None:
@@ -529,6 +548,19 @@ def remove_temp_files(index_dir: str) -> int:
     return removed
 
 
+def _metadata_columns(metadata: PhotoMetadata | None) -> dict[str, object]:
+    """Photo column values for ``metadata`` (none when it was not read)."""
+    if metadata is None:
+        return {}
+    return {
+        "taken_at": metadata.taken_at,
+        "date_source": metadata.date_source,
+        "camera": metadata.camera,
+        "gps_lat": metadata.gps_lat,
+        "gps_lon": metadata.gps_lon,
+    }
+
+
 def _remove_photos(s: Session, photo_ids: list[int]) -> list[int]:
     """Delete photos with their regions; returns the removed region ids."""
     removed: list[int] = []
@@ -555,6 +587,7 @@ def _add_photos(
             content_hash=new.content_hash,
             caption=new.caption,
             indexed_at=now,
+            **_metadata_columns(new.metadata),
         )
         for r in new.regions:
             vec = np.ascontiguousarray(r.vector, dtype=np.float32)

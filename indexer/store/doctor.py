@@ -25,7 +25,7 @@ from ..errors import CorruptIndexError, StoreError, first_line
 from ..settings import expand_path
 from .database import Store, remove_temp_files
 from .lock import writer_lock
-from .schema import DB_NAME, KIND_IMAGE, Photo, Region
+from .schema import DB_NAME, KIND_IMAGE, SCHEMA_VERSION, Photo, Region
 from .vectors import VectorIndex
 
 VECTORS_FRESH = "fresh"
@@ -179,7 +179,11 @@ def _copy_table(
     src: sqlite3.Connection, dst: sqlite3.Connection, table: str
 ) -> tuple[int, int, list[tuple[int, int]]]:
     """Copy the readable rows of ``table``: (copied, rejected, gaps of lost rowids (a, b])."""
-    cols = ", ".join(r[1] for r in dst.execute(f"PRAGMA table_info({table})"))
+    wanted = [r[1] for r in dst.execute(f"PRAGMA table_info({table})")]
+    with contextlib.suppress(sqlite3.DatabaseError):  # an older schema lacks newer columns
+        present = {r[1] for r in src.execute(f"PRAGMA table_info({table})")}
+        wanted = [c for c in wanted if c in present] or wanted
+    cols = ", ".join(wanted)
     marks = ", ".join("?" for _ in cols.split(", "))
     insert = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})"
     copied = rejected = 0
@@ -268,6 +272,11 @@ def salvage_database(index_dir: str) -> list[str]:
         generation = old_generation + 1 if old_generation else int(time.time())
         dst.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)", (str(generation),)
+        )
+        # The rows now sit in this version's schema, whatever version the old file had.
+        dst.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
         )
         dst.commit()
     finally:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from indexer.settings import configure_ultralytics
 
 from .app import app, err
+from .duplicates import duplicates
 from .indexing import doctor, export, index, status
 from .query import localize, search
 from .serve import serve
 
 # Registered here, in the order ``objsearch --help`` lists them.
-for _command in (index, search, localize, export, status, doctor, serve):
+for _command in (index, search, localize, duplicates, export, status, doctor, serve):
     app.command()(_command)
 
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from indexer.errors import QueryError
 from indexer.settings import ENV_INDEX
+from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT
 
 from .app import (
     BackendOpt,
@@ -40,15 +41,100 @@ def search(
     ] = None,
     index_dir: IndexDir = Path("."),
     image: Annotated[
-        Path | None, typer.Option("--image", help="Search by example: a query photo.")
+        Path | None,
+        typer.Option("--image", help="Search by example: a query photo (with QUERY: both)."),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Number of photos to return.")] = 10,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", help="Number of photos (or crops) to return.")
+    ] = 10,
     objects_only: Annotated[
         bool, typer.Option("--objects-only", help="Match object crops only.")
     ] = False,
     photos_only: Annotated[
         bool, typer.Option("--photos-only", help="Match whole photos only.")
     ] = False,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Taken on or after this date: 2023, 2023-07 or 2023-07-14.",
+            show_default=False,
+        ),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", help="Taken before this date (same forms).", show_default=False),
+    ] = None,
+    folders: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--in", help="Only photos under this folder (repeatable).", show_default=False
+        ),
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="Only objects with this detector label (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            "--camera", help="Camera name contains this text (any case).", show_default=False
+        ),
+    ] = None,
+    near: Annotated[
+        str | None,
+        typer.Option(
+            "--near", help="Taken within KM of LAT,LON: --near 48.858,2.294,5.", show_default=False
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score", help="Drop results scoring below this cosine.", show_default=False
+        ),
+    ] = None,
+    match: Annotated[
+        str | None,
+        typer.Option(
+            "--match",
+            help="Words that must all appear in the caption, labels or file name.",
+            show_default=False,
+        ),
+    ] = None,
+    negatives: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--not", help="Push results away from this prompt (repeatable).", show_default=False
+        ),
+    ] = None,
+    not_weight: Annotated[
+        float, typer.Option("--not-weight", help="How far each --not moves the query.")
+    ] = DEFAULT_NOT_WEIGHT,
+    image_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--image-weight",
+            help=f"Weight of the example against QUERY (0-1). [default: {DEFAULT_IMAGE_WEIGHT}]",
+            show_default=False,
+        ),
+    ] = None,
+    like_region: Annotated[
+        int | None,
+        typer.Option(
+            "--like-region", help="More like this region (a region_id).", show_default=False
+        ),
+    ] = None,
+    like_photo: Annotated[
+        int | None,
+        typer.Option("--like-photo", help="More like this photo (a photo_id).", show_default=False),
+    ] = None,
+    group: Annotated[
+        str, typer.Option("--group", help="photo: one row per photo; object: every matching crop.")
+    ] = "photo",
     refine: Annotated[
         bool,
         typer.Option(
@@ -64,30 +150,52 @@ def search(
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search INDEX by text (QUERY) or by example (--image); one row per photo."""
-    from retrieval.search import Searcher
-    from retrieval.search.searcher import check_query
+    """Search INDEX by text (QUERY), by example (--image, --like-region, --like-photo) or both."""
+    from retrieval.search import Searcher, SearchFilters
 
     # Every argument is checked before a model loads (that takes seconds).
-    if (query is None) == (image is None):
-        raise QueryError("Give a text QUERY or --image PATH (exactly one).")
-    check_query(query, image)
     if top_k < 1:
         raise QueryError("--top-k must be at least 1.")
     if refine_top < 0:
         raise QueryError("--refine-top must be 0 or more.")
     if objects_only and photos_only:
         raise QueryError("--objects-only and --photos-only exclude each other.")
+    example = image is not None or like_region is not None or like_photo is not None
+    if query is None and not example:
+        raise QueryError("Give a text QUERY, --image, --like-region or --like-photo.")
+    if image_weight is not None and not (query is not None and example):
+        raise QueryError("--image-weight weighs an example against a text QUERY: give both.")
+    if refine and query is None and image is None:
+        raise QueryError("--refine localizes a text QUERY or an --image: give one.")
     kind = "object" if objects_only else "image" if photos_only else None
+    Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
+    filters = SearchFilters(
+        after=after,
+        before=before,
+        folders=tuple(folders or ()),
+        labels=tuple(labels or ()),
+        camera=camera,
+        near=near,
+        min_score=min_score,
+        match=match,
+    )
     example = Searcher.query_image(image) if image is not None else None
     with Searcher(
         index_dir, clip_model=clip_model, device=device, precision=precision, backend=backend
     ) as searcher:
-        results = searcher.search(text=query, image=example, top_k=top_k, kind=kind)
-        if refine:
-            from retrieval.localize.refine import refine_results
-
-            refine_results(searcher, results, text=query, image=example, top=refine_top)
+        results = searcher.search(
+            text=query,
+            image=example,
+            top_k=top_k,
+            kind=kind,
+            filters=filters,
+            negatives=negatives or (),
+            not_weight=not_weight,
+            image_weight=DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight,
+            like_region=like_region,
+            like_photo=like_photo,
+            group=group,  # type: ignore[arg-type]
+        )
         if not results and searcher.empty:
             err.print(
                 f"note: the index at {escape(searcher.store.dir)} holds no photos yet (an "
@@ -95,26 +203,71 @@ def search(
                 highlight=False,
                 soft_wrap=True,
             )
+        elif not results:
+            _explain_empty(searcher, filters)
+        if refine:
+            from retrieval.localize.refine import refine_results
+
+            refine_results(
+                searcher,
+                results,
+                text=query,
+                image=example if query is None else None,
+                top=refine_top,
+            )
     if as_json:
         print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
         return
     if not results:
         err.print("No results.")
         return
+    what = "crops" if group == "object" else "photos"
     title = (
-        f"{len(results)} photos for {query!r}" if query else f"{len(results)} photos like {image}"
+        f"{len(results)} {what} for {query!r}"
+        if query
+        else f"{len(results)} {what} like the example"
     )
     print_rows(title, *_result_rows(results, refined=refine))
+
+
+def _explain_empty(searcher: object, filters: object) -> None:
+    """A note on stderr when filters left nothing (an empty result is not an error)."""
+    from retrieval.search.filters import SearchFilters, photos_without_metadata
+
+    assert isinstance(filters, SearchFilters)
+    if filters.restricts_rows:
+        err.print("note: no photo matches the filters.", highlight=False)
+    elif filters.min_score is not None:
+        err.print(
+            f"note: no result scores at least --min-score {filters.min_score}.", highlight=False
+        )
+    if filters.needs_metadata:
+        with searcher.store.session() as s:  # type: ignore[attr-defined]
+            missing = photos_without_metadata(s)
+        if missing:
+            err.print(
+                f"note: {missing} photos were indexed before dates, cameras and places were "
+                "recorded; run 'objsearch index' on their folders to read them (no model runs).",
+                highlight=False,
+            )
 
 
 def _result_rows(
     results: Sequence[SearchResult], *, refined: bool
 ) -> tuple[list[str], list[list[str]]]:
     """Headers and plain-text rows of a result table (see :func:`.app.print_rows`)."""
-    headers = ["#", "score", "photo", "box", "label"] + (["refined box"] if refined else [])
+    headers = ["#", "score", "photo", "box", "label", "taken"]
+    headers += ["refined box"] if refined else []
     rows = []
     for r in results:
-        row = [str(r.rank), f"{r.score:.3f}", r.image, fmt_box(r.box), r.label or "(photo)"]
+        row = [
+            str(r.rank),
+            f"{r.score:.3f}",
+            r.image,
+            fmt_box(r.box),
+            r.label or "(photo)",
+            (r.taken_at or "-")[:10],
+        ]
         if refined:
             row.append(fmt_box(r.refined_box) if r.refined_box else r.refinement)
         rows.append(row)

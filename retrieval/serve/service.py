@@ -52,14 +52,28 @@ class SerialEmbedder:
 
 
 class FollowingSearcher(Searcher):
-    """A searcher whose FAISS reload happens once even when many threads ask at once."""
+    """A searcher shared by the server's threads.
+
+    Its FAISS reload happens once even when many threads ask at once, and its CLIP model
+    (loaded once the index records one) runs one call at a time.
+    """
 
     _reload_lock = threading.Lock()
+    _model_lock = threading.Lock()
+    _serial: SerialEmbedder | None = None
 
     @property
     def vectors(self):  # type: ignore[override]
         with self._reload_lock:
             return Searcher.vectors.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def embedder(self):  # type: ignore[override]
+        with self._model_lock:
+            inner = Searcher.embedder.fget(self)  # type: ignore[attr-defined]
+            if self._serial is None:
+                self._serial = SerialEmbedder(inner)
+            return self._serial
 
 
 def urls(data: dict[str, Any]) -> dict[str, Any]:
@@ -99,11 +113,10 @@ class Service:
         self.searcher = FollowingSearcher(
             index_dir, clip_model, device, precision=precision, backend=backend, embedder=embedder
         )
-        self.searcher.embedder = SerialEmbedder(self.searcher.embedder)  # type: ignore[assignment]
         self.store = self.searcher.store
         self.thumbs = ThumbCache(self.store.dir)
-        self.searcher.embedder.embed_text("warm up")  # first-call costs go to start-up
-        _ = self.searcher.vectors
+        if not self.searcher.empty:  # an index still empty loads CLIP once it records one
+            self.searcher.embedder.embed_text("warm up")  # first-call costs go to start-up
 
     def close(self) -> None:
         self.searcher.close()

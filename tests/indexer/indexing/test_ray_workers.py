@@ -70,6 +70,7 @@ def test_decoded_pixels_cross_the_object_store_bit_exact(
             want.size,
             want.mtime_ns,
         )
+        assert got.metadata == want.metadata and want.metadata is not None
 
 
 def test_a_file_that_fails_to_decode_comes_back_with_the_local_reason(tmp_path: Path) -> None:

@@ -109,5 +109,5 @@ def test_garbage_database_is_a_corrupt_index_error(tmp_path: Path) -> None:
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with Store(tmp_path / "index", create=True) as store:
         with pytest.raises(StoreError, match="newer objsearch"):
-            upgrade(store.session, SCHEMA_VERSION + 1)
-        assert upgrade(store.session, SCHEMA_VERSION) == SCHEMA_VERSION
+            upgrade(store.db_path, SCHEMA_VERSION + 1)
+        assert upgrade(store.db_path, SCHEMA_VERSION) == SCHEMA_VERSION

@@ -51,8 +51,8 @@ def test_image_query_finds_its_own_photo(searcher: Searcher, sample_photos_dir: 
     ("kwargs", "message"),
     [
         ({"text": "   "}, "empty"),
-        ({}, "exactly one"),
-        ({"text": "a cat", "image": "x.jpg"}, "exactly one"),
+        ({}, "Give a query"),
+        ({"text": "a cat", "image": "missing.jpg"}, "Cannot use missing.jpg"),
         ({"text": "a cat", "top_k": 0}, "top-k"),
         ({"text": "a cat", "kind": "crop"}, "kind"),
     ],
