@@ -21,7 +21,7 @@ from .errors import (
 from .geometry import Detections
 from .indexing import Indexer, IndexStats
 from .models import ClipEmbedder, Detector
-from .settings import DetectOptions
+from .settings import DetectOptions, RaySettings
 from .store import Store
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "ModelLoadError",
     "ObjsearchError",
     "QueryError",
+    "RaySettings",
     "Store",
     "StoreError",
     "UsageError",

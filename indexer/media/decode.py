@@ -198,17 +198,31 @@ def open_image(
     return image, w, h, metadata
 
 
-def read_photo(
-    path: str,
-    *,
-    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-    decode_side: int | None = DEFAULT_DECODE_SIDE,
-) -> DecodedPhoto:
-    """Read, hash and decode one photo file; raises :class:`DecodeError` with a reason."""
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's bytes identified without decoding them (what move and touch detection need)."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    metadata: PhotoMetadata | None = None
+
+
+def read_digest(path: str) -> FileDigest:
+    """Read and hash one file, and read its metadata from the header (no pixels decoded);
+    raises :class:`DecodeError` when it cannot be read."""
+    data, st = _read_file(path)
+    metadata = _header_metadata(io.BytesIO(data), st.st_mtime_ns)
+    return FileDigest(path, hash_bytes(data), st.st_size, st.st_mtime_ns, metadata)
+
+
+def _read_file(path: str) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and the stat of the very file read, or a :class:`DecodeError`."""
     try:
         with open(path, "rb") as fh:
             st = os.fstat(fh.fileno())
-            data = fh.read()
+            return fh.read(), st
     except FileNotFoundError:
         raise DecodeError("the file vanished before it could be read") from None
     except PermissionError:
@@ -217,6 +231,16 @@ def read_photo(
         raise DecodeError("is a folder, not a file") from None
     except OSError as exc:
         raise DecodeError(f"cannot read file: {exc.strerror or exc}") from None
+
+
+def read_photo(
+    path: str,
+    *,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    decode_side: int | None = DEFAULT_DECODE_SIDE,
+) -> DecodedPhoto:
+    """Read, hash and decode one photo file; raises :class:`DecodeError` with a reason."""
+    data, st = _read_file(path)
     image, width, height, metadata = open_image(
         data, max_megapixels=max_megapixels, decode_side=decode_side, mtime_ns=st.st_mtime_ns
     )
@@ -237,10 +261,15 @@ def read_file_metadata(path: str, mtime_ns: int) -> PhotoMetadata:
 
     A file that cannot be opened any more still gets its file-time date (no EXIF).
     """
+    return _header_metadata(path, mtime_ns)
+
+
+def _header_metadata(source: str | IO[bytes], mtime_ns: int) -> PhotoMetadata:
+    """Metadata from an image's header (a path or bytes); an unreadable one gets its file time."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with _pil_open()(path) as image:
+            with _pil_open()(source) as image:
                 return metadata_of(image, mtime_ns)
     except Exception:  # unreadable now: the next full read will report it
         return metadata_of(None, mtime_ns)

@@ -26,9 +26,12 @@ from indexer.settings import (
     DEFAULT_FAISS_INDEX,
     DEFAULT_MAX_MEGAPIXELS,
     ENV_DETECTOR,
+    ENV_RAY_ADDRESS,
     DetectOptions,
+    RaySettings,
     configure_ultralytics,
     expand_path,
+    resolve_ray_address,
 )
 
 from .app import (
@@ -118,6 +121,40 @@ def index(
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     faiss_index: FaissIndexOpt = DEFAULT_FAISS_INDEX,
     prune: PruneOpt = True,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            envvar=ENV_RAY_ADDRESS,
+            metavar="auto|local|ray://HOST:PORT",
+            help='Run detection and embedding on a Ray cluster (pip install "objsearch\\[ray]"): auto joins a running cluster or starts a local one, local always starts one, ray://HOST:PORT connects through Ray Client, HOST:PORT to a cluster\'s GCS. Every node must see the photos under the same paths (see docs/scaling.md).',
+            show_default=False,
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-actors",
+            help="Detect+embed actors (default: one per GPU, or one per node without GPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    ray_gpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-gpus",
+            help="GPUs each actor reserves (default: 1 on clusters with GPUs, else 0).",
+            show_default=False,
+        ),
+    ] = None,
+    ray_cpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-cpus",
+            help="CPUs each actor reserves and computes with (default: reserves 1, computes with its share of the cluster's cores).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index photos: detect objects, embed photos and crops, store them in INDEX."""
@@ -127,6 +164,15 @@ def index(
     options = DetectOptions(
         confidence=confidence, max_objects=max_objects, min_side=min_side, padding=padding
     )
+    address = resolve_ray_address(ray)
+    ray_settings = None
+    if address is not None:
+        ray_settings = RaySettings(
+            address=address,
+            actors=ray_actors,
+            cpus_per_actor=ray_cpus,
+            gpus_per_actor=ray_gpus,
+        )
     indexer = Indexer(
         index_dir,
         clip_model=clip_model,
@@ -139,6 +185,7 @@ def index(
         batch_size=batch_size,
         max_megapixels=max_megapixels,
         index_type=faiss_index,
+        ray=ray_settings,
     )
     with Progress(
         *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
