@@ -161,3 +161,18 @@ def machine_info() -> dict[str, Any]:
     if faiss is not None:
         info["faiss_threads"] = faiss.omp_get_max_threads()
     return info
+
+
+def load_models(args: Any, detect: bool = True) -> tuple[Any, Any]:
+    """(ClipEmbedder, Detector or None) as the benchmark flags ask for them."""
+    from indexer import ClipEmbedder, Detector
+
+    embedder = ClipEmbedder(
+        args.clip_model,
+        args.device,
+        precision=args.precision,
+        batch_size=args.embed_batch_size,
+        backend=args.backend,
+    )
+    detector = Detector(args.detector, args.device, backend=args.backend) if detect else None
+    return embedder, detector

@@ -13,6 +13,8 @@ Models are loaded and warmed up before the clock starts; load time is reported o
 ``--families clip,siglip,siglip2,altclip`` runs the objsearch modes once per model family,
 each with a random model of the shape ``objsearch models`` reports (same cost as the real
 weights); ``--write-speeds`` stores that table where ``objsearch models`` reads it.
+``--ray ADDRESS`` (e.g. ``local``) adds Ray against the local pipeline, marginal rates over two
+folder sizes with start-up apart, and the driver's SQLite commit rate (see ``_ray.py``).
 
     python benchmarks/index_speed.py --limit 64 --reference-limit 32
 """
@@ -44,6 +46,7 @@ from _common import (  # noqa: E402
     ensure_clip_model,
     ensure_family_model,
     fmt,
+    load_models,
     log,
     machine_info,
     markdown_table,
@@ -134,6 +137,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also embed real crops with fp32 and bf16 and report cosine and throughput",
     )
     p.add_argument("--precision-crops", type=int, default=32, help="crops for --check-precision")
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="also compare indexing on Ray (auto, local, ray://HOST:PORT) with the local "
+        "pipeline over --limit/3 and --limit photos, and measure the driver's commit rate",
+    )
     p.add_argument(
         "--output",
         default=str(RESULTS_DIR / "index_speed.json"),
@@ -305,18 +315,11 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
     if detect:  # photos-only never imports ultralytics, like the indexer it measures
         import ultralytics  # noqa: F401
 
-    from indexer import ClipEmbedder, DetectOptions, Detector, Indexer
+    from indexer import DetectOptions, Indexer
     from indexer.media.decode import read_photo
 
     t = time.perf_counter()
-    embedder = ClipEmbedder(
-        args.clip_model,
-        args.device,
-        precision=args.precision,
-        batch_size=args.embed_batch_size,
-        backend=args.backend,
-    )
-    detector = Detector(args.detector, args.device, backend=args.backend) if detect else None
+    embedder, detector = load_models(args, detect)
     load_s = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -432,6 +435,11 @@ def worker(args: argparse.Namespace) -> None:
         result = run_objsearch(args, list_photos(args.photos, args.limit), detect=False)
     elif mode == "precision":
         result = run_precision_check(args, list_photos(args.photos, 0))
+    elif mode == "ray":
+        from _ray import measure_commit_rate, run_ray_comparison
+
+        result = run_ray_comparison(args, list_photos(args.photos, args.limit))
+        result["commit"] = measure_commit_rate()
     else:
         raise SystemExit(f"unknown worker mode {mode!r}")
     result["peak_rss_mib"] = peak_rss_mib()
@@ -590,6 +598,7 @@ def main(argv: list[str] | None = None) -> None:
     for mode in args.mode_list:
         results[mode] = summarise(spawn(mode, args, raw))
     precision = spawn("precision", args, raw) if args.check_precision else None
+    on_ray = spawn("ray", args, raw) if args.ray else None
 
     headers = [
         "mode",
@@ -685,6 +694,9 @@ def main(argv: list[str] | None = None) -> None:
         verdict = "PASS" if precision["cosine_min"] >= 0.99 else "FAIL"
         print(f"\nbf16 within cosine 0.99 of fp32 on every crop: {verdict}")
 
+    if on_ray is not None:
+        print_ray(on_ray, args.ray)
+
     load = os.getloadavg()[0]
     cpus = os.cpu_count() or 1
     if load > cpus * 1.25:
@@ -700,9 +712,51 @@ def main(argv: list[str] | None = None) -> None:
         "modes": results,
         "speedup": speedup,
         "precision_check": precision,
+        "ray": on_ray,
     }
     write_json(args.output, data)
     log(f"wrote {args.output}")
+
+
+def print_ray(r: dict[str, Any], address: str) -> None:
+    n1, n2 = r["sizes"]
+    print(
+        f"\n### Ray ({address}) against the local pipeline: marginal rate over {n1} -> {n2} photos\n"
+    )
+    rows = [
+        [
+            "local pipeline",
+            fmt(r["local_photos_per_s"]),
+            "-",
+            fmt(r["local_startup_s"], 1),
+            "-",
+            " / ".join(fmt(s, 1) for s in r["local_seconds"]),
+        ],
+        [
+            f"Ray {address} ({r['ray_actors']} actor)",
+            fmt(r["ray_photos_per_s"]),
+            f"{100 * r['ray_overhead']:.0f}%",
+            fmt(r["ray_startup_s"], 1),
+            fmt(r["ray_cluster_start_s"], 1),
+            " / ".join(fmt(s, 1) for s in r["ray_seconds"]),
+        ],
+    ]
+    headers = [
+        "pipeline",
+        "photos/s (marginal)",
+        "overhead",
+        "start-up s per run",
+        "cluster start s",
+        f"wall s ({n1} / {n2} photos)",
+    ]
+    print(markdown_table(headers, rows))
+    c = r["commit"]
+    print(
+        f"\nPer actor: {r['ray_photos_per_s_per_actor']:.2f} photos/s. Driver commit rate "
+        f"(SQLite, batches of {c['batch']}, {c['regions_per_photo']} regions/photo, 512-d): "
+        f"{c['rows_per_s']:,.0f} rows/s = {c['photos_per_s']:,.0f} photos/s; in the Ray run the "
+        f"driver spent {r['ray_driver_store_s']:.2f} s committing {r['ray_driver_rows']} rows."
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ import numpy as np  # noqa: E402
 
 KINDS = ("flat", "hnsw", "ivf")
 REGIONS_PER_PHOTO = 5  # 1 whole photo + 4 objects
-STORE_FORMAT = 2  # bump when the synthetic data changes, to invalidate cached stores
+STORE_FORMAT = 3  # bump when the synthetic data changes, to invalidate cached stores
 LABELS = ("person", "cat", "dog", "car", "chair", "cup", "bottle", "potted plant", "tv", "book")
 
 
@@ -137,6 +138,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stores", default=str(RESULTS_DIR / ".stores"), help="store cache folder")
     p.add_argument("--rebuild", action="store_true", help="rebuild cached stores")
+    p.add_argument(
+        "--filter-fraction",
+        type=float,
+        default=0.01,
+        help="share of photos the filtered query keeps (an --after/--before date window)",
+    )
+    p.add_argument("--no-filtered", action="store_true", help="skip the filtered-query rows")
+    p.add_argument("--filtered-only", action="store_true", help="measure only the filtered queries")
+    p.add_argument(
+        "--dup-photos",
+        default="10000,30000,100000",
+        help="photo counts of the synthetic stores for the duplicates cost ('' = skip)",
+    )
     p.add_argument("--output", default=str(RESULTS_DIR / "query_speed.json"))
     args = p.parse_args(argv)
     args.size_list = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
@@ -148,6 +162,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("sizes must be at least 1000 regions")
     args.ef_list = [int(x) for x in args.ef_search.split(",") if x.strip()]
     args.nprobe_list = [int(x) for x in args.nprobe.split(",") if x.strip()]
+    args.dup_list = [int(float(x)) for x in args.dup_photos.split(",") if x.strip()]
     return args
 
 
@@ -209,6 +224,28 @@ def distinct_texts(count: int, offset: int) -> list[str]:
 
 
 # -- building stores -----------------------------------------------------------------------
+DATE_SPAN_DAYS = 20 * 365
+CAMERAS = ("Canon EOS 5D", "Apple iPhone 15", "NIKON D750", "Sony ILCE-7M3")
+
+
+def synthetic_metadata(photo_id: int) -> tuple[str, str, str, float, float]:
+    """(taken_at, date_source, camera, lat, lon) spread pseudo-randomly over 20 years, so a
+    date window selects photos scattered through the store, not one contiguous block."""
+    mix = (photo_id * 2654435761) % 2**32
+    day, second = mix % DATE_SPAN_DAYS, (mix // DATE_SPAN_DAYS) % 86_400
+    taken = datetime(2005, 1, 1) + timedelta(days=day, seconds=second)
+    lat = -60.0 + (mix % 12_000) / 100.0
+    lon = -180.0 + (mix // 12_000 % 36_000) / 100.0
+    return taken.isoformat(), "exif-original", CAMERAS[mix % len(CAMERAS)], lat, lon
+
+
+def date_window(fraction: float, shift: int = 0) -> tuple[str, str]:
+    """An --after/--before window holding about ``fraction`` of the synthetic photos."""
+    start = datetime(2005, 1, 1) + timedelta(days=DATE_SPAN_DAYS // 3 + shift)
+    end = start + timedelta(days=max(1, round(DATE_SPAN_DAYS * fraction)))
+    return start.date().isoformat(), end.date().isoformat()
+
+
 def store_dir(args: argparse.Namespace, size: int, dim: int) -> Path:
     return Path(args.stores) / f"regions-{size}-d{dim}"
 
@@ -220,6 +257,8 @@ def faiss_cache(folder: Path, kind: str) -> Path:
 def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace) -> dict:
     """Write photos + regions straight into a fresh objsearch SQLite store."""
     from indexer.store import KIND_IMAGE, KIND_OBJECT, Store
+    from indexer.store.migrations import fill_photo_text
+    from indexer.store.schema import SEARCH_DDL
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -232,6 +271,8 @@ def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace
     store.close()
     conn = sqlite3.connect(store.db_path)
     conn.execute("PRAGMA synchronous=OFF")
+    for trigger in ("photo_text_insert", "photo_text_label"):  # full-text rows: built once below
+        conn.execute(f"DROP TRIGGER {trigger}")
     photos = (size + REGIONS_PER_PHOTO - 1) // REGIONS_PER_PHOTO
     now = time.time()
     chunk = 20_000  # regions per transaction
@@ -257,6 +298,7 @@ def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace
                         f"{photo_id:032x}",
                         "this image contains synthetic objects",
                         now,
+                        *synthetic_metadata(photo_id),
                     )
                 )
                 box = (0.0, 0.0, 640.0, 480.0)
@@ -274,7 +316,8 @@ def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace
         with conn:
             conn.executemany(
                 "INSERT INTO photos (id, path, size, mtime_ns, width, height, content_hash, "
-                "caption, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "caption, indexed_at, taken_at, date_source, camera, gps_lat, gps_lon) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 photo_rows,
             )
             conn.executemany(
@@ -282,6 +325,10 @@ def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace
                 "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 region_rows,
             )
+    with conn:
+        for statement in SEARCH_DDL:
+            conn.execute(statement)
+        fill_photo_text(conn)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     seconds = time.perf_counter() - t0
@@ -571,9 +618,212 @@ def exact_neighbours(
     return queries, exact
 
 
+# -- filtered queries and duplicates -------------------------------------------------------
+def exact_filtered(
+    ids: np.ndarray, photo_of: np.ndarray, vectors: np.ndarray, query: np.ndarray, top_k: int
+) -> list[int]:
+    """Region ids of the exact filtered answer: best region of the best ``top_k`` photos."""
+    scores = vectors @ query
+    seen: set[int] = set()
+    out = []
+    for i in np.argsort(-scores, kind="stable"):
+        if photo_of[i] not in seen:
+            seen.add(int(photo_of[i]))
+            out.append(int(ids[i]))
+            if len(out) == top_k:
+                break
+    return out
+
+
+def measure_filtered(
+    folder: Path,
+    kind: str,
+    embedder: Any,
+    queries: np.ndarray,
+    args: argparse.Namespace,
+    text_offset: int,
+) -> dict[str, Any]:
+    """A date filter keeping ``--filter-fraction`` of photos: latency and exactness."""
+    from sqlalchemy import select, text
+
+    from indexer.store import Region
+    from retrieval.search import Searcher, SearchFilters
+    from retrieval.search.filters import matching_region_ids
+
+    activate(folder, kind)
+    after, before = date_window(args.filter_fraction)
+    filters = SearchFilters(after=after, before=before)
+    searcher = Searcher(folder, embedder=embedder)
+    try:
+        index = searcher.vectors
+
+        def pushed_down(_: int) -> Any:  # the SQL alone, past the searcher's filter cache
+            with searcher.store.session() as s:
+                return matching_region_ids(s, filters)
+
+        sql_ms, sets = timed_ms(pushed_down, list(range(20)))
+        allowed = sets[0][0]
+        with searcher.store.session() as s:
+            rows = []
+            for start in range(0, len(allowed), 900):
+                chunk = [int(i) for i in allowed[start : start + 900]]
+                rows += s.execute(
+                    select(Region.id, Region.photo_id, Region.vector).where(Region.id.in_(chunk))
+                ).all()
+            total_photos = s.execute(text("SELECT count(*) FROM photos")).scalar()
+        ids = np.array([r[0] for r in rows], np.int64)
+        photo_of = np.array([r[1] for r in rows], np.int64)
+        vectors = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
+        timed = list(queries[: args.latency_queries])
+        # A new filter for every query (windows shifted by a day: SQL runs each time) ...
+        shifted = [
+            SearchFilters(after=a, before=b)
+            for a, b in (date_window(args.filter_fraction, shift=i + 1) for i in range(len(timed)))
+        ]
+        pairs = list(zip(timed, shifted, strict=True))
+        cold_ms, _ = timed_ms(
+            lambda qf: searcher.search_vector(qf[0], args.top_k, filters=qf[1]), pairs
+        )
+        # ... and the same filter again (its allowed set is cached: paging, rewording).
+        sv_ms, outs = timed_ms(
+            lambda q: searcher.search_vector(q, args.top_k, filters=filters), timed
+        )
+        identical = [
+            [r.region_id for r in got] == exact_filtered(ids, photo_of, vectors, q, args.top_k)
+            for q, got in zip(timed, outs, strict=True)
+        ]
+        full = [len(got) == args.top_k for got in outs]
+        # What "search the top k, then drop" would have returned for the same queries.
+        naive = []
+        for q in timed:
+            plain = searcher.search_vector(q, args.top_k)
+            naive.append(sum(after <= (r.taken_at or "") < before for r in plain))
+        texts = distinct_texts(args.text_queries, text_offset)
+        searcher.search(text="warm-up query that is never measured", top_k=args.top_k)
+        text_pairs = [
+            (t, SearchFilters(after=a, before=b))
+            for i, t in enumerate(texts)
+            for a, b in [date_window(args.filter_fraction, shift=1000 + i)]
+        ]
+        text_ms, _ = timed_ms(
+            lambda tf: searcher.search(text=tf[0], top_k=args.top_k, filters=tf[1]), text_pairs
+        )
+        # Text encoding alone, on strings not seen before (what text e2e spends before search).
+        encode_ms, _ = timed_ms(
+            embedder.embed_text, distinct_texts(args.text_queries, text_offset + args.text_queries)
+        )
+        return {
+            "size": index.ntotal,
+            "kind": kind,
+            "filter": f"--after {after} --before {before}",
+            "photos_kept": len(set(photo_of.tolist())),
+            "photos_total": int(total_photos),
+            "regions_kept": len(ids),
+            "sql_p50_ms": percentile(sql_ms, 50),
+            "search_vector_p50_ms": percentile(cold_ms, 50),
+            "search_vector_p95_ms": percentile(cold_ms, 95),
+            "same_filter_p50_ms": percentile(sv_ms, 50),
+            "same_filter_p95_ms": percentile(sv_ms, 95),
+            "text_p50_ms": percentile(text_ms, 50),
+            "text_p95_ms": percentile(text_ms, 95),
+            "encode_p50_ms": percentile(encode_ms, 50),
+            "identical_to_exact": float(np.mean(identical)),
+            "full_top_k": float(np.mean(full)),
+            "naive_kept_mean": float(np.mean(naive)),
+        }
+    finally:
+        searcher.close()
+        gc.collect()
+
+
+def write_dup_store(folder: Path, photos: int, dim: int, args: argparse.Namespace) -> list:
+    """A photos-only store (one whole-photo vector each) with planted copies.
+
+    1 % of photos get a near copy (perturbed vector, half the pixels) and 0.5 % an exact
+    copy (same hash and vector). Returns the planted (original id, copy id) pairs.
+    """
+    from indexer.store import KIND_IMAGE, Store
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    rng = np.random.default_rng(args.seed + 7)
+    centres = cluster_centres(dim, n_clusters(photos, args.clusters), args.seed)
+    vectors = sample_vectors(rng, centres, photos, args.spread)
+    n_near, n_exact = photos // 100, photos // 200
+    originals = rng.choice(photos - n_near - n_exact, n_near + n_exact, replace=False)
+    copies = np.arange(photos - n_near - n_exact, photos)
+    vectors[copies[:n_near]] = perturb(rng, vectors[originals[:n_near]], 0.1)
+    vectors[copies[n_near:]] = vectors[originals[n_near:]]
+    hashes = [f"{i:032x}" for i in range(photos)]
+    sizes = [(640, 480)] * photos
+    for orig, copy in zip(originals[n_near:], copies[n_near:], strict=True):
+        hashes[copy] = hashes[orig]
+    for copy in copies[:n_near]:
+        sizes[copy] = (320, 240)
+    store = Store(folder, create=True)
+    store.close()
+    conn = sqlite3.connect(store.db_path)
+    conn.execute("PRAGMA synchronous=OFF")
+    with conn:
+        conn.executemany(
+            "INSERT INTO photos (id, path, size, mtime_ns, width, height, content_hash, caption, "
+            "indexed_at) VALUES (?, ?, ?, 0, ?, ?, ?, '', 0)",
+            [
+                (
+                    i + 1,
+                    f"/synthetic/{i // 1000:04d}/IMG_{i:07d}.jpg",
+                    100_000,
+                    *sizes[i],
+                    hashes[i],
+                )
+                for i in range(photos)
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO regions (id, photo_id, kind, x1, y1, x2, y2, vector) "
+            "VALUES (?, ?, ?, 0, 0, 640, 480, ?)",
+            [(i + 1, i + 1, KIND_IMAGE, vectors[i].tobytes()) for i in range(photos)],
+        )
+    conn.close()
+    return [(int(a) + 1, int(b) + 1) for a, b in zip(originals, copies, strict=True)]
+
+
+def measure_duplicates(photos: int, dim: int, args: argparse.Namespace) -> dict[str, Any]:
+    from indexer.store import Store
+    from retrieval.duplicates import find_duplicates
+
+    folder = Path(args.stores) / f"dups-{photos}-d{dim}"
+    t = time.perf_counter()
+    planted = write_dup_store(folder, photos, dim, args)
+    write_s = time.perf_counter() - t
+    with Store(folder) as store:
+        t = time.perf_counter()
+        groups = find_duplicates(store)
+        seconds = time.perf_counter() - t
+    group_of = {p.photo_id: n for n, g in enumerate(groups) for p in g.photos}
+    found = [a in group_of and group_of.get(a) == group_of.get(b) for a, b in planted]
+    shutil.rmtree(folder)
+    log(f"  duplicates at {photos:,} photos: {seconds:.1f} s, {len(groups)} groups")
+    return {
+        "photos": photos,
+        "seconds": seconds,
+        "write_s": write_s,
+        "groups": len(groups),
+        "exact_groups": sum(g.kind == "exact" for g in groups),
+        "photos_in_groups": len(group_of),
+        "planted_pairs": len(planted),
+        "planted_found": float(np.mean(found)) if found else float("nan"),
+    }
+
+
 # -- report --------------------------------------------------------------------------------
 def print_tables(
-    rows: list[dict[str, Any]], sweeps: list[dict[str, Any]], args: Any, setup: str
+    rows: list[dict[str, Any]],
+    sweeps: list[dict[str, Any]],
+    args: Any,
+    setup: str,
+    filtered: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    dups: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> None:
     headers = [
         "regions",
@@ -607,8 +857,9 @@ def print_tables(
                 fmt(r["disk_bytes_per_region"], 0),
             ]
         )
-    print(f"### Query latency by store size and FAISS kind ({setup})\n")
-    print(markdown_table(headers, table))
+    if rows:
+        print(f"### Query latency by store size and FAISS kind ({setup})\n")
+        print(markdown_table(headers, table))
     if sweeps:
         size = sweeps[0]["size"]
         print(f"\n### efSearch / nprobe sweep at {size:,} regions\n")
@@ -633,13 +884,71 @@ def print_tables(
         ]
         print(markdown_table(headers, table))
     print(
-        "\nrecall@10: overlap of the top 10 with exact (flat) search over "
+        f"\n{setup}. "
+        "recall@10: overlap of the top 10 with exact (flat) search over "
         f"{args.queries} perturbed stored vectors, searched with k={candidate_k(args.top_k)} "
         "as Searcher does. FAISS latency: one query at a time, best of 2 rounds per query. "
         "search_vector = FAISS + SQLite join + grouping for a vector query; text e2e = "
         "Searcher.search(text=...) including CLIP text encoding (all prompt templates) of distinct "
         "strings; cached = the same strings again (text-vector cache hit)."
     )
+    if filtered:
+        print(
+            f"\n### Filtered queries (a date filter keeping about {args.filter_fraction:.0%} of photos)\n"
+        )
+        headers = [
+            "regions",
+            "kind",
+            "photos kept",
+            "regions kept",
+            "SQL p50 ms",
+            "search_vector p50 / p95 ms",
+            "same filter again p50 / p95 ms",
+            "text e2e p50 / p95 ms",
+            "of which text encoding p50 ms",
+            "identical to exact",
+            "full top-k",
+            "top-k-then-drop keeps",
+        ]
+        table = [
+            [
+                f"{r['size']:,}",
+                r["kind"],
+                f"{r['photos_kept']:,} of {r['photos_total']:,}",
+                f"{r['regions_kept']:,}",
+                fmt(r["sql_p50_ms"], 1),
+                f"{fmt(r['search_vector_p50_ms'], 1)} / {fmt(r['search_vector_p95_ms'], 1)}",
+                f"{fmt(r['same_filter_p50_ms'], 1)} / {fmt(r['same_filter_p95_ms'], 1)}",
+                f"{fmt(r['text_p50_ms'], 1)} / {fmt(r['text_p95_ms'], 1)}",
+                fmt(r["encode_p50_ms"], 1),
+                f"{r['identical_to_exact']:.0%}",
+                f"{r['full_top_k']:.0%}",
+                f"{r['naive_kept_mean']:.2f} of {args.top_k}",
+            ]
+            for r in filtered
+        ]
+        print(markdown_table(headers, table))
+        print(
+            "\nsearch_vector and text e2e: a new filter window for every query (its SQL runs); "
+            "same filter again: one window repeated (its allowed set is cached). "
+            "identical to exact: share of queries whose results (photos, regions, order) equal "
+            "brute force over the filtered rows' stored vectors; top-k-then-drop keeps: how many "
+            "of the unfiltered top k would pass the filter."
+        )
+    if dups:
+        print("\n### Duplicates (synthetic photos-only stores, threshold 0.95)\n")
+        headers = ["photos", "seconds", "µs / photo", "groups (exact)", "planted pairs found"]
+        table = [
+            [
+                f"{d['photos']:,}",
+                fmt(d["seconds"], 1),
+                fmt(d["seconds"] / d["photos"] * 1e6, 0),
+                f"{d['groups']:,} ({d['exact_groups']:,})",
+                f"{d['planted_found']:.1%} of {d['planted_pairs']:,}",
+            ]
+            for d in dups
+        ]
+        print(markdown_table(headers, table))
     load = os.getloadavg()[0]
     cpus = os.cpu_count() or 1
     if load > cpus * 1.25:
@@ -674,8 +983,11 @@ def main(argv: list[str] | None = None) -> None:
     sizes = sorted(set(args.size_list) | {sweep_size})
     rows: list[dict[str, Any]] = []
     sweeps: list[dict[str, Any]] = []
+    filtered: list[dict[str, Any]] = []
     text_offset = 0
     started = time.perf_counter()
+    if args.filtered_only:
+        sizes = sorted(set(args.size_list))
     for size in sizes:
         cached = set()
         folder = store_dir(args, size, embedder.dim)
@@ -688,7 +1000,14 @@ def main(argv: list[str] | None = None) -> None:
         queries, exact = exact_neighbours(folder, rng, args)
         if args.faiss_threads > 0:
             faiss.omp_set_num_threads(args.faiss_threads)
-        if size in args.size_list:
+        if size in args.size_list and not args.no_filtered:
+            for kind in args.kind_list:
+                log(f"filtered queries, {kind} at {size:,} regions ...")
+                filtered.append(
+                    measure_filtered(folder, kind, embedder, queries, args, text_offset)
+                )
+                text_offset += 2 * args.text_queries  # texts and encoding-only texts
+        if size in args.size_list and not args.filtered_only:
             for kind in args.kind_list:
                 log(
                     f"measuring {kind} at {size:,} regions ({time.perf_counter() - started:.0f} s) ..."
@@ -698,20 +1017,22 @@ def main(argv: list[str] | None = None) -> None:
                 row.update(info["kinds"][kind])
                 row["build_cached"] = kind in cached
                 rows.append(row)
-        if size == sweep_size:
+        if size == sweep_size and not args.filtered_only:
             if "hnsw" in args.kind_list:
                 sweeps += sweep(folder, "hnsw", embedder, queries, exact, args.ef_list, args)
             if "ivf" in args.kind_list:
                 sweeps += sweep(folder, "ivf", embedder, queries, exact, args.nprobe_list, args)
             for s in sweeps:
                 s["size"] = size
+    faiss.omp_set_num_threads(default_faiss_threads)
+    dups = [measure_duplicates(n, embedder.dim, args) for n in args.dup_list]
     import torch
 
     setup = (
         f"CLIP text {embedder.precision} {embedder.backend} on {args.device}, torch threads "
         f"{torch.get_num_threads()}, FAISS threads {args.faiss_threads or default_faiss_threads}"
     )
-    print_tables(rows, sweeps, args, setup)
+    print_tables(rows, sweeps, args, setup, filtered, dups)
     config = {k: v for k, v in vars(args).items()}
     write_json(
         args.output,
@@ -723,6 +1044,8 @@ def main(argv: list[str] | None = None) -> None:
             "seconds": time.perf_counter() - started,
             "results": rows,
             "sweeps": sweeps,
+            "filtered": filtered,
+            "duplicates": dups,
         },
     )
     log(f"wrote {args.output} ({time.perf_counter() - started:.0f} s)")

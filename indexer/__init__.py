@@ -16,11 +16,12 @@ from .errors import (
     ObjsearchError,
     QueryError,
     StoreError,
+    UsageError,
 )
 from .geometry import Detections
 from .indexing import Indexer, IndexStats
 from .models import ClipEmbedder, Detector
-from .settings import DetectOptions
+from .settings import DetectOptions, RaySettings
 from .store import Store
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "ModelLoadError",
     "ObjsearchError",
     "QueryError",
+    "RaySettings",
     "Store",
     "StoreError",
+    "UsageError",
 ]

@@ -36,6 +36,12 @@ class IndexLockedError(StoreError):
     exit_code = 5
 
 
+class UsageError(ObjsearchError):
+    """A command was given arguments or paths it cannot use (a misspelled folder...)."""
+
+    exit_code = 2
+
+
 class QueryError(ObjsearchError, ValueError):
     """A search query is malformed (no text and no image, an unreadable query image...).
 
@@ -43,6 +49,13 @@ class QueryError(ObjsearchError, ValueError):
     """
 
     exit_code = 2
+
+
+# Where a model-load error sends people without internet access on the machine.
+NO_INTERNET_HINT = (
+    'No internet on this machine? See "No internet?" in the objsearch README '
+    "(objsearch models save makes offline copies)."
+)
 
 
 def first_line(exc: BaseException) -> str:

@@ -28,14 +28,24 @@ ENV_DEVICE = "OBJSEARCH_DEVICE"
 ENV_PRECISION = "OBJSEARCH_PRECISION"
 ENV_BACKEND = "OBJSEARCH_BACKEND"
 ENV_CACHE = "OBJSEARCH_CACHE"
+ENV_TOKEN = "OBJSEARCH_TOKEN"
+ENV_RAY_ADDRESS = "OBJSEARCH_RAY_ADDRESS"
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "openvino")
 
+# Where --ray runs when given without an address: a running cluster, else a local one.
+DEFAULT_RAY_ADDRESS = "auto"
+
 # Decoding limits (see indexer.media.decode).
 DEFAULT_MAX_MEGAPIXELS = 180.0
 DEFAULT_DECODE_SIDE = 1280
+
+# The HTTP server (see retrieval.serve): loopback only unless a token is set.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_MAX_UPLOAD_MB = 20.0
 
 
 def configure_ultralytics() -> None:
@@ -55,6 +65,15 @@ def configure_ultralytics() -> None:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(cores))
+
+
+def expand_path(path: str | os.PathLike[str]) -> str:
+    """The absolute form of a path a person typed, with ``~`` expanded.
+
+    Shells expand ``~`` only when it is unquoted and at the start of a word; the Python
+    API and quoted arguments get it literally, and both mean the home folder.
+    """
+    return os.path.abspath(os.path.expanduser(os.fspath(path)))
 
 
 def resolve(value: str | None, env: str, default: str | None) -> str | None:
@@ -177,3 +196,46 @@ class DetectOptions:
             raise ObjsearchError(f"crop padding must be in [0, 1], got {self.padding}")
         if not 0.0 < self.dedupe_iou <= 1.0:
             raise ObjsearchError(f"dedupe IoU must be in (0, 1], got {self.dedupe_iou}")
+
+
+def resolve_ray_address(value: str | None) -> str | None:
+    """Where to run the model stage on Ray: ``--ray``'s value, else ``OBJSEARCH_RAY_ADDRESS``;
+    None (neither given) runs everything in this process.
+
+    ``auto`` joins a running cluster (``RAY_ADDRESS`` or one started with ``ray start``) or
+    starts a local one, ``local`` always starts a local one, ``ray://HOST:PORT`` connects
+    through Ray Client and ``HOST:PORT`` is a cluster's GCS address (drivers on a node).
+    """
+    address = (resolve(value, ENV_RAY_ADDRESS, None) or "").strip()
+    if not address:
+        return None
+    if address in ("auto", "local") or address.startswith("ray://"):
+        return address
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "/" not in host:
+        return address
+    raise ObjsearchError(
+        f"Unknown Ray address {address!r}: use auto, local, ray://HOST:PORT or HOST:PORT."
+    )
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """Run the model stage on Ray: where, and the actor pool's size and resources.
+
+    ``None`` means "from the cluster": one actor per GPU reserving one GPU each, or one
+    actor per node on clusters without GPUs (see ``indexer.indexing.ray_stage``).
+    """
+
+    address: str = DEFAULT_RAY_ADDRESS
+    actors: int | None = None
+    cpus_per_actor: float | None = None
+    gpus_per_actor: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.actors is not None and self.actors < 1:
+            raise ObjsearchError(f"Ray actors must be >= 1, got {self.actors}")
+        for name in ("cpus_per_actor", "gpus_per_actor"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ObjsearchError(f"{name.replace('_', ' ')} must be >= 0, got {value}")

@@ -4,11 +4,28 @@ from retrieval import Searcher
 for hit in Searcher("my-index").search(text="a flowerpot", top_k=5):
     print(hit.score, hit.image, hit.box, hit.label)
 
-Sub-packages: ``search`` (the searcher), ``localize`` (CLIP sliding-window localisation),
+Sub-packages: ``search`` (the searcher, query composition, filters), ``duplicates``,
+``localize`` (CLIP sliding-window localisation),
 ``export`` (JSON Lines), ``cli`` (the ``objsearch`` command).
 """
 
 from .export import export_jsonl, export_records
-from .search import Searcher, SearchResult
+from .search import Searcher, SearchFilters, SearchResult
 
-__all__ = ["SearchResult", "Searcher", "export_jsonl", "export_records"]
+__all__ = [
+    "SearchFilters",
+    "SearchResult",
+    "Searcher",
+    "create_app",
+    "export_jsonl",
+    "export_records",
+]
+
+
+def __getattr__(name: str) -> object:
+    """``create_app`` on first use, so plain searches do not import the web stack."""
+    if name == "create_app":
+        from .serve import create_app
+
+        return create_app
+    raise AttributeError(name)

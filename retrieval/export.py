@@ -10,13 +10,14 @@ from indexer.store import Store
 
 
 def export_records(store: Store) -> Iterator[dict[str, object]]:
-    """One record per photo: path, size, caption and its regions (no vectors)."""
+    """One record per photo: path, size, caption, metadata and its regions (no vectors)."""
     for photo, regions in store.iter_photos():
         yield {
             "image": photo.path,
             "width": photo.width,
             "height": photo.height,
             "caption": photo.caption,
+            **photo.metadata_dict(),
             "regions": [
                 {
                     "region_id": r.id,

@@ -5,34 +5,53 @@ decodes changed photos on a thread pool while the models work, has
 :class:`~indexer.indexing.regions.RegionEmbedder` detect and embed batches of photos, and
 commits each batch in one SQLite transaction. A crash loses at most the batch in flight;
 the next run resumes where the last commit stopped. Only this module writes the store.
+
+With ``ray`` settings the model stage runs on a Ray cluster instead (see
+:mod:`indexer.indexing.ray_stage`): this process still plans the run, settles moved and touched
+files itself, and commits the regions the cluster streams back, batch by batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
-from ..errors import ObjsearchError, StoreError, first_line
-from ..media.decode import DecodedPhoto, DecodeError, read_photo
-from ..media.scan import absolute, under
-from ..models.clip import ClipEmbedder
-from ..models.detector import Detector
-from ..models.identity import model_mismatch, model_record
+from ..errors import ObjsearchError, StoreError, UsageError, first_line
+from ..media.decode import (
+    DecodedPhoto,
+    DecodeError,
+    FileDigest,
+    read_digest,
+    read_file_metadata,
+    read_photo,
+)
+from ..media.scan import under
+from ..models.clip import ClipEmbedder, find_clip_source
+from ..models.detector import Detector, find_detector_weights
+from ..models.identity import ModelIdentity, model_mismatch, model_record
 from ..models.source import canonical_model_id
 from ..settings import (
     DEFAULT_DECODE_SIDE,
     DEFAULT_FAISS_INDEX,
     DEFAULT_MAX_MEGAPIXELS,
+    ENV_BACKEND,
+    ENV_DEVICE,
+    ENV_PRECISION,
     DetectOptions,
+    RaySettings,
+    expand_path,
+    resolve,
     resolve_clip_model,
     resolve_detector,
     resolve_device,
 )
-from ..store.database import Store, remove_temp_files
+from ..store.database import Store, check_creatable, remove_temp_files
 from ..store.records import (
     BatchChanges,
     FailureRecord,
@@ -40,12 +59,21 @@ from ..store.records import (
     PhotoMove,
     PhotoTouch,
 )
+from ..store.schema import DB_NAME
 from ..store.vectors import INDEX_TYPES, VectorIndex, choose_index_type
-from .plan import Plan, Work, plan_run
-from .regions import RegionEmbedder
+from .plan import Plan, Work, existing_roots, plan_run
+from .regions import EmbedFn, RegionEmbedder, embed_isolating
+
+if TYPE_CHECKING:
+    from .ray_stage import RayStage
+    from .ray_workers import ModelSpec
 
 ProgressFn = Callable[[int, int], None]
-EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]
+T = TypeVar("T")
+METADATA_BATCH = 500  # photos per commit when only their metadata is read
+
+# Photos in a run's first batch (see _batches).
+FIRST_BATCH = 4
 
 
 @dataclass
@@ -61,6 +89,7 @@ class IndexStats:
     failures: int = 0
     seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
 
     @property
     def photos_per_second(self) -> float:
@@ -77,6 +106,7 @@ class IndexStats:
             "failures": self.failures,
             "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 3),
+            "missing": list(self.missing_roots),
         }
 
 
@@ -87,6 +117,8 @@ class Indexer:
     otherwise they load lazily from ``clip_model``/``detector_weights`` (hub id or local
     path), only when some photo actually needs them, so a no-change re-run loads no model.
     ``detector_classes`` names what an open-vocabulary detector (YOLO-World, YOLOE) finds.
+    ``ray`` runs detection and embedding on a Ray cluster (``pip install "objsearch[ray]"``),
+    whose actors load the models by name; this process stays the only writer.
     """
 
     def __init__(
@@ -110,12 +142,17 @@ class Indexer:
         save_every: float = 60.0,
         embedder: ClipEmbedder | None = None,
         detector: Detector | None = None,
+        ray: RaySettings | None = None,
     ) -> None:
         if index_type not in INDEX_TYPES:
             raise ObjsearchError(
                 f"Unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}."
             )
-        self.index_dir = os.path.abspath(os.fspath(index_dir))
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        if max_megapixels <= 0:
+            raise UsageError(f"the megapixel limit must be above 0, got {max_megapixels}")
+        self.index_dir = expand_path(index_dir)
         self.clip_model = clip_model
         self.detector_weights = detector_weights
         self.detector_classes = tuple(detector_classes or ())
@@ -133,6 +170,9 @@ class Indexer:
         self.save_every = save_every
         self.embedder = embedder
         self.detector = detector
+        self.ray = ray
+        self.ray_workers: dict[int, int] = {}
+        """After a Ray run: the PID of each actor that returned photos -> how many."""
         self.timings: dict[str, float] = defaultdict(float)
         self._checked_store: str | None = None
 
@@ -143,22 +183,36 @@ class Indexer:
             self._resolved_device = resolve_device(self._device)
         return self._resolved_device
 
-    def _ensure_embedder(self, store: Store) -> ClipEmbedder:
-        """Load CLIP once; record it in a new index, or refuse one that differs."""
+    def load_models(self, store: Store | None = None) -> None:
+        """Load the models a run needs; both are found first, so neither loads in vain.
+
+        Finding a model only looks at files, caches and the network; loading it reads its
+        weights and may convert it for OpenVINO (seconds). A missing detector is reported
+        before CLIP is converted, and a missing CLIP before the detector loads. With a
+        ``store``, CLIP is also recorded in it or checked against it.
+        """
+        stored = store.get_meta("clip_model") if store is not None else None
+        clip = resolve_clip_model(self.clip_model, stored)
+        need_detector = self.detect_objects and self.detector is None
+        if self.embedder is None:
+            find_clip_source(clip)
+        if need_detector:
+            find_detector_weights(self.detector_weights)
+        if self.detect_objects:
+            self._ensure_detector(store)
         if self.embedder is None:
             self.embedder = ClipEmbedder(
-                resolve_clip_model(self.clip_model, store.get_meta("clip_model")),
+                clip,
                 self.device,
                 precision=self.precision,
                 batch_size=self.embed_batch_size,
                 backend=self.backend,
             )
-        if self._checked_store != store.dir:
+        if store is not None and self._checked_store != store.dir:
             check_model_matches(store, self.embedder)
             self._checked_store = store.dir
-        return self.embedder
 
-    def _ensure_detector(self, store: Store) -> Detector:
+    def _ensure_detector(self, store: Store | None) -> Detector:
         """Load the detector once and record it in the index."""
         if self.detector is None:
             self.detector = Detector(
@@ -167,15 +221,16 @@ class Indexer:
                 backend=self.backend,
                 classes=self.detector_classes,
             )
-        if store.get_meta("detector") != self.detector.model_id:
+        if store is not None and store.get_meta("detector") != self.detector.model_id:
             store.set_meta(detector=self.detector.model_id)
         return self.detector
 
     def region_embedder(self, store: Store) -> RegionEmbedder:
         """The detect + crop + embed step with this run's models (loaded and checked)."""
-        embedder = self._ensure_embedder(store)
-        detector = self._ensure_detector(store) if self.detect_objects else None
-        return RegionEmbedder(embedder, detector, self.options, self.timings)
+        self.load_models(store)
+        assert self.embedder is not None
+        detector = self.detector if self.detect_objects else None
+        return RegionEmbedder(self.embedder, detector, self.options, self.timings)
 
     # -- the run -------------------------------------------------------------------------
     def index(
@@ -191,7 +246,18 @@ class Indexer:
         removed; pass ``prune=False`` when a folder may be on an unplugged drive.
         """
         started = time.perf_counter()
-        roots = absolute(paths)
+        if self.ray is not None:
+            from .ray_cluster import import_ray
+
+            import_ray()  # without Ray installed, say how to install it before anything else
+        roots, missing = existing_roots(paths)
+        if not os.path.exists(os.path.join(self.index_dir, DB_NAME)):
+            # A new index: its folder appears only once the models have loaded, so a run
+            # that stops on a model leaves nothing behind. (On Ray the actors load them;
+            # a model they cannot load stops the run at the first batch.)
+            check_creatable(self.index_dir)
+            if self.ray is None:
+                self.load_models()
         store = Store(self.index_dir, create=True)
         try:
             store.lock()
@@ -199,20 +265,47 @@ class Indexer:
             stats = self._run(store, roots, prune, progress)
         finally:
             store.close()
+        stats.missing_roots = missing
         stats.seconds = time.perf_counter() - started
         return stats
 
-    def _refuse_other_model(self, store: Store) -> None:
+    def _refuse_other_model(self, store: Store, stage: RayStage | None) -> None:
         """Check a different ``clip_model`` against the index before touching anything."""
         requested = canonical_model_id(self.clip_model) if self.clip_model else None
         stored = store.get_meta("clip_model")
-        if stored and requested and requested != stored:
-            self._ensure_embedder(store)
+        if stage is not None:  # Ray actors load the models; probe them on the cluster
+            if stored and requested and requested != stored:
+                check_model_matches(store, stage.probe(self._model_spec(store)).clip)
+            return
+        if (self.embedder is not None and not stored) or (
+            stored and requested and requested != stored
+        ):
+            self.load_models(store)  # also records an already-loaded model in a new index
 
     def _run(
         self, store: Store, roots: list[str], prune: bool, progress: ProgressFn | None
     ) -> IndexStats:
-        self._refuse_other_model(store)
+        stage: RayStage | None = None
+        if self.ray is not None:
+            from .ray_stage import RayStage
+
+            stage = RayStage(self.ray)  # connects on first use: only if a model must run
+        try:
+            return self._run_with(store, roots, prune, progress, stage)
+        finally:
+            if stage is not None:
+                self.ray_workers = dict(stage.workers)
+                stage.close()
+
+    def _run_with(
+        self,
+        store: Store,
+        roots: list[str],
+        prune: bool,
+        progress: ProgressFn | None,
+        stage: RayStage | None,
+    ) -> IndexStats:
+        self._refuse_other_model(store, stage)
         t0 = time.perf_counter()
         plan = plan_run(roots, store.photo_states())
         self.timings["scan"] += time.perf_counter() - t0
@@ -231,22 +324,127 @@ class Indexer:
         )
         if plan.problems:
             run.commit([], plan.problems)
+        for batch in _batches(plan.needs_metadata, METADATA_BATCH, METADATA_BATCH):
+            t = time.perf_counter()
+            touches = [
+                PhotoTouch(
+                    w.previous.id,
+                    w.file.size,
+                    w.file.mtime_ns,
+                    read_file_metadata(w.file.path, w.file.mtime_ns),
+                )
+                for w in batch
+                if w.previous is not None
+            ]
+            self.timings["decode"] += time.perf_counter() - t
+            run.commit([], [], touches=touches)
         total = len(plan.work)
         if progress:
             progress(0, total)
         try:
-            done = 0
-            for batch in _batches(self._decoded(plan.work), self.batch_size):
-                run.process(batch)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
-                run.maybe_save()
+            if stage is None:
+                done = 0
+                for batch in _batches(self._decoded(plan.work), self.batch_size):
+                    run.process(batch)
+                    done += len(batch)
+                    if progress:
+                        progress(done, total)
+                    run.maybe_save()
+            else:
+                self._run_on_ray(stage, store, run, plan, progress)
             if prune:
                 run.prune(roots)
-        finally:
-            run.save()
+            store.clear_stale_failures(keep=(path for path, _ in stats.failed))
+        except BaseException:
+            # Keep what was committed searchable, but let the first error speak (a full
+            # disk would fail the save too, with a less useful message).
+            with contextlib.suppress(ObjsearchError, OSError):
+                run.save()
+            raise
+        run.save()
         return stats
+
+    def _model_spec(self, store: Store) -> ModelSpec:
+        """The models Ray actors load: names and choices resolved here, devices on each node."""
+        from .ray_workers import ModelSpec
+
+        return ModelSpec(
+            clip_model=resolve_clip_model(self.clip_model, store.get_meta("clip_model")),
+            detector=resolve_detector(self.detector_weights) if self.detect_objects else None,
+            device=resolve(self._device, ENV_DEVICE, None),
+            precision=resolve(self.precision, ENV_PRECISION, None),
+            backend=resolve(self.backend, ENV_BACKEND, None),
+            options=self.options,
+            embed_batch_size=self.embed_batch_size,
+            detector_classes=self.detector_classes,
+        )
+
+    def _run_on_ray(
+        self,
+        stage: RayStage,
+        store: Store,
+        run: _Run,
+        plan: Plan,
+        progress: ProgressFn | None,
+    ) -> None:
+        """Settle what needs no model here, send the rest to Ray, commit what streams back.
+
+        Files whose bytes may already be indexed (changed files, and new files while some
+        indexed files are missing) are hashed here first, so moves and touches never reach
+        the cluster; everything else goes straight to Ray.
+        """
+        total, done = len(plan.work), 0
+        maybe_known = [w for w in plan.work if w.previous is not None or plan.moved_from]
+        rest = [w for w in plan.work if not (w.previous is not None or plan.moved_from)]
+        need: list[Work] = []
+        digests = ((w, self._digest(w)) for w in maybe_known)
+        for batch in _batches(digests, self.batch_size):
+            left = run.settle(batch)
+            need += left
+            done += len(batch) - len(left)
+            if progress:
+                progress(done, total)
+        need += rest
+        if not need:
+            return
+        checked: set[bytes] = set()
+        spec = self._model_spec(store)
+        for outcomes in stage.stream(
+            [w.file.path for w in need],
+            spec,
+            batch_size=self.batch_size,
+            max_megapixels=self.max_megapixels,
+            decode_side=self.decode_side,
+        ):
+            for model in {o.model for o in outcomes if o.model} - checked:
+                self._check_remote_models(store, model)
+                checked.add(model)
+            run.add(
+                [o.record for o in outcomes if o.record is not None],
+                [o.failure for o in outcomes if o.failure is not None],
+            )
+            done += len(outcomes)
+            if progress:
+                progress(done, total)
+            run.maybe_save()
+
+    def _check_remote_models(self, store: Store, model: bytes) -> None:
+        """An actor's models against the index (recorded in a new one), before storing."""
+        from .ray_workers import ModelProbe
+
+        probe = ModelProbe.load(model)
+        check_model_matches(store, probe.clip)
+        if probe.detector_id and store.get_meta("detector") != probe.detector_id:
+            store.set_meta(detector=probe.detector_id)
+
+    def _digest(self, item: Work) -> FileDigest | DecodeError:
+        t = time.perf_counter()
+        try:
+            return read_digest(item.file.path)
+        except DecodeError as exc:
+            return exc
+        finally:
+            self.timings["hash"] += time.perf_counter() - t
 
     def _decoded(self, work: Sequence[Work]) -> Iterator[tuple[Work, DecodedPhoto | DecodeError]]:
         """Decode on a thread pool, in order, with a bounded number of photos in flight."""
@@ -280,26 +478,31 @@ class Indexer:
                 yield item, fut.result()
 
 
-def check_model_matches(store: Store, embedder: ClipEmbedder) -> None:
+def check_model_matches(store: Store, model: ClipEmbedder | ModelIdentity) -> None:
     """Record the model in a new index, or refuse one that differs from the index's."""
     meta = store.meta()
+    identity = model if isinstance(model, ModelIdentity) else ModelIdentity.of(model)
     if "clip_model" not in meta:
-        store.set_meta(**model_record(embedder))
+        store.set_meta(**model_record(identity))
         return
-    problem = model_mismatch(meta, embedder)
+    problem = model_mismatch(meta, identity)
     if problem:
         raise StoreError(problem)
 
 
-def _batches(
-    items: Iterable[tuple[Work, DecodedPhoto | DecodeError]], size: int
-) -> Iterator[list[tuple[Work, DecodedPhoto | DecodeError]]]:
-    batch: list[tuple[Work, DecodedPhoto | DecodeError]] = []
+def _batches(items: Iterable[T], size: int, first: int = FIRST_BATCH) -> Iterator[list[T]]:
+    """Batches of ``size``, but the first holds at most ``first`` items.
+
+    Each batch ends in a commit, and a new index is searchable from its first commit on:
+    a small first batch makes that seconds, not a full batch of model work, after the start.
+    """
+    batch: list[T] = []
+    limit = min(size, first)
     for item in items:
         batch.append(item)
-        if len(batch) >= size:
+        if len(batch) >= limit:
             yield batch
-            batch = []
+            batch, limit = [], size
     if batch:
         yield batch
 
@@ -365,52 +568,63 @@ class _Run:
         self.index.remove(changes.removed_ids)
         self.index.add(changes.added_ids, changes.added_vectors)
 
-    def process(self, batch: list[tuple[Work, DecodedPhoto | DecodeError]]) -> None:
-        """Sort a decoded batch into failures, touches, moves and photos to embed; commit."""
+    def _sort(
+        self, batch: Sequence[tuple[Work, DecodedPhoto | FileDigest | DecodeError]]
+    ) -> tuple[list[FailureRecord], list[PhotoTouch], list[PhotoMove], list[int]]:
+        """Split a batch: failures, touches, moves, and the positions still needing models.
+
+        A touch is a known path whose bytes did not change; a move is known bytes under a
+        new path. Neither needs a model, locally or on Ray.
+        """
         failures: list[FailureRecord] = []
         touches: list[PhotoTouch] = []
         moves: list[PhotoMove] = []
-        to_embed: list[DecodedPhoto] = []
+        rest: list[int] = []
         moved_from = self.plan.moved_from
-        for work, result in batch:
+        for i, (work, result) in enumerate(batch):
             if isinstance(result, DecodeError):
                 failures.append(FailureRecord(work.file.path, "decode", str(result)))
                 continue
             prev = work.previous
             if prev and prev.content_hash == result.content_hash:
-                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns))
+                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns, result.metadata))
                 self.stats.unchanged += 1
             elif prev is None and moved_from.get(result.content_hash):
                 old = self.plan.states[moved_from[result.content_hash].pop(0)]
-                moves.append(PhotoMove(old.id, result.path, result.size, result.mtime_ns))
+                moves.append(
+                    PhotoMove(old.id, result.path, result.size, result.mtime_ns, result.metadata)
+                )
                 self.stats.moved += 1
             else:
-                to_embed.append(result)
-        photos = self._embed(to_embed, failures)
+                rest.append(i)
+        return failures, touches, moves, rest
+
+    def process(self, batch: list[tuple[Work, DecodedPhoto | DecodeError]]) -> None:
+        """Sort a decoded batch into failures, touches, moves and photos to embed; commit."""
+        failures, touches, moves, rest = self._sort(batch)
+        to_embed = [p for i in rest if isinstance(p := batch[i][1], DecodedPhoto)]
+        photos, failed = embed_isolating(self.embed, to_embed)
+        self.add(photos, failures + failed, moves=moves, touches=touches)
+
+    def settle(self, batch: list[tuple[Work, FileDigest | DecodeError]]) -> list[Work]:
+        """Commit the failures, touches and moves of hashed files; return the rest."""
+        failures, touches, moves, rest = self._sort(batch)
+        if failures or touches or moves:
+            self.commit([], failures, moves=moves, touches=touches)
+        return [batch[i][0] for i in rest]
+
+    def add(
+        self,
+        photos: list[NewPhoto],
+        failures: list[FailureRecord],
+        *,
+        moves: Sequence[PhotoMove] = (),
+        touches: Sequence[PhotoTouch] = (),
+    ) -> None:
+        """Commit embedded photos (and a batch's other changes) in one transaction."""
         self.commit(photos, failures, moves=moves, touches=touches)
         self.stats.indexed += len(photos)
         self.stats.objects += sum(len(p.regions) - 1 for p in photos)
-
-    def _embed(self, photos: list[DecodedPhoto], failures: list[FailureRecord]) -> list[NewPhoto]:
-        if not photos:
-            return []
-        try:
-            return self.embed(photos)
-        except ObjsearchError:
-            raise  # model loading or model mismatch: stop the run with its message
-        except Exception:
-            if len(photos) == 1:
-                raise
-        out: list[NewPhoto] = []
-        for photo in photos:  # isolate the photo that broke the batch
-            try:
-                out += self.embed([photo])
-            except ObjsearchError:
-                raise
-            except Exception as exc:
-                reason = f"model failed on this photo: {first_line(exc)}"
-                failures.append(FailureRecord(photo.path, "model", reason))
-        return out
 
     def prune(self, roots: list[str]) -> None:
         """Remove photos that vanished from the scanned folders, and their stale failures."""

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 
+from ..errors import ObjsearchError, first_line
 from ..geometry import Detections, crop_box
 from ..media.decode import DecodedPhoto
 from ..models.clip import ClipEmbedder
 from ..models.detector import Detector
 from ..settings import DetectOptions
-from ..store.records import NewPhoto, NewRegion
+from ..store.records import FailureRecord, NewPhoto, NewRegion
 from ..store.schema import KIND_IMAGE, KIND_OBJECT
 from .caption import caption
 
@@ -53,6 +54,7 @@ def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence) -> New
         content_hash=photo.content_hash,
         caption=caption(det.labels),
         regions=regions,
+        metadata=photo.metadata,
     )
 
 
@@ -97,3 +99,36 @@ class RegionEmbedder:
             out.append(photo_record(photo, det, vectors[row : row + 1 + len(det)]))
             row += 1 + len(det)
         return out
+
+
+EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]
+
+
+def embed_isolating(
+    embed: EmbedFn, photos: Sequence[DecodedPhoto]
+) -> tuple[list[NewPhoto], list[FailureRecord]]:
+    """``embed(photos)``; when the batch fails, each photo alone, recording the ones that fail.
+
+    One bad photo must not cost its batch-mates their regions. Errors objsearch raises on
+    purpose (a model that cannot load, or that differs from the index's) stop the run.
+    """
+    if not photos:
+        return [], []
+    try:
+        return embed(photos), []
+    except ObjsearchError:
+        raise
+    except Exception:
+        if len(photos) == 1:
+            raise
+    out: list[NewPhoto] = []
+    failures: list[FailureRecord] = []
+    for photo in photos:
+        try:
+            out += embed([photo])
+        except ObjsearchError:
+            raise
+        except Exception as exc:
+            reason = f"model failed on this photo: {first_line(exc)}"
+            failures.append(FailureRecord(photo.path, "model", reason))
+    return out, failures

@@ -2,7 +2,9 @@
 
 Decoding is the one place that touches file bytes: it hashes them (for move and change
 detection), applies EXIF orientation, takes the first frame of animations, flattens alpha,
-maps CMYK/16-bit/palette modes to RGB, and refuses decompression bombs. Large JPEGs are
+maps CMYK/16-bit/palette modes to RGB, reads the EXIF metadata (date taken, camera, GPS:
+see :mod:`.metadata`) and refuses decompression bombs. HEIC/HEIF photos open through
+pillow-heif, AVIF through PIL. Large JPEGs are
 decoded at reduced scale with PIL's ``draft`` (DCT scaling), which is several times faster
 than a full decode followed by a resize; ``scale`` maps decoded pixels back to original
 ones so stored boxes are always in original-photo coordinates.
@@ -17,16 +19,33 @@ import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..settings import DEFAULT_DECODE_SIDE, DEFAULT_MAX_MEGAPIXELS
+from ..settings import DEFAULT_DECODE_SIDE, DEFAULT_MAX_MEGAPIXELS, expand_path
+from .metadata import PhotoMetadata, metadata_of
 
 # The megapixel limit below replaces PIL's own bomb guard, which warns or raises at its own
 # fixed threshold; objsearch decides with a configurable limit and a clear message.
 Image.MAX_IMAGE_PIXELS = None
+
+
+def _register_heif() -> None:
+    """Let PIL open HEIC/HEIF (phone photos) through pillow-heif; AVIF is PIL's own.
+
+    pillow-heif applies the HEIF rotation on decode and resets the EXIF orientation, so
+    its images come out upright like every other format.
+    """
+    try:
+        import pillow_heif
+    except ImportError:  # optional: without it HEIC files fail with a per-file reason
+        return
+    pillow_heif.register_heif_opener()
+
+
+_register_heif()
 
 
 def _pil_open() -> Callable[[IO[bytes]], Image.Image]:
@@ -63,6 +82,7 @@ class DecodedPhoto:
     content_hash: str
     size: int
     mtime_ns: int
+    metadata: PhotoMetadata | None = None
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -126,11 +146,14 @@ def open_image(
     *,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     decode_side: int | None = DEFAULT_DECODE_SIDE,
-) -> tuple[Image.Image, int, int]:
-    """Decode bytes into (RGB image, original width, original height), oriented upright.
+    mtime_ns: int | None = None,
+) -> tuple[Image.Image, int, int, PhotoMetadata | None]:
+    """Decode bytes into (RGB image, original width, original height, metadata), upright.
 
     ``decode_side`` lets JPEG decoding skip resolution the models will never see: the
     decoded image keeps at least that many pixels on its long side. ``None`` decodes fully.
+    With ``mtime_ns`` (the file's) the EXIF block PIL parsed from the header is read into
+    :class:`PhotoMetadata` as well; otherwise the metadata is None.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
@@ -155,6 +178,7 @@ def open_image(
         orientation = image.getexif().get(0x0112, 1)
     except Exception:
         orientation = 1
+    metadata = None if mtime_ns is None else metadata_of(image, mtime_ns)
     if getattr(image, "is_animated", False):
         image.seek(0)  # first frame of GIF/WebP/APNG animations
     if decode_side and image.format == "JPEG" and max(w, h) > 2 * decode_side:
@@ -171,7 +195,42 @@ def open_image(
         raise DecodeError(f"corrupt or truncated image data ({exc})") from None
     if orientation in (5, 6, 7, 8):
         w, h = h, w
-    return image, w, h
+    return image, w, h, metadata
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's bytes identified without decoding them (what move and touch detection need)."""
+
+    path: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    metadata: PhotoMetadata | None = None
+
+
+def read_digest(path: str) -> FileDigest:
+    """Read and hash one file, and read its metadata from the header (no pixels decoded);
+    raises :class:`DecodeError` when it cannot be read."""
+    data, st = _read_file(path)
+    metadata = _header_metadata(io.BytesIO(data), st.st_mtime_ns)
+    return FileDigest(path, hash_bytes(data), st.st_size, st.st_mtime_ns, metadata)
+
+
+def _read_file(path: str) -> tuple[bytes, os.stat_result]:
+    """The file's bytes and the stat of the very file read, or a :class:`DecodeError`."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            return fh.read(), st
+    except FileNotFoundError:
+        raise DecodeError("the file vanished before it could be read") from None
+    except PermissionError:
+        raise DecodeError("permission denied") from None
+    except IsADirectoryError:
+        raise DecodeError("is a folder, not a file") from None
+    except OSError as exc:
+        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from None
 
 
 def read_photo(
@@ -181,19 +240,10 @@ def read_photo(
     decode_side: int | None = DEFAULT_DECODE_SIDE,
 ) -> DecodedPhoto:
     """Read, hash and decode one photo file; raises :class:`DecodeError` with a reason."""
-    try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            data = fh.read()
-    except FileNotFoundError:
-        raise DecodeError("the file vanished before it could be read") from None
-    except PermissionError:
-        raise DecodeError("permission denied") from None
-    except IsADirectoryError:
-        raise DecodeError("is a folder, not a file") from None
-    except OSError as exc:
-        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from None
-    image, width, height = open_image(data, max_megapixels=max_megapixels, decode_side=decode_side)
+    data, st = _read_file(path)
+    image, width, height, metadata = open_image(
+        data, max_megapixels=max_megapixels, decode_side=decode_side, mtime_ns=st.st_mtime_ns
+    )
     return DecodedPhoto(
         path=path,
         image=image,
@@ -202,9 +252,41 @@ def read_photo(
         content_hash=hash_bytes(data),
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
+        metadata=metadata,
     )
 
 
-def load_query_image(path: str) -> Image.Image:
+def read_file_metadata(path: str, mtime_ns: int) -> PhotoMetadata:
+    """Metadata of a file whose pixels are already indexed: reads the header, decodes nothing.
+
+    A file that cannot be opened any more still gets its file-time date (no EXIF).
+    """
+    return _header_metadata(path, mtime_ns)
+
+
+def _header_metadata(source: str | IO[bytes], mtime_ns: int) -> PhotoMetadata:
+    """Metadata from an image's header (a path or bytes); an unreadable one gets its file time."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with _pil_open()(source) as image:
+                return metadata_of(image, mtime_ns)
+    except Exception:  # unreadable now: the next full read will report it
+        return metadata_of(None, mtime_ns)
+
+
+def load_query_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image used as a query (full resolution, oriented, RGB)."""
-    return read_photo(path, decode_side=None).image
+    return read_given_photo(path, decode_side=None).image
+
+
+def read_given_photo(path: str | os.PathLike[str], **options: Any) -> DecodedPhoto:
+    """:func:`read_photo` for a file a person named: ``~`` expanded, "no such file" if absent.
+
+    During indexing a missing file is one that vanished after the scan; a file named on the
+    command line or in an API call that does not exist is simply not there.
+    """
+    full = expand_path(path)
+    if not os.path.lexists(full):
+        raise DecodeError("no such file")
+    return read_photo(full, **options)

@@ -14,8 +14,11 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..settings import expand_path
+
 SUPPORTED_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
+    | {".heic", ".heif", ".hif", ".avif"}
 )
 
 
@@ -114,13 +117,13 @@ def _walk(root: str, seen_dirs: set[tuple[int, int]]) -> Iterator[ScannedFile | 
 def scan(paths: Iterable[str | os.PathLike[str]]) -> Iterator[ScannedFile | ScanProblem]:
     """Yield every supported photo under ``paths`` (folders are walked recursively).
 
-    Paths are made absolute but symlinks are not resolved, so a photo keeps the path the
+    Paths are made absolute (``~`` expanded) but symlinks are not resolved, so a photo keeps the path the
     user knows it by. Hidden entries are skipped. Output is sorted within each folder so
     runs are repeatable.
     """
     seen_dirs: set[tuple[int, int]] = set()
     for raw in paths:
-        path = os.path.abspath(os.fspath(raw))
+        path = expand_path(raw)
         if os.path.isdir(path):
             yield from _walk(path, seen_dirs)
         elif os.path.lexists(path):
@@ -138,8 +141,8 @@ def under(path: str, roots: Iterable[str]) -> bool:
 
 
 def absolute(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """Absolute forms of the given paths, in order."""
-    return [os.path.abspath(os.fspath(p)) for p in paths]
+    """Absolute forms of the given paths (``~`` expanded), in order."""
+    return [expand_path(p) for p in paths]
 
 
 __all__ = [

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from ..errors import ModelLoadError, QueryError, first_line
+from ..errors import NO_INTERNET_HINT, ModelLoadError, QueryError, first_line
 from ..settings import ENV_CLIP_MODEL, choose_backend, choose_precision, resolve_clip_model
 from .families import Family, family_of
 from .openvino import OpenVinoClipSession
@@ -109,6 +109,24 @@ class TorchClipSession:
         return self._run(self.model.get_text_features, tokens)
 
 
+def clip_load_error(model_id: str, reason: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Could not load CLIP model {model_id!r}: {reason}\n"
+        "Supply it either as a Hugging Face hub id (downloaded once on a machine with "
+        "internet access, e.g. openai/clip-vit-base-patch32) or as a local folder saved "
+        f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH. {NO_INTERNET_HINT}"
+    )
+
+
+def find_clip_source(model_id: str | None) -> ModelSource:
+    """Where the CLIP model's files are, without reading its weights; else ModelLoadError."""
+    name = canonical_model_id(resolve_clip_model(model_id))
+    try:
+        return find_source(os.path.expanduser(name))
+    except Exception as exc:
+        raise clip_load_error(name, first_line(exc)) from None
+
+
 class ClipEmbedder:
     """Embeds images and text into one L2-normalised float32 space with a dual encoder.
 
@@ -129,17 +147,11 @@ class ClipEmbedder:
         self.model_id = canonical_model_id(resolve_clip_model(model_id))
         self.device = device
         self.batch_size = max(1, int(batch_size))
+        self._source: ModelSource = find_clip_source(self.model_id)
         try:
-            self._source: ModelSource = find_source(os.path.expanduser(self.model_id))
             self.config = self._source.config()
         except Exception as exc:
-            raise ModelLoadError(
-                f"Could not load CLIP model {self.model_id!r}: {first_line(exc)}\n"
-                "Supply it either as a Hugging Face hub id (downloaded once on a machine with "
-                "internet access, e.g. openai/clip-vit-base-patch32) or as a local folder saved "
-                f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH. No internet "
-                'here? See the README\'s "No internet?" section (objsearch models save).'
-            ) from None
+            raise clip_load_error(self.model_id, first_line(exc)) from None
         self.family: Family = family_of(self.config, self.model_id)
         try:
             image_processor = self._source.image_processor()

@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import ModelLoadError, first_line
+from ..errors import NO_INTERNET_HINT, ModelLoadError, first_line
 from ..geometry import Detections
 from ..settings import (
     ENV_DETECTOR,
@@ -27,6 +27,7 @@ from ..settings import (
     resolve_detector,
 )
 from .openvino import yolo_openvino_weights
+from .source import detector_weights
 
 log = logging.getLogger("objsearch")
 
@@ -107,6 +108,25 @@ def check_detector_file(weights: str) -> str:
     return _check_task(session, weights)
 
 
+def detector_load_error(weights: str, reason: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"Could not load detector {weights!r}: {reason}\n"
+        "Supply it either as a local weights file (--detector PATH or "
+        f"{ENV_DETECTOR}=PATH, e.g. a yolo11n.pt you downloaded) or as an ultralytics "
+        "model name such as yolo11n.pt, which ultralytics downloads on a machine with "
+        f"internet access. {NO_INTERNET_HINT}"
+    )
+
+
+def find_detector_weights(weights: str | None) -> str:
+    """The detector weights to load, checked without loading them; else ModelLoadError."""
+    name = resolve_detector(weights)
+    try:
+        return detector_weights(name)
+    except FileNotFoundError as exc:
+        raise detector_load_error(name, str(exc)) from None
+
+
 class Detector:
     """An ultralytics detector loaded from a weights path or a name it can fetch.
 
@@ -129,16 +149,11 @@ class Detector:
         configure_ultralytics()
         self.weights = resolve_detector(weights)
         self.device = device
+        path = find_detector_weights(self.weights)
         try:
-            self.session: YoloSession = YoloSession.load(self.weights)
+            self.session: YoloSession = YoloSession.load(path)
         except Exception as exc:  # ultralytics raises many types for bad/missing weights
-            raise ModelLoadError(
-                f"Could not load detector {self.weights!r}: {first_line(exc)}\n"
-                "Supply it either as a local weights file (--detector PATH or "
-                f"{ENV_DETECTOR}=PATH, e.g. a yolo11n.pt you downloaded) or as an ultralytics "
-                "model name such as yolo11n.pt, which ultralytics downloads on a machine with "
-                'internet access. No internet here? See the README\'s "No internet?" section.'
-            ) from None
+            raise detector_load_error(self.weights, first_line(exc)) from None
         self.task = _check_task(self.session, self.weights)
         self.classes = tuple(c.strip() for c in classes or () if c.strip())
         if self.classes:
@@ -147,9 +162,10 @@ class Detector:
         self.names: dict[int, str] = (
             dict(names) if isinstance(names, dict) else dict(enumerate(names))
         )
-        self.model_id = (
-            os.path.abspath(self.weights) if os.path.exists(self.weights) else self.weights
-        )
+        # A local file is recorded by its absolute path, a fetched name as the name.
+        local = os.path.exists(os.path.expanduser(self.weights))
+        self.model_id = os.path.abspath(path) if local else self.weights
+        self.weights = path
         # Open-vocabulary classes are set at run time, so those models stay on PyTorch.
         if choose_backend(backend, device) == "openvino" and not self.session.open_vocabulary:
             self.session = self._openvino_session()

@@ -9,6 +9,7 @@ local folder are recognised as one model.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,31 +21,54 @@ from .families import DEFAULT_FAMILY, family_title
 SAME_MODEL_COSINE = 0.95
 
 
-def model_record(embedder: ClipEmbedder) -> dict[str, object]:
-    """The meta entries that record ``embedder`` in a new index."""
-    probe = embedder.fingerprint()
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What identifies a loaded embedding model: family, name, size and probe vector.
+
+    A record rather than the model itself, so a model loaded elsewhere (on a Ray actor) can
+    be checked against an index by the process that writes it.
+    """
+
+    model_id: str
+    dim: int
+    probe: np.ndarray
+    family: str = DEFAULT_FAMILY  # a family name (see families.py), so the record pickles small
+
+    @classmethod
+    def of(cls, embedder: ClipEmbedder) -> ModelIdentity:
+        return cls(embedder.model_id, embedder.dim, embedder.fingerprint(), embedder.family.name)
+
+
+def _identity(model: ClipEmbedder | ModelIdentity) -> ModelIdentity:
+    return model if isinstance(model, ModelIdentity) else ModelIdentity.of(model)
+
+
+def model_record(model: ClipEmbedder | ModelIdentity) -> dict[str, object]:
+    """The meta entries that record ``model`` in a new index."""
+    identity = _identity(model)
     return {
-        "clip_model": embedder.model_id,
-        "model_family": embedder.family.name,
-        "embed_dim": embedder.dim,
-        "clip_probe": json.dumps(probe.round(6).tolist()),
+        "clip_model": identity.model_id,
+        "model_family": identity.family,
+        "embed_dim": identity.dim,
+        "clip_probe": json.dumps(identity.probe.round(6).tolist()),
     }
 
 
-def model_mismatch(meta: dict[str, str], embedder: ClipEmbedder) -> str | None:
-    """Why ``embedder`` cannot serve an index with this ``meta``, or None when it can."""
+def model_mismatch(meta: dict[str, str], model: ClipEmbedder | ModelIdentity) -> str | None:
+    """Why ``model`` cannot serve an index with this ``meta``, or None when it can."""
+    embedder = _identity(model)
     stored_family = meta.get("model_family") or DEFAULT_FAMILY
     stored_dim = int(meta.get("embed_dim", 0))
-    same = stored_family == embedder.family.name and stored_dim == embedder.dim
+    same = stored_family == embedder.family and stored_dim == embedder.dim
     if same and meta.get("clip_probe"):
         stored = np.asarray(json.loads(meta["clip_probe"]), dtype=np.float32)
-        cosine = float(stored @ embedder.fingerprint()) / max(float(np.linalg.norm(stored)), 1e-12)
+        cosine = float(stored @ embedder.probe) / max(float(np.linalg.norm(stored)), 1e-12)
         same = cosine >= SAME_MODEL_COSINE
     if same:
         return None
     return (
         f"This index was built with {family_title(stored_family)} model "
-        f"{meta.get('clip_model')!r} ({stored_dim}-d), but {embedder.family.title} model "
+        f"{meta.get('clip_model')!r} ({stored_dim}-d), but {family_title(embedder.family)} model "
         f"{embedder.model_id!r} ({embedder.dim}-d) was given; their vectors are not comparable. "
         f"Use --clip-model {meta.get('clip_model')} (or the same weights from a local folder), "
         "or build a new index."

@@ -1,19 +1,33 @@
-"""Where a model's files come from: a local folder, the Hugging Face cache, or the hub.
+"""Where the models' files come from, checked before any weights are read.
 
-A model is named by a hub id (``org/name``) or a path. Resolving it once into a
-:class:`ModelSource` lets every part (config, tokenizer, processor, weights) load from the
-same place, and gives converted copies a stable key without loading the weights.
+An embedding model is named by a hub id (``org/name``) or a path: a local folder, the Hugging
+Face cache, or the hub. Resolving it once into a :class:`ModelSource` lets every part
+(config, tokenizer, processor, weights) load from the same place, and gives converted
+copies a stable key without loading the weights. Detector weights are a local file or a
+name ultralytics downloads (:func:`detector_weights`).
+
+These checks are cheap (a ``stat``, a cached config, one DNS lookup), so a run resolves
+both models before loading either: a missing detector is reported before seconds of CLIP
+loading and conversion, and a run that stops there leaves no index folder behind.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .families import Family
+
+HUB_ENDPOINT = "https://huggingface.co"
+DETECTOR_DOWNLOAD_HOST = "github.com"  # ultralytics fetches named weights from its releases
+
+# A Hugging Face repository id: ``name`` or ``org/name`` of letters, digits, ``-_.``.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 
 
 def host_reachable(host: str, timeout: float = 2.0) -> bool:
@@ -30,10 +44,10 @@ def host_reachable(host: str, timeout: float = 2.0) -> bool:
 
 
 def hub_reachable() -> bool:
-    """Whether the Hugging Face hub (or ``HF_ENDPOINT``) can be reached, unless offline mode."""
+    """True unless the Hugging Face hub is switched off or its host does not resolve."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = os.environ.get("HF_ENDPOINT", HUB_ENDPOINT)
     return host_reachable(endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0])
 
 
@@ -44,6 +58,11 @@ def looks_like_path(model_id: str) -> bool:
         or model_id.count("/") > 1
         or os.sep + os.sep in model_id
     )
+
+
+def is_hub_id(name: str) -> bool:
+    """True when ``name`` is a syntactically valid Hugging Face repository id."""
+    return bool(_HUB_ID.match(name)) and not name.endswith(".") and ".." not in name
 
 
 def canonical_model_id(model_id: str) -> str:
@@ -111,14 +130,43 @@ def find_source(model_id: str) -> ModelSource:
         return ModelSource(model_id, {})
     if os.path.exists(model_id):
         raise OSError(f"{model_id} is a file; a local model is a folder saved with save_pretrained")
+    if looks_like_path(model_id):
+        raise OSError("no such folder")
+    if not is_hub_id(model_id):
+        raise OSError("not a folder here, and not a valid Hugging Face hub id (org/name)")
     cached = ModelSource(model_id, {"local_files_only": True})
     try:
         cached.config()
         return cached
     except Exception:
-        if looks_like_path(model_id) or not hub_reachable():
+        if not hub_reachable():
             raise OSError(
                 "it is not a local folder, not in the Hugging Face cache, and the hub cannot "
                 "be reached"
             ) from None
     return ModelSource(model_id, {})
+
+
+def detector_weights(name: str) -> str:
+    """The detector weights to load: a local file or folder, or a name ultralytics fetches.
+
+    A bare name such as ``yolo11n.pt`` is looked up where ultralytics looks (the working
+    folder, then its weights folder) and otherwise needs the internet; a path must exist.
+    Raises ``FileNotFoundError`` with the reason when the weights cannot be had.
+    """
+    path = os.path.expanduser(name)
+    if os.path.exists(path):
+        return path
+    if looks_like_path(name) or os.sep in name:
+        raise FileNotFoundError("no such file")
+    from ultralytics.utils import SETTINGS
+
+    weights_dir = Path(SETTINGS.get("weights_dir") or "weights")
+    if (weights_dir / name).is_file():
+        return str(weights_dir / name)
+    if not host_reachable(DETECTOR_DOWNLOAD_HOST):
+        raise FileNotFoundError(
+            "no such file here, not in the ultralytics weights folder, and the internet "
+            "cannot be reached to download it"
+        )
+    return name

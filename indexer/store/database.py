@@ -25,7 +25,9 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, defer
 
 from ..errors import CorruptIndexError, StoreError, first_line
-from .lock import acquire_writer_lock, release_writer_lock
+from ..media.metadata import PhotoMetadata
+from ..settings import expand_path
+from .lock import acquire_writer_lock, release_writer_lock, vectors_lock
 from .migrations import upgrade
 from .records import (
     BatchChanges,
@@ -43,13 +45,21 @@ from .schema import (
     KIND_OBJECT,
     LOCK_NAME,
     SCHEMA_VERSION,
+    SEARCH_DDL,
     Base,
     Failure,
     Meta,
     Photo,
     Region,
 )
-from .vectors import IndexParams, VectorIndex
+from .vectors import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    IndexParams,
+    VectorIndex,
+    discard,
+    publish,
+)
 
 T = TypeVar("T")
 
@@ -72,11 +82,51 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.close()
 
 
+def read_only_filesystem(path: str) -> bool:
+    """True when ``path`` lies on a file system mounted read-only (no one can write it)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def writable_folder(path: str) -> bool:
+    return os.access(path, os.W_OK) and not read_only_filesystem(path)
+
+
+def check_creatable(index_dir: str) -> None:
+    """Raise :class:`StoreError` unless an index can be written at ``index_dir``.
+
+    Cheap, and done before any model loads: a run that would fail on the folder should
+    fail in milliseconds, not after seconds of model loading.
+    """
+    target = expand_path(index_dir)
+    existing = target
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise StoreError(f"Cannot create index folder {target}: {existing} is not a folder.")
+    if not writable_folder(existing):
+        raise StoreError(_not_writable(target, existing))
+
+
+def _not_writable(index_dir: str, folder: str) -> str:
+    what = "read-only" if read_only_filesystem(folder) else "not writable"
+    where = "The index folder" if folder == index_dir else f"Cannot create {index_dir}:"
+    return (
+        f"{where} {folder} is {what}: index into a writable folder "
+        "(a read-only index can still be searched)."
+    )
+
+
 class Store:
     """Opens (or creates) an index folder. One writer at a time, any number of readers."""
 
     def __init__(self, index_dir: str | os.PathLike[str], *, create: bool = False) -> None:
-        self.dir = os.path.abspath(os.fspath(index_dir))
+        self.dir = expand_path(index_dir)
         self.db_path = os.path.join(self.dir, DB_NAME)
         self.faiss_path = os.path.join(self.dir, FAISS_NAME)
         self.lock_path = os.path.join(self.dir, LOCK_NAME)
@@ -87,14 +137,22 @@ class Store:
                     f"No objsearch index at {self.dir}: build one with "
                     f"'objsearch index PHOTOS_DIR --index {self.dir}'."
                 )
+            check_creatable(self.dir)
             try:
                 os.makedirs(self.dir, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"Cannot create index folder {self.dir}: {exc.strerror}") from None
-        if create and not os.access(self.dir, os.W_OK):
-            raise StoreError(f"Index folder {self.dir} is not writable.")
-        self.engine = create_engine(f"sqlite:///{self.db_path}", connect_args={"timeout": 30})
-        event.listen(self.engine, "connect", _sqlite_pragmas)
+        if create and not writable_folder(self.dir):
+            raise StoreError(_not_writable(self.dir, self.dir))
+        # Nobody can write a read-only file system, so SQLite may skip its WAL index (which
+        # it could not create there) and read the file as it is.
+        self.read_only = not create and read_only_filesystem(self.dir)
+        url = f"sqlite:///file:{self.db_path}?immutable=1&uri=true"
+        self.engine = create_engine(
+            url if self.read_only else f"sqlite:///{self.db_path}", connect_args={"timeout": 30}
+        )
+        if not self.read_only:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
         event.listen(self.engine, "handle_error", self._on_error)
         try:
             self._init_schema(create)
@@ -119,6 +177,8 @@ class Store:
         """
         if _is_corruption(context.original_exception):
             raise self._corrupt(context.original_exception) from None
+        if _is_write_failure(context.original_exception):
+            raise _write_error(self.dir, context.original_exception) from None
 
     # -- schema --------------------------------------------------------------------------
     def _init_schema(self, create: bool) -> None:
@@ -130,9 +190,12 @@ class Store:
         if version is None:
             if not create:
                 raise StoreError(f"{self.db_path} is not an objsearch index (no schema version).")
+            with self.engine.begin() as conn:
+                for statement in SEARCH_DDL:
+                    conn.exec_driver_sql(statement)
             self.set_meta(schema_version=SCHEMA_VERSION, generation=0)
             return
-        upgrade(self.session, int(version))
+        upgrade(self.db_path, int(version))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -181,9 +244,16 @@ class Store:
         """Path -> (id, size, mtime, hash) for every photo: what a re-scan compares against."""
         with self.session() as s:
             rows = s.execute(
-                select(Photo.path, Photo.id, Photo.size, Photo.mtime_ns, Photo.content_hash)
+                select(
+                    Photo.path,
+                    Photo.id,
+                    Photo.size,
+                    Photo.mtime_ns,
+                    Photo.content_hash,
+                    Photo.date_source.is_not(None),
+                )
             )
-            return {r[0]: PhotoState(r[1], r[2], r[3], r[4]) for r in rows}
+            return {r[0]: PhotoState(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
     def counts(self) -> Counts:
         with self.session() as s:
@@ -209,6 +279,21 @@ class Store:
                 for region, photo in rows:
                     out[region.id] = (region, photo)
         return out
+
+    def photo_with_regions(self, photo_id: int) -> tuple[Photo, list[Region]] | None:
+        """One photo and its regions (without vectors), or None for an unknown id."""
+        with self.session() as s:
+            photo = s.get(Photo, int(photo_id))
+            if photo is None:
+                return None
+            query = select(Region).where(Region.photo_id == photo.id).order_by(Region.id)
+            return photo, list(s.scalars(query.options(defer(Region.vector))))
+
+    def region_vector(self, region_id: int) -> np.ndarray | None:
+        """The stored unit vector of one region, or None for an unknown id."""
+        with self.session() as s:
+            data = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
+        return None if data is None else np.frombuffer(data, dtype=np.float32).copy()
 
     def iter_photos(self) -> Iterator[tuple[Photo, list[Region]]]:
         """Every photo with its regions, ordered by path (for export)."""
@@ -301,13 +386,20 @@ class Store:
             s.execute(
                 update(Photo)
                 .where(Photo.id == move.photo_id)
-                .values(path=move.path, size=move.size, mtime_ns=move.mtime_ns)
+                .values(
+                    path=move.path,
+                    size=move.size,
+                    mtime_ns=move.mtime_ns,
+                    **_metadata_columns(move.metadata),
+                )
             )
         for touch in touches:
             s.execute(
                 update(Photo)
                 .where(Photo.id == touch.photo_id)
-                .values(size=touch.size, mtime_ns=touch.mtime_ns)
+                .values(
+                    size=touch.size, mtime_ns=touch.mtime_ns, **_metadata_columns(touch.metadata)
+                )
             )
 
     def clear_failures(self, paths: Iterable[str]) -> None:
@@ -317,6 +409,34 @@ class Store:
                 s.execute(delete(Failure).where(Failure.path.in_(chunk)))
 
     # -- FAISS ---------------------------------------------------------------------------
+    def clear_stale_failures(self, keep: Iterable[str] = ()) -> int:
+        """Forget failures that no longer apply; returns how many went.
+
+        A failure is stale when its file no longer exists, or when the file is indexed
+        with its current size and modification time (a later run read it fine). Paths in
+        ``keep`` (this run's own failures) stay, and so do names stored with escapes (not
+        valid UTF-8), which cannot be looked up.
+        """
+        keep = set(keep)
+        states = self.photo_states()
+        stale = []
+        for failure in self.failures():
+            path = failure.path
+            if path in keep or "\\x" in path:
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                if not os.path.lexists(path):
+                    stale.append(path)
+                continue
+            state = states.get(path)
+            if state and (state.size, state.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                stale.append(path)
+        if stale:
+            self.clear_failures(stale)
+        return len(stale)
+
     def faiss_is_fresh(self) -> bool:
         """True when the FAISS file was written for the current SQLite generation."""
         meta = self.meta()
@@ -326,12 +446,17 @@ class Store:
             return False
         return str(os.path.getsize(self.faiss_path)) == meta.get("faiss_bytes")
 
-    def load_vectors(self, params: IndexParams = IndexParams()) -> tuple[VectorIndex, bool]:
+    def load_vectors(
+        self, params: IndexParams = IndexParams(), *, persist: bool = False
+    ) -> tuple[VectorIndex, bool]:
         """The FAISS index for the current generation: (index, loaded_from_file).
 
-        A missing, stale or unreadable file is replaced by an in-memory rebuild from SQLite;
-        writers then call :meth:`save_vectors` to persist it.
+        A missing, stale or unreadable file is replaced by an in-memory rebuild from SQLite.
+        Writers save it themselves (:meth:`save_vectors`); readers pass ``persist`` so the
+        first of them writes its rebuild back (:meth:`persist_vectors`) and later cold
+        starts load the file instead of rebuilding.
         """
+        generation = self.generation
         if self.faiss_is_fresh():
             try:
                 index = VectorIndex.load(self.faiss_path, params)
@@ -339,7 +464,36 @@ class Store:
                     return index, True
             except (RuntimeError, OSError):
                 pass  # corrupt or truncated file: rebuild below
-        return self.rebuild_vectors(params=params), False
+        index = self.rebuild_vectors(params=params)
+        if persist:
+            self.persist_vectors(index, generation)
+        return index, False
+
+    def persist_vectors(self, index: VectorIndex, generation: int) -> bool:
+        """Write a reader's rebuild for ``generation`` back to disk, if nothing stands in the way.
+
+        Never waits: when another process is putting a FAISS file in place, when the index
+        has moved on since ``generation`` (its writer saves then), when the file is fresh
+        already, or when the folder cannot be written (read-only, full), the rebuild simply
+        stays in memory. Returns True when the file was written.
+        """
+        if self.read_only or index.ntotal == 0 or not writable_folder(self.dir):
+            return False
+        try:
+            tmp = index.write_temp(self.dir)
+        except OSError:
+            return False
+        try:
+            with vectors_lock(self.dir, wait=False) as locked:
+                if not locked or self.generation != generation or self.faiss_is_fresh():
+                    return False
+                size = publish(tmp, self.faiss_path)
+                self._record_vectors(index, generation, size)
+                return True
+        except (OSError, StoreError):
+            return False  # a writer cleared the temp file, or the disk filled up
+        finally:
+            discard(tmp)
 
     def rebuild_vectors(
         self, index_type: str | None = None, params: IndexParams = IndexParams()
@@ -356,11 +510,24 @@ class Store:
         return VectorIndex.build(ids, vecs, dim, index_type, params)
 
     def save_vectors(self, index: VectorIndex, generation: int) -> None:
-        """Persist FAISS for ``generation``: file first, then the record that vouches for it."""
+        """Persist FAISS for ``generation``: file first, then the record that vouches for it.
+
+        The file is written outside the vectors lock; the lock covers only the rename and
+        the meta record, so a reader writing back its own rebuild can never pair its file
+        with this record (or the other way round), and nobody waits longer than a rename.
+        """
         try:
-            size = index.save(self.faiss_path)
+            tmp = index.write_temp(self.dir)
+            try:
+                with vectors_lock(self.dir, wait=True):
+                    size = publish(tmp, self.faiss_path)
+                    self._record_vectors(index, generation, size)
+            finally:
+                discard(tmp)
         except OSError as exc:
             raise _write_error(self.dir, exc) from None
+
+    def _record_vectors(self, index: VectorIndex, generation: int, size: int) -> None:
         self.set_meta(faiss_generation=generation, faiss_bytes=size, faiss_kind=index.index_type)
 
 
@@ -368,15 +535,30 @@ def remove_temp_files(index_dir: str) -> int:
     """Delete the FAISS temp files of saves that a killed writer never finished.
 
     Each is as large as the FAISS index and nothing else would ever remove them. Call only
-    with the writer lock held, so that no save is in progress. Returns how many went.
+    with the writer lock held, so that no writer's save is in progress; a reader writing
+    back a rebuild at that moment loses its temp file and keeps its index in memory.
+    Returns how many went.
     """
     removed = 0
     for name in os.listdir(index_dir):
-        if name.startswith(".vectors-") and name.endswith(".tmp"):  # see VectorIndex.save
+        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):  # see write_temp
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(index_dir, name))
                 removed += 1
     return removed
+
+
+def _metadata_columns(metadata: PhotoMetadata | None) -> dict[str, object]:
+    """Photo column values for ``metadata`` (none when it was not read)."""
+    if metadata is None:
+        return {}
+    return {
+        "taken_at": metadata.taken_at,
+        "date_source": metadata.date_source,
+        "camera": metadata.camera,
+        "gps_lat": metadata.gps_lat,
+        "gps_lon": metadata.gps_lon,
+    }
 
 
 def _remove_photos(s: Session, photo_ids: list[int]) -> list[int]:
@@ -405,6 +587,7 @@ def _add_photos(
             content_hash=new.content_hash,
             caption=new.caption,
             indexed_at=now,
+            **_metadata_columns(new.metadata),
         )
         for r in new.regions:
             vec = np.ascontiguousarray(r.vector, dtype=np.float32)
@@ -442,6 +625,12 @@ def _is_corruption(exc: BaseException | None) -> bool:
     if name:
         return name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB"))
     return type(exc) is sqlite3.DatabaseError  # the bare class is what both codes raise
+
+
+def _is_write_failure(exc: BaseException | None) -> bool:
+    """True for SQLite errors that mean "cannot write here": full disk, read-only, I/O."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return name.startswith(("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR"))
 
 
 def _write_error(folder: str, exc: BaseException) -> StoreError:

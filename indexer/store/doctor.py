@@ -1,9 +1,10 @@
 """Consistency checks (``objsearch status``) and repairs (``objsearch doctor``).
 
 SQLite is the source of truth and FAISS is derived, so most repairs are a rebuild. The
-checks look for what a crash, a full disk or a hand edit could leave behind: a stale or
-unreadable FAISS file, regions whose photo is gone, photos missing their whole-photo region,
-and vectors of the wrong size. A database file that is damaged (it cannot be opened, or
+checks look for what a crash, a full disk or a hand edit could leave behind: regions whose
+photo is gone, photos missing their whole-photo region, and vectors of the wrong size (all
+of which make an index inconsistent), and a stale or unreadable FAISS file (which does not:
+it is rebuilt on next use, and reported apart). A database file that is damaged (it cannot be opened, or
 SQLite's structural check fails) is salvaged table by table into a fresh file, reading
 around damaged pages; the damaged one is kept beside it.
 """
@@ -21,15 +22,26 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 
 from ..errors import CorruptIndexError, StoreError, first_line
+from ..settings import expand_path
 from .database import Store, remove_temp_files
 from .lock import writer_lock
-from .schema import DB_NAME, KIND_IMAGE, Photo, Region
+from .schema import DB_NAME, KIND_IMAGE, SCHEMA_VERSION, Photo, Region
 from .vectors import VectorIndex
+
+VECTORS_FRESH = "fresh"
+VECTORS_STALE = "stale (rebuilt on next use)"
 
 
 @dataclass
 class Health:
-    """What ``status`` reports; ``consistent`` is True when SQLite and FAISS agree."""
+    """What ``status`` reports.
+
+    ``consistent`` speaks of SQLite, the source of truth: no orphan regions, every photo
+    with its whole-photo region, vectors of the right size. The FAISS file is derived and
+    reported apart in ``vectors_file``: ``"fresh"``, or ``"stale (rebuilt on next use)"``
+    when it is missing, damaged or older than SQLite (``vectors_detail`` says which). The
+    next search or index run rebuilds it and writes it back; ``status`` itself only reads.
+    """
 
     index: str
     photos: int
@@ -44,6 +56,8 @@ class Health:
     embed_dim: int | None
     detector: str | None
     faiss_kind: str | None
+    vectors_file: str = VECTORS_FRESH
+    vectors_detail: str | None = None
     problems: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
 
@@ -70,28 +84,28 @@ def _orphan_regions(store: Store) -> list[int]:
         return list(s.scalars(select(Region.id).where(Region.photo_id.not_in(select(Photo.id)))))
 
 
+def _vectors_file(store: Store, regions: int) -> tuple[int, str | None]:
+    """(vectors in the FAISS file, why it is stale or None when it is fresh)."""
+    if not os.path.exists(store.faiss_path):
+        return 0, "the FAISS file is missing"
+    try:
+        vectors = VectorIndex.load(store.faiss_path).ntotal
+    except (RuntimeError, OSError) as exc:
+        return 0, f"the FAISS file is unreadable ({first_line(exc)[:120]})"
+    if vectors != regions:
+        return vectors, f"FAISS holds {vectors} vectors but SQLite has {regions} regions"
+    if not store.faiss_is_fresh():
+        return vectors, "the FAISS file was written for an older generation of the index"
+    return vectors, None
+
+
 def check(store: Store, *, max_failures: int = 1000) -> Health:
     """Inspect an open store without changing it."""
     meta = store.meta()
     counts = store.counts()
     dim = int(meta.get("embed_dim") or 0)
     problems: list[str] = []
-    vectors = 0
-    if not os.path.exists(store.faiss_path):
-        if counts.regions:
-            problems.append("the FAISS file is missing")
-    else:
-        try:
-            index = VectorIndex.load(store.faiss_path)
-            vectors = index.ntotal
-            if vectors != counts.regions:
-                problems.append(
-                    f"FAISS holds {vectors} vectors but SQLite has {counts.regions} regions"
-                )
-            elif not store.faiss_is_fresh():
-                problems.append("the FAISS file was written for an older generation of the index")
-        except (RuntimeError, OSError) as exc:
-            problems.append(f"the FAISS file is unreadable ({first_line(exc)[:120]})")
+    vectors, detail = _vectors_file(store, counts.regions)
     orphans = _orphan_regions(store)
     if orphans:
         problems.append(f"{len(orphans)} regions belong to no photo")
@@ -119,6 +133,8 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
         embed_dim=dim or None,
         detector=meta.get("detector"),
         faiss_kind=meta.get("faiss_kind"),
+        vectors_file=VECTORS_STALE if detail else VECTORS_FRESH,
+        vectors_detail=detail,
         problems=problems,
         failed=failed,
     )
@@ -165,7 +181,11 @@ def _copy_table(
     src: sqlite3.Connection, dst: sqlite3.Connection, table: str
 ) -> tuple[int, int, list[tuple[int, int]]]:
     """Copy the readable rows of ``table``: (copied, rejected, gaps of lost rowids (a, b])."""
-    cols = ", ".join(r[1] for r in dst.execute(f"PRAGMA table_info({table})"))
+    wanted = [r[1] for r in dst.execute(f"PRAGMA table_info({table})")]
+    with contextlib.suppress(sqlite3.DatabaseError):  # an older schema lacks newer columns
+        present = {r[1] for r in src.execute(f"PRAGMA table_info({table})")}
+        wanted = [c for c in wanted if c in present] or wanted
+    cols = ", ".join(wanted)
     marks = ", ".join("?" for _ in cols.split(", "))
     insert = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({marks})"
     copied = rejected = 0
@@ -255,6 +275,11 @@ def salvage_database(index_dir: str) -> list[str]:
         dst.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('generation', ?)", (str(generation),)
         )
+        # The rows now sit in this version's schema, whatever version the old file had.
+        dst.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
         dst.commit()
     finally:
         src.close()
@@ -322,7 +347,7 @@ def _open_intact(index_dir: str) -> Store | None:
 def repair(index_dir: str) -> list[str]:
     """Fix what can be fixed and say what was done (an empty list means nothing was needed)."""
     actions: list[str] = []
-    index_dir = os.path.abspath(index_dir)
+    index_dir = expand_path(index_dir)
     if not os.path.exists(os.path.join(index_dir, DB_NAME)):
         raise StoreError(f"No objsearch index at {index_dir}.")
     with writer_lock(index_dir):
@@ -361,8 +386,13 @@ def _repair_open(store: Store) -> list[str]:
         )
     if orphans or broken_photos:
         store.set_meta(generation=store.generation + 1)
+    cleared = store.clear_stale_failures()
+    if cleared:
+        actions.append(
+            f"cleared {cleared} failures of files that no longer exist or are now indexed"
+        )
     health = check(store)
-    if not health.consistent or actions:
+    if not health.consistent or health.vectors_file != VECTORS_FRESH or actions:
         index = store.rebuild_vectors()
         store.save_vectors(index, store.generation)
         actions.append(

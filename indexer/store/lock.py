@@ -1,4 +1,9 @@
-"""The index's writer lock: one writing process at a time, any number of readers."""
+"""The index's locks: one writing process at a time, and one FAISS file swap at a time.
+
+The writer lock is held for a whole index run. The vectors lock is held only while a FAISS
+file is renamed into place and recorded in meta, by the writer or by a reader writing back
+its rebuild, so the file and its record always belong together.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import os
 from collections.abc import Iterator
 
 from ..errors import IndexLockedError
-from .schema import LOCK_NAME
+from .schema import LOCK_NAME, VECTORS_LOCK_NAME
 
 
 def acquire_writer_lock(index_dir: str) -> int:
@@ -31,9 +36,39 @@ def acquire_writer_lock(index_dir: str) -> int:
                 "Wait for it to finish (searching works meanwhile)."
             ) from None
         raise
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    with contextlib.suppress(OSError):  # the PID is a courtesy; a full disk must not stop us
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
     return fd
+
+
+@contextlib.contextmanager
+def vectors_lock(index_dir: str, *, wait: bool) -> Iterator[bool]:
+    """Hold the lock that makes "put the FAISS file in place, record it in meta" one step.
+
+    Yields False instead of waiting when ``wait`` is off and another process holds it, or
+    when the lock file cannot be opened (a read-only folder).
+    """
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(index_dir, VECTORS_LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if wait:
+            raise
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            if wait:
+                raise
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 def release_writer_lock(fd: int) -> None:

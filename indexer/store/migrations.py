@@ -1,37 +1,130 @@
 """Schema migrations: one step per version, applied in order when an older index opens.
 
-``STEPS[n]`` upgrades a version-``n`` database to ``n + 1`` inside one transaction that also
-records the new version, so a crash mid-upgrade leaves the database at a whole version.
-Version 1 is the first schema: there is nothing to upgrade yet.
+``STEPS[n]`` upgrades a version-``n`` database to ``n + 1``. Each step runs on a plain
+``sqlite3`` connection inside one explicit ``BEGIN IMMEDIATE`` transaction that also records
+the new version: SQLite's DDL is transactional, so a crash mid-upgrade leaves the database
+at a whole version (the Python driver would otherwise commit DDL statements one by one).
+Before the first step the database is copied, with SQLite's online backup, to
+``objsearch.db.schema<N>.bak`` beside it: an index people cannot rebuild cheaply keeps a
+way back.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Callable
 
-from sqlalchemy.orm import Session
-
 from ..errors import StoreError
-from .schema import SCHEMA_VERSION, Meta
+from .schema import SCHEMA_VERSION, SEARCH_DDL, _basename
 
-MigrationStep = Callable[[Session], None]
-
-STEPS: dict[int, MigrationStep] = {}
+MigrationStep = Callable[[sqlite3.Connection], None]
 
 
-def upgrade(session: Callable[[], Session], version: int) -> int:
-    """Bring a database at ``version`` up to :data:`SCHEMA_VERSION`; returns the new version."""
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Photo metadata columns (EXIF date, camera, GPS) and full-text search.
+
+    Existing photos keep NULL metadata (``date_source IS NULL``): the next ``index`` run
+    reads it from their files without running any model.
+    """
+    for column, sql_type in (
+        ("taken_at", "VARCHAR(19)"),
+        ("date_source", "VARCHAR(16)"),
+        ("camera", "VARCHAR"),
+        ("gps_lat", "FLOAT"),
+        ("gps_lon", "FLOAT"),
+    ):
+        conn.execute(f"ALTER TABLE photos ADD COLUMN {column} {sql_type}")
+    conn.execute("CREATE INDEX ix_photos_taken_at ON photos (taken_at)")
+    conn.execute("CREATE INDEX ix_photos_gps_lat ON photos (gps_lat)")
+    for statement in SEARCH_DDL:
+        conn.execute(statement)
+    fill_photo_text(conn)
+
+
+def fill_photo_text(conn: sqlite3.Connection) -> None:
+    """(Re)build the full-text rows of every photo from the photos and regions tables."""
+    conn.execute("DELETE FROM photo_text")
+    conn.execute(
+        "INSERT INTO photo_text (rowid, caption, labels, name) SELECT p.id, p.caption, "
+        "coalesce((SELECT group_concat(r.label, ' ') FROM regions r "
+        "WHERE r.photo_id = p.id AND r.label IS NOT NULL), ''), "
+        f"{_basename('p.path')} FROM photos p"
+    )
+
+
+STEPS: dict[int, MigrationStep] = {1: _v1_to_v2}
+
+
+def backup_path(db_path: str, version: int) -> str:
+    return f"{db_path}.schema{version}.bak"
+
+
+def _backup(db_path: str, version: int) -> None:
+    """A consistent copy of the database (WAL included) before it is changed."""
+    target = backup_path(db_path, version)
+    tmp = target + ".tmp"
+    src = sqlite3.connect(db_path)
+    try:
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    os.replace(tmp, target)
+
+
+def upgrade(db_path: str, version: int) -> int:
+    """Bring the database at ``db_path`` from ``version`` up to :data:`SCHEMA_VERSION`."""
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"This index was written by a newer objsearch (schema {version}, this version "
             f"reads up to {SCHEMA_VERSION}). Upgrade objsearch."
         )
-    while version < SCHEMA_VERSION:
-        step = STEPS.get(version)
-        if step is None:
-            raise StoreError(f"This objsearch cannot upgrade an index of schema {version}.")
-        with session() as s, s.begin():
-            step(s)
-            s.merge(Meta(key="schema_version", value=str(version + 1)))
-        version += 1
-    return version
+    if version == SCHEMA_VERSION:
+        return version
+    folder = os.path.dirname(db_path)
+    if not (os.access(folder, os.W_OK) and os.access(db_path, os.W_OK)):
+        raise StoreError(
+            f"The index at {folder} uses schema {version} and must be upgraded to schema "
+            f"{SCHEMA_VERSION}, but it is read-only: open it once with write access "
+            f"(e.g. 'objsearch status --index {folder}')."
+        )
+    try:
+        _backup(db_path, version)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(
+            f"Cannot back up the index at {folder} before upgrading it ({exc}); "
+            "it was left unchanged."
+        ) from None
+    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    try:
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            current = version
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                current = int(row[0])  # re-read: another process may have upgraded meanwhile
+                if current >= SCHEMA_VERSION:
+                    conn.execute("ROLLBACK")
+                    return current
+                step = STEPS.get(current)
+                if step is None:
+                    raise StoreError(f"This objsearch cannot upgrade an index of schema {current}.")
+                step(conn)
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(current + 1),)
+                )
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(
+                        f"Cannot upgrade the index at {folder} ({exc}); it was left unchanged "
+                        f"at schema {current}."
+                    ) from None
+                raise
+    finally:
+        conn.close()

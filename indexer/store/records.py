@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..media.metadata import PhotoMetadata
+
 
 @dataclass
 class NewRegion:
@@ -30,6 +32,7 @@ class NewPhoto:
     content_hash: str
     caption: str
     regions: list[NewRegion] = field(default_factory=list)
+    metadata: PhotoMetadata | None = None
 
 
 @dataclass
@@ -48,6 +51,8 @@ class PhotoState:
     size: int
     mtime_ns: int
     content_hash: str
+    has_metadata: bool = True
+    """False for photos indexed before metadata was recorded: the next run reads it."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +84,14 @@ class PhotoMove:
     path: str
     size: int
     mtime_ns: int
+    metadata: PhotoMetadata | None = None
 
 
 @dataclass(frozen=True)
 class PhotoTouch:
-    """A known photo whose stat changed but whose bytes did not."""
+    """A known photo whose stat changed but whose bytes did not (or whose metadata is new)."""
 
     photo_id: int
     size: int
     mtime_ns: int
+    metadata: PhotoMetadata | None = None

@@ -2,7 +2,9 @@
 
 Layout of an index folder::
 
-    objsearch.db      SQLite (WAL): photos, regions (with vectors), failures, meta
+    objsearch.db      SQLite (WAL): photos (with EXIF metadata), regions (with vectors),
+                      failures, meta, photo_text (full-text search over captions, labels
+                      and file names, kept current by triggers)
     vectors.faiss     FAISS index over region vectors, ids = region ids
     lock              advisory lock held by the one process allowed to write
 """
@@ -12,10 +14,11 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "objsearch.db"
 FAISS_NAME = "vectors.faiss"
 LOCK_NAME = "lock"
+VECTORS_LOCK_NAME = "vectors.lock"
 
 KIND_IMAGE = "image"
 KIND_OBJECT = "object"
@@ -26,7 +29,12 @@ class Base(DeclarativeBase):
 
 
 class Photo(Base):
-    """One photo file. ``width``/``height`` are the upright (EXIF-rotated) pixel size."""
+    """One photo file. ``width``/``height`` are the upright (EXIF-rotated) pixel size.
+
+    ``taken_at`` is ISO local time (``2023-07-14T18:30:05``) and ``date_source`` says where
+    it came from (see :mod:`indexer.media.metadata`); both are None for a photo indexed
+    before metadata was recorded, until the next index run reads it.
+    """
 
     __tablename__ = "photos"
     __table_args__ = {"sqlite_autoincrement": True}
@@ -40,10 +48,30 @@ class Photo(Base):
     content_hash: Mapped[str] = mapped_column(String(32), index=True)
     caption: Mapped[str] = mapped_column(default="")
     indexed_at: Mapped[float]
+    taken_at: Mapped[str | None] = mapped_column(String(19), index=True, default=None)
+    date_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    camera: Mapped[str | None] = mapped_column(default=None)
+    gps_lat: Mapped[float | None] = mapped_column(index=True, default=None)
+    gps_lon: Mapped[float | None] = mapped_column(default=None)
 
     regions: Mapped[list[Region]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @property
+    def gps(self) -> dict[str, float] | None:
+        if self.gps_lat is None or self.gps_lon is None:
+            return None
+        return {"lat": self.gps_lat, "lon": self.gps_lon}
+
+    def metadata_dict(self) -> dict[str, object]:
+        """The metadata keys of search JSON and export."""
+        return {
+            "taken_at": self.taken_at,
+            "date_source": self.date_source,
+            "camera": self.camera,
+            "gps": self.gps,
+        }
 
 
 class Region(Base):
@@ -104,3 +132,29 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str]
+
+
+def _basename(path: str) -> str:
+    """SQL for the file name of a path column (SQLite has no basename function)."""
+    return f"substr({path}, length(rtrim({path}, replace({path}, '/', ''))) + 1)"
+
+
+# Full-text search over what people call a photo (caption, detector labels, file name), and
+# the index that label filters use. Triggers keep photo_text in step with every write path
+# (index, move, delete, doctor), in the same transaction.
+SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS photo_text "
+    "USING fts5(caption, labels, name, tokenize = 'porter unicode61')",
+    "CREATE INDEX IF NOT EXISTS ix_regions_label ON regions (label COLLATE NOCASE)",
+    "CREATE TRIGGER IF NOT EXISTS photo_text_insert AFTER INSERT ON photos BEGIN "
+    "INSERT INTO photo_text (rowid, caption, labels, name) "
+    f"VALUES (new.id, new.caption, '', {_basename('new.path')}); END",
+    "CREATE TRIGGER IF NOT EXISTS photo_text_update AFTER UPDATE OF path, caption ON photos "
+    f"BEGIN UPDATE photo_text SET caption = new.caption, name = {_basename('new.path')} "
+    "WHERE rowid = new.id; END",
+    "CREATE TRIGGER IF NOT EXISTS photo_text_delete AFTER DELETE ON photos BEGIN "
+    "DELETE FROM photo_text WHERE rowid = old.id; END",
+    "CREATE TRIGGER IF NOT EXISTS photo_text_label AFTER INSERT ON regions "
+    "WHEN new.label IS NOT NULL BEGIN "
+    "UPDATE photo_text SET labels = labels || ' ' || new.label WHERE rowid = new.photo_id; END",
+)

@@ -9,6 +9,8 @@ Files are written atomically (temp file, fsync, rename), so a crash never leaves
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -18,6 +20,8 @@ from typing import TypeVar
 import numpy as np
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+# Temp files of unfinished saves: ``.vectors-XXXX.tmp`` beside the index file.
+TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
 T = TypeVar("T")
 
 # Exact search over 512-d float32 vectors costs about 1 ms per 10k vectors here
@@ -132,6 +136,7 @@ class VectorIndex:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1)
         self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+        self._forget_layout()
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids; only exact indexes support it (callers rebuild the others)."""
@@ -144,7 +149,14 @@ class VectorIndex:
                 f"a {self.index_type} index cannot remove vectors; rebuild it"
             )
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-        return int(self.index.remove_ids(selector))
+        removed = int(self.index.remove_ids(selector))
+        self._forget_layout()
+        return removed
+
+    def _forget_layout(self) -> None:
+        """Drop the cached id map and storage view (adds and removes move the rows)."""
+        self._ids_cache = None
+        self._storage_cache = None
 
     def ids(self) -> np.ndarray:
         import faiss
@@ -152,33 +164,120 @@ class VectorIndex:
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
     # -- queries -------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids) of shape (Q, k'); ids of -1 mark empty slots."""
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of shape (Q, k'); ids of -1 mark empty slots.
+
+        ``allowed`` (region ids) restricts the search with a FAISS ``IDSelector``: exact for
+        flat indexes, as approximate as an unfiltered search for graph and inverted-file
+        ones when the allowed set is a large part of the index (use :meth:`scores_for` for
+        small sets: graph search through a sparse filter loses recall).
+        """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(int(k), self.ntotal))
         if self.ntotal == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return _single_threaded(len(queries) == 1, lambda: self.index.search(queries, k))
+        if allowed is None:
+            return _single_threaded(len(queries) == 1, lambda: self.index.search(queries, k))
+        params = self._selector_params(np.ascontiguousarray(allowed, dtype=np.int64))
+        return _single_threaded(
+            len(queries) == 1, lambda: self.index.search(queries, k, params=params)
+        )
+
+    def _selector_params(self, allowed: np.ndarray) -> object:
+        import faiss
+
+        selector = faiss.IDSelectorBatch(allowed)
+        if self.index_type == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.params.hnsw_ef_search)
+        elif self.index_type == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.params.ivf_nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        params.referenced_selector = selector  # keep it alive as long as the parameters
+        return params
+
+    def scores_for(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact (ids, scores) of ``query`` against the given region ids that are indexed.
+
+        This is brute force over a subset: the cost follows the subset's size, not the
+        index's, and the answer is exact whatever the index type.
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
+        if len(ids) == 0 or self.ntotal == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        storage = self._flat_storage()
+        if storage is not None:
+            id_map, order, rows = storage
+            sorted_ids = id_map if order is None else id_map[order]
+            pos = np.searchsorted(sorted_ids, ids).clip(0, len(sorted_ids) - 1)
+            present = sorted_ids[pos] == ids
+            pos, ids = pos[present], ids[present]
+            return ids, _inner_products(rows, pos if order is None else order[pos], query)
+        ids = ids[np.isin(ids, self._id_array())]
+        vectors = self.index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dim))
+        return ids, _inner_products(vectors, np.arange(len(ids)), query)
+
+    def _id_array(self) -> np.ndarray:
+        cached = getattr(self, "_ids_cache", None)
+        if cached is None:
+            cached = self.ids()
+            self._ids_cache = cached
+        return cached
+
+    def _flat_storage(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray] | None:
+        """(id map, sort order or None when sorted, the stored vectors) without copying.
+
+        Flat and HNSW indexes keep every vector in one contiguous array; the id map gives
+        each row's region id. IVF keeps vectors per list: None (reconstruct instead).
+        """
+        import faiss
+
+        inner = faiss.downcast_index(self.index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            inner = faiss.downcast_index(inner.storage)
+        if not isinstance(inner, faiss.IndexFlat):
+            if isinstance(inner, faiss.IndexIVF) and not getattr(self, "_direct_map", False):
+                inner.make_direct_map()  # lets reconstruct_batch find vectors by id
+                self._direct_map = True
+            return None
+        cached = getattr(self, "_storage_cache", None)
+        if cached is not None:
+            return cached
+        id_map = self._id_array()
+        order = None if np.all(id_map[1:] > id_map[:-1]) else np.argsort(id_map, kind="stable")
+        rows = faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * self.dim)
+        self._storage_cache = (id_map, order, rows.reshape(inner.ntotal, self.dim))
+        return self._storage_cache
 
     # -- files ---------------------------------------------------------------------------
     def save(self, path: str) -> int:
         """Write atomically (temp file + fsync + rename); returns the file size."""
+        return publish(self.write_temp(os.path.dirname(os.path.abspath(path))), path)
+
+    def write_temp(self, folder: str) -> str:
+        """Write the index to a fresh, fsynced temp file in ``folder``; returns its path.
+
+        The slow half of a save, kept apart from :func:`publish` so that callers can hold
+        a lock only for the rename.
+        """
         import faiss
 
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
         os.close(fd)
         try:
-            faiss.write_index(self.index, tmp)
+            try:
+                faiss.write_index(self.index, tmp)
+            except RuntimeError as exc:  # FAISS reports failed writes (a full disk) this way
+                raise _as_os_error(exc) from None
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            discard(tmp)
             raise
-        _fsync_dir(folder)
-        return os.path.getsize(path)
+        return tmp
 
     @classmethod
     def load(cls, path: str, params: IndexParams = IndexParams()) -> VectorIndex:
@@ -198,6 +297,48 @@ class VectorIndex:
         else:
             index_type = "flat"
         return cls(index, index_type, params)
+
+
+def publish(tmp: str, path: str) -> int:
+    """Rename a finished temp file over ``path`` (atomic); returns the file size."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        discard(tmp)
+        raise
+    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    return os.path.getsize(path)
+
+
+def _as_os_error(exc: RuntimeError) -> OSError:
+    """The ``OSError`` behind a FAISS write error, so callers handle one kind of failure."""
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else "write error"
+    for code in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+        if os.strerror(code) in text:
+            return OSError(code, os.strerror(code))
+    return OSError(errno.EIO, f"cannot write the FAISS file ({text[-200:]})")
+
+
+def discard(tmp: str) -> None:
+    """Remove a temp file that will not be published (it may already be gone)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def _inner_products(rows: np.ndarray, positions: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``rows[positions] @ query`` in cache-sized chunks, on one thread.
+
+    Gathering a chunk that fits in cache and reducing it with einsum runs about twice as
+    fast as one large gather plus a BLAS product, whose threads wait on busy cores.
+    """
+    out = np.empty(len(positions), np.float32)
+    for start in range(0, len(positions), _CHUNK_ROWS):
+        part = positions[start : start + _CHUNK_ROWS]
+        out[start : start + len(part)] = np.einsum("ij,j->i", rows[part], query)
+    return out
+
+
+_CHUNK_ROWS = 1024
 
 
 def _single_threaded(enabled: bool, fn: Callable[[], T]) -> T:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from indexer.settings import configure_ultralytics
 
 from .app import app, err
+from .duplicates import duplicates
 from .indexing import doctor, export, index, status
 from .models import models_app
 from .query import localize, search
+from .serve import serve
 
 # Registered here, in the order ``objsearch --help`` lists them.
-for _command in (index, search, localize, export, status, doctor):
+for _command in (index, search, localize, duplicates, export, status, doctor, serve):
     app.command()(_command)
 app.add_typer(models_app, name="models")
 

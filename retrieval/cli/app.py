@@ -1,7 +1,7 @@
 """The ``objsearch`` Typer app: shared options, error handling and output helpers.
 
-Human output goes to the terminal (tables, a progress bar on stderr); ``--json`` prints
-machine-readable output on stdout only. Every error a user can cause ends in one clear
+Human output goes to the terminal (tables, a progress bar on stderr); piped, tables become
+plain tab-separated rows; ``--json`` prints machine-readable output on stdout only. Every error a user can cause ends in one clear
 message and a non-zero exit code, never a traceback. Commands live in
 :mod:`.indexing` (index, export, status, doctor), :mod:`.query` (search, localize) and
 :mod:`.models` (models, models save).
@@ -9,7 +9,8 @@ message and a non-zero exit code, never a traceback. Commands live in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,8 +18,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from indexer.errors import ObjsearchError, QueryError
+from indexer.errors import ObjsearchError, QueryError, UsageError
 from indexer.settings import (
     DEFAULT_BACKEND,
     DEFAULT_CLIP_MODEL,
@@ -29,6 +31,7 @@ from indexer.settings import (
     ENV_DEVICE,
     ENV_INDEX,
     ENV_PRECISION,
+    expand_path,
 )
 
 app = typer.Typer(
@@ -94,7 +97,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ObjsearchError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print(
@@ -109,6 +112,41 @@ def fmt_box(box: Any) -> str:
     if box is None:
         return "whole photo"
     return "[" + ", ".join(f"{v:.0f}" for v in box) + "]"
+
+
+def print_rows(title: str, headers: Sequence[str] | None, rows: Sequence[Sequence[str]]) -> None:
+    """A table on a terminal; plain tab-separated rows (no title, no wrapping) otherwise.
+
+    Piped output feeds grep, cut and copy-paste: a table wrapped at 80 columns would split
+    long paths. Cells are plain text; the terminal table escapes them for rich.
+    """
+    if not out.is_terminal:
+        for row in ([headers] if headers else []) + list(rows):
+            print("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in row))
+        return
+    table = Table(title=escape(title) if title else None, show_header=bool(headers))
+    for header in headers or [""] * len(rows[0] if rows else []):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    out.print(table)
+
+
+def check_output(path: Path) -> Path:
+    """The path a drawing will be written to (``~`` expanded), checked before any model work."""
+    from PIL import Image
+
+    full = Path(expand_path(path))
+    Image.init()
+    if full.suffix.lower() not in Image.registered_extensions():
+        raise UsageError(f"Cannot write {path}: {full.suffix or 'no'} is not an image extension.")
+    if full.is_dir():
+        raise UsageError(f"Cannot write {path}: it is a folder.")
+    if not full.parent.is_dir():
+        raise UsageError(f"Cannot write {path}: no such folder {full.parent}.")
+    if not os.access(full.parent, os.W_OK) or (full.exists() and not os.access(full, os.W_OK)):
+        raise UsageError(f"Cannot write {path}: permission denied.")
+    return full
 
 
 def save_image(image: Any, path: Path) -> None:

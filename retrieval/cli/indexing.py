@@ -20,15 +20,18 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
 from indexer.settings import (
     DEFAULT_DETECTOR,
     DEFAULT_FAISS_INDEX,
     DEFAULT_MAX_MEGAPIXELS,
     ENV_DETECTOR,
+    ENV_RAY_ADDRESS,
     DetectOptions,
+    RaySettings,
     configure_ultralytics,
+    expand_path,
+    resolve_ray_address,
 )
 
 from .app import (
@@ -41,6 +44,7 @@ from .app import (
     err,
     friendly,
     out,
+    print_rows,
 )
 
 if TYPE_CHECKING:
@@ -125,6 +129,40 @@ def index(
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     faiss_index: FaissIndexOpt = DEFAULT_FAISS_INDEX,
     prune: PruneOpt = True,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            envvar=ENV_RAY_ADDRESS,
+            metavar="auto|local|ray://HOST:PORT",
+            help='Run detection and embedding on a Ray cluster (pip install "objsearch\\[ray]"): auto joins a running cluster or starts a local one, local always starts one, ray://HOST:PORT connects through Ray Client, HOST:PORT to a cluster\'s GCS. Every node must see the photos under the same paths (see docs/scaling.md).',
+            show_default=False,
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(
+            "--ray-actors",
+            help="Detect+embed actors (default: one per GPU, or one per node without GPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    ray_gpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-gpus",
+            help="GPUs each actor reserves (default: 1 on clusters with GPUs, else 0).",
+            show_default=False,
+        ),
+    ] = None,
+    ray_cpus: Annotated[
+        float | None,
+        typer.Option(
+            "--ray-cpus",
+            help="CPUs each actor reserves and computes with (default: reserves 1, computes with its share of the cluster's cores).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index photos: detect objects, embed photos and crops, store them in INDEX."""
@@ -134,6 +172,15 @@ def index(
     options = DetectOptions(
         confidence=confidence, max_objects=max_objects, min_side=min_side, padding=padding
     )
+    address = resolve_ray_address(ray)
+    ray_settings = None
+    if address is not None:
+        ray_settings = RaySettings(
+            address=address,
+            actors=ray_actors,
+            cpus_per_actor=ray_cpus,
+            gpus_per_actor=ray_gpus,
+        )
     indexer = Indexer(
         index_dir,
         clip_model=clip_model,
@@ -147,6 +194,7 @@ def index(
         batch_size=batch_size,
         max_megapixels=max_megapixels,
         index_type=faiss_index,
+        ray=ray_settings,
     )
     with Progress(
         *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
@@ -157,6 +205,12 @@ def index(
             bar.update(task, completed=done, total=total)
 
         stats = indexer.index(photos, prune=prune, progress=progress)
+    for path in stats.missing_roots:
+        err.print(
+            f"[yellow]warning:[/] {escape(path)}: no such file or folder (skipped)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         print(json.dumps(stats.to_dict()))
         return
@@ -198,6 +252,7 @@ def export(
         if output is None:
             export_jsonl(store, sys.stdout)
             return
+        output = Path(expand_path(output))
         tmp = output.with_name(output.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             count = export_jsonl(store, fh)
@@ -207,7 +262,7 @@ def export(
 
 @friendly
 def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
-    """Report INDEX: counts, models, failures, and whether SQLite and FAISS agree."""
+    """Report INDEX: counts, models, failures, whether SQLite is consistent, the FAISS file."""
     from indexer.store import Store
     from indexer.store.doctor import check
 
@@ -216,23 +271,26 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(health.to_dict(), ensure_ascii=False))
         return
-    table = Table(show_header=False, title=escape(f"objsearch index {health.index}"))
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("photos", str(health.photos))
-    table.add_row("object regions", str(health.objects))
-    table.add_row("whole-photo regions", str(health.images))
-    table.add_row("FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})")
-    table.add_row("failures", str(health.failures))
+    vectors_file = health.vectors_file + (
+        f": {health.vectors_detail}" if health.vectors_detail else ""
+    )
     model = (
         f"{health.clip_model or '-'} ({health.model_family or '?'}, {health.embed_dim or '?'}-d)"
     )
-    table.add_row("Embedding model", escape(model))
-    table.add_row("detector", escape(health.detector or "-"))
-    table.add_row("consistent", "[green]yes[/]" if health.consistent else "[red]no[/]")
-    out.print(table)
+    rows = [
+        ["photos", str(health.photos)],
+        ["object regions", str(health.objects)],
+        ["whole-photo regions", str(health.images)],
+        ["FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})"],
+        ["FAISS file", vectors_file],
+        ["failures", str(health.failures)],
+        ["Embedding model", model],
+        ["detector", health.detector or "-"],
+        ["consistent", "yes" if health.consistent else "no"],
+    ]
+    print_rows(f"objsearch index {health.index}", None, rows)
     for problem in health.problems:
-        out.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
+        out.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     if health.problems:
         out.print(f"Run 'objsearch doctor --index {escape(str(index_dir))}' to repair.")
     for f in health.failed[:20]:

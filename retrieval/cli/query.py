@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from indexer.errors import QueryError
 from indexer.settings import ENV_INDEX
+from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT
 
 from .app import (
     BackendOpt,
@@ -22,15 +21,16 @@ from .app import (
     IndexDir,
     JsonOpt,
     PrecisionOpt,
+    check_output,
+    err,
     fmt_box,
     friendly,
-    out,
+    print_rows,
     save_image,
 )
 
 if TYPE_CHECKING:
     from indexer.models.clip import ClipEmbedder
-    from retrieval.localize.refine import PromptLocalization
     from retrieval.search import SearchResult
 
 
@@ -41,15 +41,100 @@ def search(
     ] = None,
     index_dir: IndexDir = Path("."),
     image: Annotated[
-        Path | None, typer.Option("--image", help="Search by example: a query photo.")
+        Path | None,
+        typer.Option("--image", help="Search by example: a query photo (with QUERY: both)."),
     ] = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Number of photos to return.")] = 10,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", help="Number of photos (or crops) to return.")
+    ] = 10,
     objects_only: Annotated[
         bool, typer.Option("--objects-only", help="Match object crops only.")
     ] = False,
     photos_only: Annotated[
         bool, typer.Option("--photos-only", help="Match whole photos only.")
     ] = False,
+    after: Annotated[
+        str | None,
+        typer.Option(
+            "--after",
+            help="Taken on or after this date: 2023, 2023-07 or 2023-07-14.",
+            show_default=False,
+        ),
+    ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option("--before", help="Taken before this date (same forms).", show_default=False),
+    ] = None,
+    folders: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--in", help="Only photos under this folder (repeatable).", show_default=False
+        ),
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="Only objects with this detector label (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option(
+            "--camera", help="Camera name contains this text (any case).", show_default=False
+        ),
+    ] = None,
+    near: Annotated[
+        str | None,
+        typer.Option(
+            "--near", help="Taken within KM of LAT,LON: --near 48.858,2.294,5.", show_default=False
+        ),
+    ] = None,
+    min_score: Annotated[
+        float | None,
+        typer.Option(
+            "--min-score", help="Drop results scoring below this cosine.", show_default=False
+        ),
+    ] = None,
+    match: Annotated[
+        str | None,
+        typer.Option(
+            "--match",
+            help="Words that must all appear in the caption, labels or file name.",
+            show_default=False,
+        ),
+    ] = None,
+    negatives: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--not", help="Push results away from this prompt (repeatable).", show_default=False
+        ),
+    ] = None,
+    not_weight: Annotated[
+        float, typer.Option("--not-weight", help="How far each --not moves the query.")
+    ] = DEFAULT_NOT_WEIGHT,
+    image_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--image-weight",
+            help=f"Weight of the example against QUERY (0-1). [default: {DEFAULT_IMAGE_WEIGHT}]",
+            show_default=False,
+        ),
+    ] = None,
+    like_region: Annotated[
+        int | None,
+        typer.Option(
+            "--like-region", help="More like this region (a region_id).", show_default=False
+        ),
+    ] = None,
+    like_photo: Annotated[
+        int | None,
+        typer.Option("--like-photo", help="More like this photo (a photo_id).", show_default=False),
+    ] = None,
+    group: Annotated[
+        str, typer.Option("--group", help="photo: one row per photo; object: every matching crop.")
+    ] = "photo",
     refine: Annotated[
         bool,
         typer.Option(
@@ -65,55 +150,128 @@ def search(
     backend: BackendOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search INDEX by text (QUERY) or by example (--image); one row per photo."""
-    from retrieval.search import Searcher
+    """Search INDEX by text (QUERY), by example (--image, --like-region, --like-photo) or both."""
+    from retrieval.search import Searcher, SearchFilters
 
-    if (query is None) == (image is None):
-        raise QueryError("Give a text QUERY or --image PATH (exactly one).")
+    # Every argument is checked before a model loads (that takes seconds).
+    if top_k < 1:
+        raise QueryError("--top-k must be at least 1.")
+    if refine_top < 0:
+        raise QueryError("--refine-top must be 0 or more.")
     if objects_only and photos_only:
         raise QueryError("--objects-only and --photos-only exclude each other.")
+    example = image is not None or like_region is not None or like_photo is not None
+    if query is None and not example:
+        raise QueryError("Give a text QUERY, --image, --like-region or --like-photo.")
+    if image_weight is not None and not (query is not None and example):
+        raise QueryError("--image-weight weighs an example against a text QUERY: give both.")
+    if refine and query is None and image is None:
+        raise QueryError("--refine localizes a text QUERY or an --image: give one.")
     kind = "object" if objects_only else "image" if photos_only else None
+    Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
+    filters = SearchFilters(
+        after=after,
+        before=before,
+        folders=tuple(folders or ()),
+        labels=tuple(labels or ()),
+        camera=camera,
+        near=near,
+        min_score=min_score,
+        match=match,
+    )
+    example = Searcher.query_image(image) if image is not None else None
     with Searcher(
         index_dir, clip_model=clip_model, device=device, precision=precision, backend=backend
     ) as searcher:
-        results = searcher.search(text=query, image=image, top_k=top_k, kind=kind)
+        results = searcher.search(
+            text=query,
+            image=example,
+            top_k=top_k,
+            kind=kind,
+            filters=filters,
+            negatives=negatives or (),
+            not_weight=not_weight,
+            image_weight=DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight,
+            like_region=like_region,
+            like_photo=like_photo,
+            group=group,  # type: ignore[arg-type]
+        )
+        if not results and searcher.empty:
+            err.print(
+                f"note: the index at {escape(searcher.store.dir)} holds no photos yet (an "
+                "index run may still be committing its first batch).",
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif not results:
+            _explain_empty(searcher, filters)
         if refine:
             from retrieval.localize.refine import refine_results
 
-            refine_results(searcher, results, text=query, image=image, top=refine_top)
+            refine_results(
+                searcher,
+                results,
+                text=query,
+                image=example if query is None else None,
+                top=refine_top,
+            )
     if as_json:
         print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
         return
     if not results:
-        out.print("No results.")
+        err.print("No results.")
         return
+    what = "crops" if group == "object" else "photos"
     title = (
-        f"{len(results)} photos for {query!r}" if query else f"{len(results)} photos like {image}"
+        f"{len(results)} {what} for {query!r}"
+        if query
+        else f"{len(results)} {what} like the example"
     )
-    out.print(_results_table(results, escape(title), refined=refine))
+    print_rows(title, *_result_rows(results, refined=refine))
 
 
-def _results_table(results: Sequence[SearchResult], title: str, *, refined: bool) -> Table:
-    table = Table(title=title)
-    table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
-    table.add_column("photo", overflow="fold")
-    table.add_column("box")
-    table.add_column("label")
-    if refined:
-        table.add_column("refined box")
+def _explain_empty(searcher: object, filters: object) -> None:
+    """A note on stderr when filters left nothing (an empty result is not an error)."""
+    from retrieval.search.filters import SearchFilters, photos_without_metadata
+
+    assert isinstance(filters, SearchFilters)
+    if filters.restricts_rows:
+        err.print("note: no photo matches the filters.", highlight=False)
+    elif filters.min_score is not None:
+        err.print(
+            f"note: no result scores at least --min-score {filters.min_score}.", highlight=False
+        )
+    if filters.needs_metadata:
+        with searcher.store.session() as s:  # type: ignore[attr-defined]
+            missing = photos_without_metadata(s)
+        if missing:
+            err.print(
+                f"note: {missing} photos were indexed before dates, cameras and places were "
+                "recorded; run 'objsearch index' on their folders to read them (no model runs).",
+                highlight=False,
+            )
+
+
+def _result_rows(
+    results: Sequence[SearchResult], *, refined: bool
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and plain-text rows of a result table (see :func:`.app.print_rows`)."""
+    headers = ["#", "score", "photo", "box", "label", "taken"]
+    headers += ["refined box"] if refined else []
+    rows = []
     for r in results:
         row = [
             str(r.rank),
             f"{r.score:.3f}",
-            escape(r.image),
+            r.image,
             fmt_box(r.box),
-            escape(r.label or "(photo)"),
+            r.label or "(photo)",
+            (r.taken_at or "-")[:10],
         ]
         if refined:
-            row.append(fmt_box(r.refined_box) if r.refined_box else "-")
-        table.add_row(*row)
-    return table
+            row.append(fmt_box(r.refined_box) if r.refined_box else r.refinement)
+        rows.append(row)
+    return headers, rows
 
 
 PromptsOpt = Annotated[
@@ -171,18 +329,25 @@ def localize(
 ) -> None:
     """Localise PROMPTS on PHOTO with CLIP sliding windows (finds objects no detector class covers)."""
     from indexer.media.decode import DecodeError
-    from retrieval.localize.refine import localize_prompts
-    from retrieval.localize.render import draw_boxes, heatmap_overlay
+    from retrieval.localize.refine import localize_prompts, read_localize_photo
+    from retrieval.localize.render import draw_boxes, heatmap_overlay, prompt_colour
 
+    # Every argument is checked before the model loads (that takes seconds).
     if method not in ("window", "occlusion"):
         raise QueryError(f"--method must be window or occlusion, not {method!r}.")
     prompts = [p for p in prompts if p.strip()]
     if not prompts:
         raise QueryError("Give at least one non-empty prompt.")
+    output = check_output(output) if output is not None else None
+    heatmap = check_output(heatmap) if heatmap is not None else None
+    try:
+        decoded = read_localize_photo(photo)
+    except DecodeError as exc:
+        raise QueryError(f"Cannot read {photo}: {exc}") from None
     embedder = _localize_embedder(clip_model, index_dir, device, precision, backend)
     try:
         image, found = localize_prompts(
-            os.fspath(photo),
+            decoded,
             prompts,
             embedder,
             method=method,
@@ -192,25 +357,33 @@ def localize(
             threshold=threshold,
             max_windows=max_windows,
         )
-    except DecodeError as exc:
-        raise QueryError(f"Cannot read {photo}: {exc}") from None
     except ValueError as exc:
         raise QueryError(str(exc)) from None
+    colours = [prompt_colour(i) for i in range(len(found))]
+    hex_colours = ["#{:02x}{:02x}{:02x}".format(*c) for c in colours]
     written = []
     if output is not None:
         save_image(draw_boxes(image, [(f.prompt, f.result.boxes) for f in found]), output)
         written.append(str(output))
     if heatmap is not None:
-        save_image(heatmap_overlay(image, [f.result for f in found]), heatmap)
+        labels = [f.prompt for f in found]
+        save_image(
+            heatmap_overlay(image, [f.result for f in found], colours, labels=labels), heatmap
+        )
         written.append(str(heatmap))
     if as_json:
-        print(
-            json.dumps({"image": os.path.abspath(photo), "prompts": [f.to_dict() for f in found]})
-        )
+        entries = [{**f.to_dict(), "colour": c} for f, c in zip(found, hex_colours, strict=True)]
+        print(json.dumps({"image": decoded.path, "prompts": entries}))
         return
-    out.print(_localizations_table(photo, found))
+    rows = []
+    for f, colour in zip(found, hex_colours, strict=True):
+        if not f.boxes:
+            rows.append([f.prompt, colour, "no box above the threshold", "-"])
+        for b in f.boxes:
+            rows.append([f.prompt, colour, fmt_box(b.box), f"{b.confidence:.2f}"])
+    print_rows(str(photo), ["prompt", "colour", "box (original pixels)", "confidence"], rows)
     for path in written:
-        out.print(f"wrote {path}", highlight=False)
+        err.print(f"wrote {escape(path)}", highlight=False, soft_wrap=True)
 
 
 def _localize_embedder(
@@ -230,19 +403,3 @@ def _localize_embedder(
         with Store(index_dir) as store:
             model = store.get_meta("clip_model")
     return ClipEmbedder(model, resolve_device(device), precision=precision, backend=backend)
-
-
-def _localizations_table(photo: Path, found: Sequence[PromptLocalization]) -> Table:
-    from retrieval.localize.render import prompt_colour
-
-    table = Table(title=f"{photo}")
-    table.add_column("prompt")
-    table.add_column("box (original pixels)")
-    table.add_column("confidence", justify="right")
-    for i, f in enumerate(found):
-        colour = "#{:02x}{:02x}{:02x}".format(*prompt_colour(i))
-        if not f.boxes:
-            table.add_row(f"[{colour}]{f.prompt}[/]", "no box above the threshold", "-")
-        for b in f.boxes:
-            table.add_row(f"[{colour}]{f.prompt}[/]", fmt_box(b.box), f"{b.confidence:.2f}")
-    return table

@@ -16,7 +16,13 @@ from typing import Any
 from PIL import Image
 
 from indexer.geometry import crop_box, scale_box
-from indexer.media.decode import DecodeError, load_query_image, read_photo
+from indexer.media.decode import (
+    DecodedPhoto,
+    DecodeError,
+    load_query_image,
+    read_given_photo,
+    read_photo,
+)
 from indexer.models.clip import ClipEmbedder
 
 from ..search import Searcher, SearchResult
@@ -24,6 +30,13 @@ from .boxes import LocalizedBox
 from .heatmap import Localization
 from .locate import localize
 from .scoring import CachedEmbedder, clip_score_fn
+
+# What ``SearchResult.refinement`` says, so that ``refined_box: null`` is never ambiguous.
+NOT_REQUESTED = "not requested"  # no --refine, or ranked below --refine-top
+REFINED = "refined"  # refined_box holds the box
+NONE_FOUND = "none found"  # localized, but nothing passed the threshold
+UNREADABLE = "photo unreadable"  # the photo can no longer be read
+REFINEMENTS = (NOT_REQUESTED, REFINED, NONE_FOUND, UNREADABLE)
 
 # Localisation scores windows of a photo decoded at about this long side: fine enough for
 # boxes within a few pixels of a patch, and far cheaper to decode than a 20 MP original.
@@ -51,17 +64,24 @@ class PromptLocalization:
         }
 
 
+def read_localize_photo(path: str | os.PathLike[str]) -> DecodedPhoto:
+    """Read a photo named for localisation (``~`` expanded), decoded at the working size."""
+    return read_given_photo(path, decode_side=LOCALIZE_DECODE_SIDE)
+
+
 def localize_prompts(
-    photo_path: str,
+    photo: str | DecodedPhoto,
     prompts: Sequence[str],
     embedder: ClipEmbedder,
     **options: Any,
 ) -> tuple[Image.Image, list[PromptLocalization]]:
-    """Localise each prompt on one photo; boxes come back in original-photo pixels.
+    """Localise each prompt on one photo (a path or :func:`read_localize_photo`'s result).
 
-    Returns the decoded photo (possibly reduced, for drawing) and one result per prompt.
+    Boxes come back in original-photo pixels. Returns the decoded photo (possibly reduced,
+    for drawing) and one result per prompt.
     """
-    photo = read_photo(photo_path, decode_side=LOCALIZE_DECODE_SIDE)
+    if not isinstance(photo, DecodedPhoto):
+        photo = read_localize_photo(photo)
     sx, sy = photo.scale
     cached = CachedEmbedder(embedder)
     out = []
@@ -85,25 +105,30 @@ def refine_results(
     max_windows: int = 64,
     **options: Any,
 ) -> None:
-    """Set ``refined_box`` on the first ``top`` results (all by default), in place.
+    """Set ``refined_box`` and ``refinement`` on the first ``top`` results (all by default).
 
     Object hits are searched inside their crop widened by ``margin`` of the box size on each
-    side; whole-photo hits over the whole photo. A hit whose photo can no longer be read, or
-    where nothing passes the threshold, keeps ``refined_box = None``. ``max_windows`` is
-    lower than for ``localize`` on its own because a crop needs a coarser grid than a photo,
-    and search should answer in seconds.
+    side; whole-photo hits over the whole photo. ``refinement`` says what happened: see
+    :data:`REFINEMENTS` (results beyond ``top`` stay ``"not requested"``). ``max_windows``
+    is lower than for ``localize`` on its own because a crop needs a coarser grid than a
+    photo, and search should answer in seconds.
     """
+    chosen = list(results)[: top if top is not None else len(results)]
+    if not chosen:
+        return
     if image is not None and not isinstance(image, Image.Image):
         image = load_query_image(os.fspath(image))
     cached = CachedEmbedder(searcher.embedder)
     score_fn = (
         clip_score_fn(cached, text=text) if text is not None else clip_score_fn(cached, image=image)
     )
-    for result in list(results)[: top if top is not None else len(results)]:
+    for result in chosen:
+        result.refinement = UNREADABLE
         try:
             photo = read_photo(result.image, decode_side=LOCALIZE_DECODE_SIDE)
         except DecodeError:
             continue
+        result.refinement = NONE_FOUND
         sx, sy = photo.scale
         region = photo.image
         dx = dy = 0.0
@@ -115,5 +140,6 @@ def refine_results(
             dx, dy = float(left), float(top_)
         found = localize(region, score_fn, max_windows=max_windows, **options)
         if found.boxes:
+            result.refinement = REFINED
             best = found.boxes[0]
             result.refined_box = tuple(round(v, 2) for v in scale_box(best.box, sx, sy, dx, dy))

@@ -123,6 +123,7 @@ def heatmap_overlay(
     *,
     floor: float = 0.25,
     alpha: float = 0.55,
+    labels: Sequence[str] | None = None,
 ) -> Image.Image:
     """Show where heat maps are high: the image is darkened towards ``floor`` where every
     map is low (the article's view), and each map tints its hot area with its colour.
@@ -130,7 +131,10 @@ def heatmap_overlay(
     A single map with ``colours=None`` gets no tint, so the picture keeps its own colours;
     several maps are always tinted, one colour per prompt. Maps may be cell grids (resized
     bilinearly), image-sized arrays, or ``Localization`` objects (resampled exactly).
+    With ``labels`` (one per map) a legend in the top-left corner names each colour.
     """
+    if labels is not None and len(labels) != len(heatmaps):
+        raise ValueError(f"need one label per heat map, got {len(labels)} for {len(heatmaps)}")
     if not 0.0 <= floor <= 1.0 or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"floor and alpha must be in [0, 1], got {floor}, {alpha}")
     rgb = to_rgb(image)
@@ -144,4 +148,33 @@ def heatmap_overlay(
         for heat, colour in zip(maps, _colours(len(maps), colours), strict=False):
             weight = (alpha * heat)[..., None]
             out = out * (1.0 - weight) + (np.array(colour, np.float32) / 255.0) * weight
-    return Image.fromarray(np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8))
+    picture = Image.fromarray(np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8))
+    if labels is not None:
+        picture = draw_legend(picture, list(zip(labels, _colours(len(maps), colours), strict=True)))
+    return picture
+
+
+def draw_legend(image: Image.Image, entries: Sequence[tuple[str, Colour]]) -> Image.Image:
+    """A key in the top-left corner: one solid swatch of each colour beside its text.
+
+    Tints blend into the photo and two prompts' colours can mix where both are hot, so the
+    swatches are drawn pure, on an opaque panel, where nothing blends into them.
+    """
+    out = to_rgb(image).copy()
+    if not entries:
+        return out
+    scale = math.sqrt(out.width * out.height)
+    font = _font(max(10, round(scale / 45)))
+    draw = ImageDraw.Draw(out)
+    boxes = [draw.textbbox((0, 0), text, font=font) for text, _ in entries]
+    line = max(max(b[3] - b[1] for b in boxes), max(8, round(scale / 40)))
+    pad = max(2, line // 3)
+    width = 3 * pad + line + max(b[2] - b[0] for b in boxes)
+    height = pad + len(entries) * (line + pad)
+    draw.rectangle((0, 0, width, height), fill=(0, 0, 0))
+    for i, ((text, colour), box) in enumerate(zip(entries, boxes, strict=True)):
+        top = pad + i * (line + pad)
+        draw.rectangle((pad, top, pad + line - 1, top + line - 1), fill=tuple(colour))
+        ty = top + (line - (box[3] - box[1])) / 2 - box[1]
+        draw.text((2 * pad + line - box[0], ty), text, fill=(255, 255, 255), font=font)
+    return out

@@ -1,5 +1,6 @@
-"""Query -> results: the :class:`Searcher` (and, next to it, future search filters)."""
+"""Query -> results: the :class:`Searcher`, query composition and search filters."""
 
+from .filters import SearchFilters
 from .searcher import Searcher, SearchResult
 
-__all__ = ["SearchResult", "Searcher"]
+__all__ = ["SearchFilters", "SearchResult", "Searcher"]

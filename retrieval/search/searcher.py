@@ -1,19 +1,28 @@
-"""Query -> results: embed a text or image query, search FAISS, join SQLite, group by photo.
+"""Query -> results: embed a query, rank regions with FAISS, join SQLite, group by photo.
+
+A query is a text, an example (a photo file, a stored region or photo) or both, minus any
+negative prompts (see :mod:`.compose`). Filters (:class:`~.filters.SearchFilters`) are
+pushed down: one SQL query gives the allowed region ids, which are ranked exactly (brute
+force over the subset) when they are few, or through a FAISS ``IDSelector`` when they are
+many, so a rare filter still fills ``top_k``.
 
 Results are grouped by parent photo: one photo with three matching crops is one result that
 shows its best-scoring region (``matches`` says how many of its regions were among the
-candidates). The searcher follows the index while it is being written: before each query it
-checks the store's generation and reloads vectors when new batches were committed.
+candidates); ``group="object"`` lists every matching crop instead. The searcher follows the
+index while it is being written: before each query it checks the store's generation and
+reloads vectors when new batches were committed.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import select
 
 from indexer.errors import QueryError, StoreError
 from indexer.media.decode import DecodeError, load_query_image
@@ -22,7 +31,18 @@ from indexer.models.identity import model_mismatch
 from indexer.settings import resolve_clip_model, resolve_device
 from indexer.store import KIND_IMAGE, KIND_OBJECT, IndexParams, Photo, Region, Store, VectorIndex
 
+from .compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT, blend, clean_negatives, push_away
+from .filters import SearchFilters, matching_region_ids
+
 RegionKind = Literal["object", "image"]
+Group = Literal["photo", "object"]
+GROUPS = ("photo", "object")
+
+# Allowed sets up to this many regions are ranked exactly (brute force over the subset,
+# about 1 ms per 10k regions); larger ones go through FAISS with an IDSelector, where a
+# graph index keeps its recall because the filter lets most of the graph through.
+EXACT_SUBSET_MAX = 100_000
+ALLOWED_CACHE = 8  # filter sets remembered per searcher
 
 
 @dataclass
@@ -43,6 +63,11 @@ class SearchResult:
     caption: str
     matches: int = 1
     refined_box: tuple[float, float, float, float] | None = None
+    refinement: str = "not requested"  # see retrieval.localize.refine.REFINEMENTS
+    taken_at: str | None = None
+    date_source: str | None = None
+    camera: str | None = None
+    gps: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form: documented keys first, extra detail after."""
@@ -66,7 +91,19 @@ def _result(region: Region, photo: Photo, score: float) -> SearchResult:
         width=photo.width,
         height=photo.height,
         caption=photo.caption,
+        taken_at=photo.taken_at,
+        date_source=photo.date_source,
+        camera=photo.camera,
+        gps=photo.gps,
     )
+
+
+def check_query(text: str | None, image: object) -> None:
+    """Refuse a malformed query before any model work: exactly one of text and image."""
+    if (text is None) == (image is None):
+        raise QueryError("Give exactly one query: a text or an image.")
+    if text is not None:
+        normalise_query(text)  # raises on an empty query
 
 
 class Searcher:
@@ -88,23 +125,45 @@ class Searcher:
         embedder: ClipEmbedder | None = None,
     ) -> None:
         self.store = Store(index_dir)
-        meta = self.store.meta()
-        if "clip_model" not in meta:
-            raise StoreError(
-                f"The index at {self.store.dir} holds no photos yet: run 'objsearch index' first."
-            )
         self.params = params or IndexParams()
-        if embedder is None:
-            model = resolve_clip_model(clip_model, meta["clip_model"])
-            embedder = ClipEmbedder(
-                model, resolve_device(device), precision=precision, backend=backend
-            )
-        problem = model_mismatch(meta, embedder)
-        if problem:
-            raise StoreError(problem)
-        self.embedder = embedder
+        self._model = (clip_model, device, precision, backend)
+        self._embedder = embedder
+        self._checked = False
         self._generation = -1
         self._index: VectorIndex | None = None
+        # Allowed-region sets of recent filters: paging or rewording a query keeps its
+        # filters, and the SQL is then skipped. Cleared whenever the index changes.
+        self._allowed: dict[tuple[SearchFilters, str | None], tuple[np.ndarray, np.ndarray]] = {}
+        if "clip_model" in self.store.meta():
+            self.embedder  # noqa: B018 - load and check the model now, not at the first query
+
+    @property
+    def embedder(self) -> ClipEmbedder:
+        """The CLIP model: the index's own unless another was given, checked against it.
+
+        An index whose first batch is not committed yet records no model; until it does,
+        searches return nothing and no model is loaded.
+        """
+        meta = self.store.meta() if not self._checked else {}
+        if self._embedder is None:
+            clip_model, device, precision, backend = self._model
+            if "clip_model" not in meta:
+                raise StoreError(
+                    f"The index at {self.store.dir} holds no photos yet: run 'objsearch index' "
+                    "first."
+                )
+            self._embedder = ClipEmbedder(
+                resolve_clip_model(clip_model, meta["clip_model"]),
+                resolve_device(device),
+                precision=precision,
+                backend=backend,
+            )
+        if not self._checked and "clip_model" in meta:
+            problem = model_mismatch(meta, self._embedder)
+            if problem:
+                raise StoreError(problem)
+            self._checked = True
+        return self._embedder
 
     def close(self) -> None:
         self.store.close()
@@ -120,25 +179,108 @@ class Searcher:
         """The FAISS index for the latest committed generation (reloaded when it moves on)."""
         generation = self.store.generation
         if self._index is None or generation != self._generation:
-            self._index, _ = self.store.load_vectors(self.params)
+            self._index, _ = self.store.load_vectors(self.params, persist=True)
             self._generation = generation
+            self._allowed.clear()
         return self._index
+
+    @property
+    def empty(self) -> bool:
+        """True while the index holds no committed photo (e.g. its first batch is in flight)."""
+        return self.vectors.ntotal == 0
 
     def query_vector(
         self, text: str | None = None, image: str | os.PathLike[str] | Image.Image | None = None
     ) -> np.ndarray:
         """The unit query vector for a text (prompt-ensembled) or an image."""
-        if (text is None) == (image is None):
-            raise QueryError("Give exactly one query: a text or an image.")
+        check_query(text, image)
         if text is not None:
             return self.embedder.embed_text(normalise_query(text))
-        if not isinstance(image, Image.Image):
-            path = os.fspath(image)
-            try:
-                image = load_query_image(path)
-            except DecodeError as exc:
-                raise QueryError(f"Cannot use {path} as a query image: {exc}") from None
-        return self.embedder.embed_image(image)
+        return self.embedder.embed_image(self.query_image(image))
+
+    @staticmethod
+    def query_image(image: str | os.PathLike[str] | Image.Image) -> Image.Image:
+        """A query image, decoded: a path (``~`` expanded) or an already-open image."""
+        if isinstance(image, Image.Image):
+            return image
+        try:
+            return load_query_image(image)
+        except DecodeError as exc:
+            raise QueryError(f"Cannot use {os.fspath(image)} as a query image: {exc}") from None
+
+    def compose_query(
+        self,
+        text: str | None = None,
+        image: str | os.PathLike[str] | Image.Image | None = None,
+        *,
+        negatives: Sequence[str] = (),
+        not_weight: float = DEFAULT_NOT_WEIGHT,
+        image_weight: float = DEFAULT_IMAGE_WEIGHT,
+        like_region: int | None = None,
+        like_photo: int | None = None,
+    ) -> np.ndarray:
+        """The unit query vector for a text and/or one example, minus negative prompts."""
+        negatives = self.check_composed(text, image, negatives, like_region, like_photo)
+        example = None
+        if image is not None:
+            example = self.query_vector(image=image)
+        elif like_region is not None:
+            example = self.region_vector(like_region)
+        elif like_photo is not None:
+            example = self.photo_vector(like_photo)
+        if text is not None:
+            query = self.query_vector(text=text)
+            if example is not None:
+                query = blend(query, example, image_weight)
+        else:
+            assert example is not None
+            query = example
+        return push_away(query, [self.query_vector(text=n) for n in negatives], not_weight)
+
+    @staticmethod
+    def check_composed(
+        text: str | None,
+        image: object,
+        negatives: Sequence[str],
+        like_region: int | None,
+        like_photo: int | None,
+    ) -> list[str]:
+        """Refuse a malformed composed query before any model work; the cleaned negatives."""
+        examples = [x for x in (image, like_region, like_photo) if x is not None]
+        if len(examples) > 1:
+            raise QueryError("Give one example at most: --image, --like-region or --like-photo.")
+        cleaned = clean_negatives(negatives)
+        if text is None and not examples:
+            raise QueryError("Give a query: a text, --image, --like-region or --like-photo.")
+        if text is not None:
+            normalise_query(text)  # raises on an empty query
+        return cleaned
+
+    def region_vector(self, region_id: int) -> np.ndarray:
+        """The stored vector of one region (for "more like this object")."""
+        with self.store.session() as s:
+            blob = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
+        if blob is None:
+            raise QueryError(
+                f"There is no region {region_id} in this index (region ids come from search "
+                "results: region_id)."
+            )
+        return np.frombuffer(blob, np.float32).copy()
+
+    def photo_vector(self, photo_id: int) -> np.ndarray:
+        """The stored whole-photo vector of one photo (for "more like this photo")."""
+        with self.store.session() as s:
+            blob = s.scalar(
+                select(Region.vector).where(
+                    Region.photo_id == int(photo_id), Region.kind == KIND_IMAGE
+                )
+            )
+        if blob is None:
+            raise QueryError(
+                f"There is no photo {photo_id} in this index (photo ids come from search "
+                "results: photo_id)."
+            )
+        return np.frombuffer(blob, np.float32).copy()
 
     def search(
         self,
@@ -147,48 +289,208 @@ class Searcher:
         top_k: int = 10,
         *,
         kind: RegionKind | None = None,
+        filters: SearchFilters | None = None,
+        negatives: Sequence[str] = (),
+        not_weight: float = DEFAULT_NOT_WEIGHT,
+        image_weight: float = DEFAULT_IMAGE_WEIGHT,
+        like_region: int | None = None,
+        like_photo: int | None = None,
+        group: Group = "photo",
     ) -> list[SearchResult]:
-        """Top ``top_k`` photos for the query, each shown by its best region.
+        """Top ``top_k`` photos (or object crops with ``group="object"``) for the query.
 
+        ``text`` and one example (``image``, ``like_region`` or ``like_photo``) combine with
+        ``image_weight``; ``negatives`` push the query away (``not_weight`` each).
         ``kind="object"`` searches object crops only, ``kind="image"`` whole photos only.
+        ``filters`` restrict which photos and regions may be returned. "More like this"
+        leaves the example region (or photo) itself out of the results.
+        An index without committed photos gives an empty list (after the query is checked).
         """
+        kind = self._check(top_k, kind, group)
+        if self.empty:  # nothing committed yet: check the query, load no model
+            self.check_composed(text, image, negatives, like_region, like_photo)
+            if image is not None:
+                self.query_image(image)
+            return []
+        query = self.compose_query(
+            text,
+            image,
+            negatives=negatives,
+            not_weight=not_weight,
+            image_weight=image_weight,
+            like_region=like_region,
+            like_photo=like_photo,
+        )
+        return self.search_vector(
+            query,
+            top_k,
+            kind=kind,
+            filters=filters,
+            group=group,
+            exclude_region=like_region,
+            exclude_photo=like_photo,
+        )
+
+    @staticmethod
+    def _check(top_k: int, kind: str | None, group: str) -> str | None:
         if top_k < 1:
             raise QueryError("top-k must be at least 1.")
         if kind not in (None, KIND_OBJECT, KIND_IMAGE):
             raise QueryError(f"kind must be 'object', 'image' or None, not {kind!r}.")
-        query = self.query_vector(text, image)
-        return self.search_vector(query, top_k, kind=kind)
+        if group not in GROUPS:
+            raise QueryError(f"--group must be photo or object, not {group!r}.")
+        if group == "object":
+            if kind == KIND_IMAGE:
+                raise QueryError(
+                    "--group object lists object crops: it cannot be combined with --photos-only."
+                )
+            return KIND_OBJECT
+        return kind
+
+    def allowed_regions(
+        self, filters: SearchFilters, kind: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(region ids, their photo ids) passing ``filters``: one SQL query over indexes.
+
+        Call after :attr:`vectors` (which clears the cache when the index has changed).
+        """
+        key = (filters, kind)
+        if key not in self._allowed:
+            with self.store.session() as s:
+                found = matching_region_ids(s, filters, kind)
+            if len(self._allowed) >= ALLOWED_CACHE:
+                self._allowed.pop(next(iter(self._allowed)))
+            self._allowed[key] = found
+        return self._allowed[key]
 
     def search_vector(
-        self, query: np.ndarray, top_k: int = 10, *, kind: RegionKind | None = None
+        self,
+        query: np.ndarray,
+        top_k: int = 10,
+        *,
+        kind: RegionKind | None = None,
+        filters: SearchFilters | None = None,
+        group: Group = "photo",
+        exclude_region: int | None = None,
+        exclude_photo: int | None = None,
     ) -> list[SearchResult]:
-        """Grouped results for an already-embedded query vector."""
+        """Ranked results for an already-embedded query vector."""
+        kind = self._check(top_k, kind, group)
+        filters = filters or SearchFilters()
         index = self.vectors
-        total = index.ntotal
+        skip = _Skip(exclude_region, exclude_photo, filters.min_score)
+        if not filters.restricts_rows:
+            if index.ntotal == 0:
+                return []
+            return self._expanding(
+                lambda k: index.search(query[None, :], k), index.ntotal, top_k, kind, group, skip
+            )
+        ids, photos = self.allowed_regions(filters, kind)
+        if len(ids) > EXACT_SUBSET_MAX:
+            return self._expanding(
+                lambda k: index.search(query[None, :], k, allowed=ids),
+                len(ids),
+                top_k,
+                kind,
+                group,
+                skip,
+            )
+        found, scores = index.scores_for(query, ids)
+        return self._exact(found, photos[np.searchsorted(ids, found)], scores, top_k, group, skip)
+
+    def _expanding(
+        self,
+        search: Callable[[int], tuple[np.ndarray, np.ndarray]],
+        total: int,
+        top_k: int,
+        kind: str | None,
+        group: str,
+        skip: _Skip,
+    ) -> list[SearchResult]:
+        """Ask FAISS for more and more neighbours until ``top_k`` groups are filled."""
         k = min(total, top_k * 8 + 32)
         while True:
-            scores, ids = index.search(query[None, :], k)
-            hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+            scores, ids = search(k)
+            hits = [(int(i), float(x)) for i, x in zip(ids[0], scores[0], strict=True) if i >= 0]
+            low = skip.min_score is not None and hits and hits[-1][1] < skip.min_score
             rows = self.store.regions_with_photos([i for i, _ in hits])
-            best: dict[int, list] = {}  # photo id -> [score, region, photo, matches]
+            best: dict[int, list] = {}  # photo (or region) id -> [score, region, photo, matches]
             for region_id, score in hits:
+                if skip.min_score is not None and score < skip.min_score:
+                    break  # hits come best-first
                 found = rows.get(region_id)
                 if found is None:
                     continue  # removed since the vectors were loaded
                 region, photo = found
-                if kind and region.kind != kind:
+                if (kind and region.kind != kind) or skip.excludes(region.id, photo.id):
                     continue
-                if photo.id in best:
-                    best[photo.id][3] += 1  # hits come best-first: the first one stays
+                key = region.id if group == "object" else photo.id
+                if key in best:
+                    best[key][3] += 1  # hits come best-first: the first one stays
                 else:
-                    best[photo.id] = [score, region, photo, 1]
-            if len(best) >= top_k or k >= total:
+                    best[key] = [score, region, photo, 1]
+            if len(best) >= top_k or k >= total or low:
                 break
             k = min(total, k * 4)
         top = sorted(best.values(), key=lambda entry: -entry[0])[:top_k]
+        return self._ranked([(region, photo, score, n) for score, region, photo, n in top])
+
+    def _exact(
+        self,
+        ids: np.ndarray,
+        photos: np.ndarray,
+        scores: np.ndarray,
+        top_k: int,
+        group: str,
+        skip: _Skip,
+    ) -> list[SearchResult]:
+        """Rank every allowed region exactly; group in numpy and load only the winners.
+
+        ``matches`` counts a photo's regions among the best ``top_k * 8 + 32``, as the
+        FAISS path counts them among its candidates.
+        """
+        keep = np.ones(len(ids), bool)
+        if skip.region is not None:
+            keep &= ids != skip.region
+        if skip.photo is not None:
+            keep &= photos != skip.photo
+        if skip.min_score is not None:
+            keep &= scores >= skip.min_score
+        ids, photos, scores = ids[keep], photos[keep], scores[keep]
+        order = np.argsort(-scores, kind="stable")
+        if group == "object":
+            chosen = order[:top_k]
+            matches = np.ones(len(chosen), np.int64)
+        else:
+            _, first = np.unique(photos[order], return_index=True)
+            chosen = order[np.sort(first)][:top_k]
+            window = photos[order[: top_k * 8 + 32]]
+            matches = np.array([max(1, int(np.sum(window == photos[i]))) for i in chosen])
+        rows = self.store.regions_with_photos(ids[chosen].tolist())
         ranked = []
-        for rank, (score, region, photo, matches) in enumerate(top, 1):
+        for i, n in zip(chosen, matches, strict=True):
+            found = rows.get(int(ids[i]))
+            if found is not None:  # removed since the vectors were loaded
+                ranked.append((*found, float(scores[i]), int(n)))
+        return self._ranked(ranked)
+
+    @staticmethod
+    def _ranked(entries: list[tuple[Region, Photo, float, int]]) -> list[SearchResult]:
+        results = []
+        for rank, (region, photo, score, matches) in enumerate(entries, 1):
             result = _result(region, photo, score)
             result.rank, result.matches = rank, matches
-            ranked.append(result)
-        return ranked
+            results.append(result)
+        return results
+
+
+@dataclass(frozen=True)
+class _Skip:
+    """What a ranking leaves out: the example region or photo, and scores below a floor."""
+
+    region: int | None
+    photo: int | None
+    min_score: float | None
+
+    def excludes(self, region_id: int, photo_id: int) -> bool:
+        return region_id == self.region or photo_id == self.photo

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from indexer.settings import DetectOptions
 from indexer.store import DB_NAME, KIND_IMAGE, Photo, Region, Store
 from indexer.store.doctor import check, repair
 from retrieval.search import Searcher
-from tests.fixtures import Models, make_indexer, region_set
+from tests.fixtures import Models, committed_photos, make_indexer, region_set
 
 # A killed process at each stage: the suite takes a minute or more.
 pytestmark = pytest.mark.slow
@@ -73,20 +72,6 @@ def photo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def crash_indexer(models: Models, index_dir: Path) -> Indexer:
     """The in-process twin of the killed child: same options and batch size."""
     return make_indexer(models, index_dir, options=OPTIONS, batch_size=BATCH)
-
-
-def committed_photos(db: Path) -> int:
-    """Photos committed so far, read the way any other process would (-1: no schema yet)."""
-    if not db.exists():
-        return -1
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(con.execute("SELECT count(*) FROM photos").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return -1
 
 
 def run_and_kill(

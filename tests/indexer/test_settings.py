@@ -10,10 +10,13 @@ from indexer.settings import (
     DEFAULT_CLIP_MODEL,
     ENV_CLIP_MODEL,
     ENV_PRECISION,
+    ENV_RAY_ADDRESS,
     DetectOptions,
+    RaySettings,
     choose_backend,
     choose_precision,
     resolve_clip_model,
+    resolve_ray_address,
 )
 
 
@@ -68,3 +71,23 @@ def test_options_validate() -> None:
         DetectOptions(confidence=2)
     with pytest.raises(ObjsearchError):
         DetectOptions(padding=-0.1)
+
+
+def test_ray_address_from_flag_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_RAY_ADDRESS, raising=False)
+    assert resolve_ray_address(None) is None  # no flag, no variable: a local run
+    for address in ("auto", "local", "ray://head:10001", "10.0.0.5:6379"):
+        assert resolve_ray_address(address) == address
+    monkeypatch.setenv(ENV_RAY_ADDRESS, "ray://cluster:10001")
+    assert resolve_ray_address(None) == "ray://cluster:10001"
+    assert resolve_ray_address("local") == "local"  # the flag wins
+    for bad in ("head", "head:port", "http://head:8265"):
+        with pytest.raises(ObjsearchError, match="Unknown Ray address"):
+            resolve_ray_address(bad)
+
+
+def test_ray_settings_validate() -> None:
+    with pytest.raises(ObjsearchError, match="actors"):
+        RaySettings(actors=0)
+    with pytest.raises(ObjsearchError, match="gpus per actor"):
+        RaySettings(gpus_per_actor=-1)

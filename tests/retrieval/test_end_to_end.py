@@ -119,7 +119,9 @@ def test_grouping_shows_each_photos_best_region(built_index: Path) -> None:
 def test_table_output_is_readable(built_index: Path) -> None:
     result = CliRunner().invoke(app, ["search", "a dog", "--index", str(built_index), "-k", "3"])
     assert result.exit_code == 0, result.output
-    assert "photos for 'a dog'" in result.stdout and "score" in result.stdout
+    header, *rows = result.stdout.splitlines()  # piped: tab-separated, one row per photo
+    assert header.split("\t") == ["#", "score", "photo", "box", "label", "taken"]
+    assert len(rows) == 3 and all(len(row.split("\t")) == 6 for row in rows)
 
 
 def test_export_matches_store(built_index: Path) -> None:
@@ -174,7 +176,7 @@ def test_python_api(built_index: Path, tiny_clip_dir: Path) -> None:
 def test_search_errors_are_clear(built_index: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(app, ["search", "--index", str(built_index)])
-    assert r.exit_code != 0 and "exactly one" in r.output
+    assert r.exit_code != 0 and "Give a text QUERY" in r.output
     r = runner.invoke(app, ["search", "x", "--index", str(tmp_path / "missing")])
     assert r.exit_code != 0 and "No objsearch index" in r.output
     bad = tmp_path / "bad.jpg"

@@ -69,12 +69,13 @@ def test_searching_with_another_family_is_refused(family_index, tiny_clip_dir: P
 
 
 def test_indexing_with_another_family_is_refused(
-    family_index, tiny_clip_dir: Path, sample_photos_dir: Path
+    family_index, tiny_clip_dir: Path, tiny_yolo_path: Path, sample_photos_dir: Path
 ) -> None:
     index_dir, _ = family_index
     with Store(index_dir) as store:
         before = store.meta()["generation"]
     args = ["index", str(sample_photos_dir), "--index", str(index_dir), "--device", "cpu"]
+    args += ["--detector", str(tiny_yolo_path)]  # both models are located before either loads
     result = CliRunner().invoke(app, [*args, "--clip-model", str(tiny_clip_dir)])
     assert result.exit_code != 0 and "not comparable" in " ".join(result.output.split())
     with Store(index_dir) as store:

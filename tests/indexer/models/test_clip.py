@@ -75,7 +75,9 @@ def test_missing_model_error_names_both_ways(tmp_path, monkeypatch) -> None:
     message = str(info.value)
     assert "no-such-model" in message
     assert "--clip-model" in message and "OBJSEARCH_CLIP_MODEL" in message and "hub id" in message
-    assert 'README\'s "No internet?" section' in message and "objsearch models save" in message
+    assert (
+        '"No internet?" in the objsearch README' in message and "objsearch models save" in message
+    )
 
 
 def test_offline_hub_id_fails_fast(monkeypatch) -> None:

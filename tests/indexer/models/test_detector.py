@@ -33,7 +33,7 @@ def test_missing_detector_names_both_ways(tmp_path) -> None:
         Detector(str(tmp_path / "nope.pt"))
     message = str(info.value)
     assert "nope.pt" in message and "--detector" in message and "OBJSEARCH_DETECTOR" in message
-    assert 'README\'s "No internet?" section' in message
+    assert '"No internet?" in the objsearch README' in message
 
 
 @pytest.fixture(scope="module")

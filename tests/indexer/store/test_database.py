@@ -13,7 +13,6 @@ import pytest
 from indexer.errors import CorruptIndexError, StoreError
 from indexer.store import (
     DB_NAME,
-    FAISS_NAME,
     KIND_IMAGE,
     FailureRecord,
     NewPhoto,
@@ -54,7 +53,10 @@ def test_index_written_by_schema_1_opens_and_searches(tmp_path: Path, tiny_clip_
         assert len(results) == len({row[0] for row in expected})  # every photo is reachable
         assert all(r.kind in ("object", "image") for r in results)
         assert searcher.vectors.ntotal == len(expected)
-    assert not (index_dir / FAISS_NAME).exists()  # a reader never writes
+    with Store(index_dir) as store:  # the first reader wrote its rebuild back
+        assert store.faiss_is_fresh()
+        index, from_file = store.load_vectors()
+        assert from_file and index.ntotal == len(expected)
 
 
 def _photo(path: str, dim: int = 4, objects: int = 1) -> NewPhoto:
@@ -107,5 +109,5 @@ def test_garbage_database_is_a_corrupt_index_error(tmp_path: Path) -> None:
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with Store(tmp_path / "index", create=True) as store:
         with pytest.raises(StoreError, match="newer objsearch"):
-            upgrade(store.session, SCHEMA_VERSION + 1)
-        assert upgrade(store.session, SCHEMA_VERSION) == SCHEMA_VERSION
+            upgrade(store.db_path, SCHEMA_VERSION + 1)
+        assert upgrade(store.db_path, SCHEMA_VERSION) == SCHEMA_VERSION

@@ -67,3 +67,36 @@ def test_choose_index_type() -> None:
     assert choose_index_type("ivf", 10) == "ivf"
     with pytest.raises(ValueError):
         choose_index_type("lsh", 10)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_scores_for_a_subset_are_exact(kind: str) -> None:
+    vecs = unit(600)
+    ids = np.arange(1000, 1600, dtype=np.int64)
+    index = VectorIndex.build(ids, vecs, 16, kind)
+    query = unit(1, seed=5)[0]
+    subset = np.array([1599, 1003, 1200, 42, 5000], dtype=np.int64)  # 42, 5000: not indexed
+    got_ids, scores = index.scores_for(query, subset)
+    assert sorted(got_ids.tolist()) == [1003, 1200, 1599]
+    np.testing.assert_allclose(scores, vecs[got_ids - 1000] @ query, atol=1e-5)
+
+
+def test_scores_for_follows_adds_and_removes() -> None:
+    vecs = unit(50)
+    index = VectorIndex.build(np.arange(1, 51, dtype=np.int64), vecs, 16, "flat")
+    query = vecs[0]
+    assert index.scores_for(query, np.array([1], np.int64))[1][0] == pytest.approx(1.0, abs=1e-5)
+    index.remove(np.array([1], np.int64))
+    index.add(np.array([99], np.int64), vecs[1:2])  # not in id order any more
+    ids, scores = index.scores_for(query, np.array([1, 2, 99], np.int64))
+    assert ids.tolist() == [2, 99]
+    np.testing.assert_allclose(scores, [vecs[1] @ query] * 2, atol=1e-5)
+
+
+def test_selector_search_keeps_to_the_allowed_ids() -> None:
+    vecs = unit(300)
+    index = VectorIndex.build(np.arange(1, 301, dtype=np.int64), vecs, 16, "flat")
+    allowed = np.arange(2, 301, 3, dtype=np.int64)
+    scores, found = index.search(vecs[0][None, :], 10, allowed=allowed)
+    expected = allowed[np.argsort(-(vecs[allowed - 1] @ vecs[0]))[:10]]
+    assert found[0].tolist() == expected.tolist()

@@ -40,7 +40,10 @@ def test_index_then_search_status_export_doctor(models: Models, tmp_path: Path) 
     assert all(Path(h["image"]).parent == folder for h in hits)
 
     result = run("search", "a cat", "--index", str(index_dir))
-    assert result.exit_code == 0 and "photos for 'a cat'" in result.stdout
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()  # piped: tab-separated, one row per photo
+    assert header.split("\t") == ["#", "score", "photo", "box", "label", "taken"]
+    assert len(rows) == 3 and all(row.split("\t")[2].startswith(str(folder)) for row in rows)
 
     result = run("status", "--index", str(index_dir), "--json")
     assert result.exit_code == 0, result.output
@@ -63,7 +66,7 @@ def test_index_then_search_status_export_doctor(models: Models, tmp_path: Path) 
     ("args", "code", "needle"),
     [
         (("search", "--index", "{missing}", "a cat"), 4, "No objsearch index"),
-        (("search", "--index", "{index}"), 2, "exactly one"),
+        (("search", "--index", "{index}"), 2, "Give a text QUERY"),
         (("search", "--index", "{index}", "  "), 2, "empty"),
         (("search", "--index", "{index}", "x", "--objects-only", "--photos-only"), 2, "exclude"),
         (("status", "--index", "{missing}"), 4, "No objsearch index"),

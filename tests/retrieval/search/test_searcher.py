@@ -51,8 +51,8 @@ def test_image_query_finds_its_own_photo(searcher: Searcher, sample_photos_dir: 
     ("kwargs", "message"),
     [
         ({"text": "   "}, "empty"),
-        ({}, "exactly one"),
-        ({"text": "a cat", "image": "x.jpg"}, "exactly one"),
+        ({}, "Give a query"),
+        ({"text": "a cat", "image": "missing.jpg"}, "Cannot use missing.jpg"),
         ({"text": "a cat", "top_k": 0}, "top-k"),
         ({"text": "a cat", "kind": "crop"}, "kind"),
     ],
@@ -82,7 +82,13 @@ def test_follows_new_commits(tiny_index: Path, models: Models, tmp_path: Path) -
         assert hits[0].image == str(folder / "new.jpg")
 
 
-def test_empty_index_is_refused(tmp_path: Path) -> None:
+def test_index_without_photos_searches_to_nothing(tmp_path: Path) -> None:
+    """No committed photo yet (a first batch in flight): no model loads, no result, no error."""
     Store(tmp_path / "index", create=True).close()
-    with pytest.raises(StoreError, match="no photos yet"):
-        Searcher(tmp_path / "index")
+    with Searcher(tmp_path / "index") as searcher:
+        assert searcher.empty
+        assert searcher.search(text="a cat") == []
+        with pytest.raises(QueryError, match="empty"):
+            searcher.search(text="  ")  # the query is still checked
+        with pytest.raises(StoreError, match="no photos yet"):
+            searcher.embedder  # noqa: B018 - no model is recorded to load

@@ -1,0 +1,75 @@
+"""Search options as HTTP query parameters: the same filters and query shaping as the CLI.
+
+Each dependency turns query-string parameters into the records :class:`Searcher` takes, so
+``GET /api/v1/search?q=a+cat&after=2023&label=cat&in=~/Trips`` filters exactly as
+``objsearch search "a cat" --after 2023 --label cat --in ~/Trips`` does. A value the records
+refuse (an unreadable date, an empty label) raises :class:`QueryError`, answered with 400.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Query
+
+from retrieval.search import SearchFilters
+from retrieval.search.compose import DEFAULT_NOT_WEIGHT
+
+
+def search_filters(
+    after: Annotated[
+        str | None, Query(description="Taken on or after: YYYY, YYYY-MM or YYYY-MM-DD.")
+    ] = None,
+    before: Annotated[
+        str | None, Query(description="Taken before: YYYY, YYYY-MM or YYYY-MM-DD.")
+    ] = None,
+    folders: Annotated[
+        list[str] | None, Query(alias="in", description="Folder prefix (repeatable).")
+    ] = None,
+    labels: Annotated[
+        list[str] | None,
+        Query(alias="label", description="Detector label of the matched object (repeatable)."),
+    ] = None,
+    camera: Annotated[str | None, Query(description="Part of the camera name.")] = None,
+    near: Annotated[str | None, Query(description="LAT,LON,KM, e.g. 48.8584,2.2945,5.")] = None,
+    min_score: Annotated[float | None, Query(description="Drop results scoring below.")] = None,
+    match: Annotated[
+        str | None, Query(description="Words in the caption, labels or file name.")
+    ] = None,
+) -> SearchFilters:
+    return SearchFilters(
+        after=after,
+        before=before,
+        folders=tuple(folders or ()),
+        labels=tuple(labels or ()),
+        camera=camera,
+        near=near,
+        min_score=min_score,
+        match=match,
+    )
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How a query is shaped and its results grouped, beside the query itself."""
+
+    negatives: tuple[str, ...] = ()
+    not_weight: float = DEFAULT_NOT_WEIGHT
+    group: Literal["photo", "object"] = "photo"
+
+
+def shaping(
+    negatives: Annotated[
+        list[str] | None,
+        Query(alias="not", description="Negative prompt to move away from (repeatable)."),
+    ] = None,
+    not_weight: Annotated[
+        float, Query(ge=0, le=2, description="Weight of each negative prompt.")
+    ] = DEFAULT_NOT_WEIGHT,
+    group: Annotated[
+        Literal["photo", "object"],
+        Query(description="photo: one result per photo; object: every matching crop."),
+    ] = "photo",
+) -> Shaping:
+    return Shaping(tuple(negatives or ()), not_weight, group)

@@ -1,0 +1,270 @@
+"""What the server does, without HTTP: search, look photos up, make pictures.
+
+One ``Service`` holds the warm CLIP model and the ``Searcher`` for the server's lifetime. The
+searcher follows the index while ``objsearch index`` writes it (it reloads FAISS when the
+store's generation moves on). Request handlers run in a thread pool, so model calls are
+serialised by one lock (the embedder's text cache and OpenVINO requests are not
+thread-safe), and FAISS reloads by another; SQLite reads use a session per call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+
+from indexer.errors import QueryError
+from indexer.media.decode import DecodedPhoto, DecodeError
+from indexer.models.clip import ClipEmbedder
+from indexer.store import KIND_OBJECT, Photo, Region
+from indexer.store.doctor import check
+from retrieval.localize.refine import LOCALIZE_DECODE_SIDE, localize_prompts, refine_results
+from retrieval.localize.render import draw_boxes
+from retrieval.search import Searcher, SearchFilters
+from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT
+from retrieval.search.searcher import RegionKind as Kind
+from retrieval.serve import photos as px
+from retrieval.serve.params import Shaping
+from retrieval.serve.thumbs import ThumbCache
+
+API = "/api/v1"
+THUMB_SIZE = 256
+
+
+class SerialEmbedder:
+    """An embedder whose model calls run one at a time; every other attribute passes through."""
+
+    def __init__(self, inner: ClipEmbedder) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name.startswith("embed") or name == "fingerprint":
+
+            def locked(*args: Any, **kwargs: Any) -> Any:
+                with self._lock:
+                    return value(*args, **kwargs)
+
+            return locked
+        return value
+
+
+class FollowingSearcher(Searcher):
+    """A searcher shared by the server's threads.
+
+    Its FAISS reload happens once even when many threads ask at once, and its CLIP model
+    (loaded once the index records one) runs one call at a time.
+    """
+
+    _reload_lock = threading.Lock()
+    _model_lock = threading.Lock()
+    _serial: SerialEmbedder | None = None
+
+    @property
+    def vectors(self):  # type: ignore[override]
+        with self._reload_lock:
+            return Searcher.vectors.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def embedder(self):  # type: ignore[override]
+        with self._model_lock:
+            inner = Searcher.embedder.fget(self)  # type: ignore[attr-defined]
+            if self._serial is None:
+                self._serial = SerialEmbedder(inner)
+            return self._serial
+
+
+def urls(data: dict[str, Any]) -> dict[str, Any]:
+    """Add ``thumb_url`` and ``photo_url`` to a result's JSON."""
+    data["thumb_url"] = f"{API}/regions/{data['region_id']}/thumb"
+    data["photo_url"] = f"{API}/photos/{data['photo_id']}"
+    return data
+
+
+def region_dict(region: Region) -> dict[str, Any]:
+    is_object = region.kind == KIND_OBJECT
+    return urls(
+        {
+            "region_id": region.id,
+            "photo_id": region.photo_id,
+            "kind": region.kind,
+            "box": [round(v, 2) for v in region.box] if is_object else None,
+            "label": region.label,
+            "confidence": None if region.confidence is None else round(region.confidence, 4),
+        }
+    )
+
+
+class Service:
+    """Searches and pictures for one index folder."""
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike[str],
+        *,
+        clip_model: str | None = None,
+        device: str | None = None,
+        precision: str | None = None,
+        backend: str | None = None,
+        embedder: ClipEmbedder | None = None,
+    ) -> None:
+        self.searcher = FollowingSearcher(
+            index_dir, clip_model, device, precision=precision, backend=backend, embedder=embedder
+        )
+        self.store = self.searcher.store
+        self.thumbs = ThumbCache(self.store.dir)
+        if not self.searcher.empty:  # an index still empty loads CLIP once it records one
+            self.searcher.embedder.embed_text("warm up")  # first-call costs go to start-up
+
+    def close(self) -> None:
+        self.searcher.close()
+
+    # -- search --------------------------------------------------------------------------
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        image: Image.Image | None = None,
+        k: int = 10,
+        kind: Kind | None = None,
+        refine: bool = False,
+        refine_top: int = 5,
+        filters: SearchFilters | None = None,
+        shape: Shaping = Shaping(),
+        image_weight: float = DEFAULT_IMAGE_WEIGHT,
+    ) -> list[dict[str, Any]]:
+        results = self.searcher.search(
+            text=text,
+            image=image,
+            top_k=k,
+            kind=kind,
+            filters=filters,
+            negatives=shape.negatives,
+            not_weight=shape.not_weight,
+            image_weight=image_weight,
+            group=shape.group,
+        )
+        if refine and results:
+            example = image if text is None else None
+            refine_results(self.searcher, results, text=text, image=example, top=refine_top)
+        return [urls(r.to_dict()) for r in results]
+
+    def similar(
+        self,
+        region_id: int,
+        k: int,
+        kind: Kind | None,
+        *,
+        filters: SearchFilters | None = None,
+        shape: Shaping = Shaping(),
+    ) -> list[dict[str, Any]]:
+        """Photos with regions like this one; the region itself is left out."""
+        if self.store.region_vector(region_id) is None:
+            raise px.NotIndexed(region_id)
+        found = self.searcher.search(
+            like_region=region_id,
+            top_k=k,
+            kind=kind,
+            filters=filters,
+            negatives=shape.negatives,
+            not_weight=shape.not_weight,
+            group=shape.group,
+        )
+        return [urls(r.to_dict()) for r in found]
+
+    # -- photos and regions --------------------------------------------------------------
+    def photo(self, photo_id: int) -> tuple[Photo, list[Region]]:
+        found = self.store.photo_with_regions(photo_id)
+        if found is None:
+            raise px.NotIndexed(photo_id)
+        return found
+
+    def photo_info(self, photo_id: int) -> dict[str, Any]:
+        photo, regions = self.photo(photo_id)
+        return {
+            "photo_id": photo.id,
+            "image": photo.path,
+            "width": photo.width,
+            "height": photo.height,
+            "caption": photo.caption,
+            "indexed_at": photo.indexed_at,
+            "image_url": f"{API}/photos/{photo.id}/image",
+            "regions": [region_dict(r) for r in regions],
+        }
+
+    def photo_jpeg(self, photo_id: int, max_side: int | None) -> bytes:
+        photo, _ = self.photo(photo_id)
+        decoded = px.read_indexed(photo, decode_side=max_side)
+        return px.jpeg_bytes(px.fit(decoded.image, max_side))
+
+    def thumb_jpeg(self, region_id: int, size: int) -> bytes:
+        found = self.store.regions_with_photos([region_id]).get(region_id)
+        if found is None:
+            raise px.NotIndexed(region_id)
+        region, photo = found
+
+        def make() -> bytes:
+            decoded = px.read_indexed(photo, decode_side=max(4 * size, 512))
+            return px.jpeg_bytes(px.fit(px.crop(decoded, region.box), size))
+
+        return self.thumbs.get(region_id, size, make)
+
+    def status(self) -> dict[str, Any]:
+        return check(self.store).to_dict()
+
+    # -- localisation --------------------------------------------------------------------
+    def localize(
+        self,
+        prompts: Sequence[str],
+        *,
+        photo_id: int | None = None,
+        upload: bytes | None = None,
+        threshold: float = 0.5,
+        max_windows: int = 128,
+        annotate: bool = False,
+    ) -> dict[str, Any]:
+        """Boxes for each prompt on an indexed photo or an upload (and the drawing)."""
+        prompts = [p.strip() for p in prompts if p.strip()]
+        if not prompts:
+            raise QueryError("Give at least one non-empty prompt.")
+        if (photo_id is None) == (upload is None):
+            raise QueryError("Give exactly one of photo_id or an uploaded image.")
+        if upload is not None:
+            decoded = decode_image_or_400(upload, LOCALIZE_DECODE_SIDE)
+        else:
+            photo, _ = self.photo(int(photo_id))  # type: ignore[arg-type]
+            decoded = px.read_indexed(photo, decode_side=LOCALIZE_DECODE_SIDE)
+        image, found = localize_prompts(
+            decoded,
+            prompts,
+            self.searcher.embedder,  # type: ignore[arg-type]
+            threshold=threshold,
+            max_windows=max_windows,
+        )
+        body: dict[str, Any] = {
+            "photo_id": photo_id,
+            "width": decoded.width,
+            "height": decoded.height,
+            "prompts": [f.to_dict() for f in found],
+        }
+        if annotate:
+            drawing = draw_boxes(image, [(f.prompt, f.result.boxes) for f in found])
+            body["annotated_png_base64"] = _b64(px.png_bytes(drawing))
+        return body
+
+
+def decode_image_or_400(data: bytes, decode_side: int | None = None) -> DecodedPhoto:
+    try:
+        return px.decode_upload(data, decode_side)
+    except DecodeError as exc:
+        raise QueryError(f"The upload is not a usable image: {exc}.") from None
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")

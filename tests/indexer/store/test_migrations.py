@@ -1,0 +1,149 @@
+"""Schema upgrades: an index written by schema 1 migrates in place, atomically, with a backup."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from indexer.errors import StoreError
+from indexer.indexing import pipeline
+from indexer.store import DB_NAME, Store, migrations
+from indexer.store.schema import SCHEMA_VERSION
+from tests.fixtures import FIXTURES, Models, make_indexer
+from tests.fixtures.exif_photos import write_photo
+
+SCHEMA1 = FIXTURES / "index-schema1"
+
+
+def old_index(tmp_path: Path) -> Path:
+    index_dir = tmp_path / "old-index"
+    index_dir.mkdir()
+    shutil.copy(SCHEMA1 / DB_NAME, index_dir / DB_NAME)
+    return index_dir
+
+
+def columns(db: Path, table: str) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def schema_version(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        )
+
+
+def test_schema1_index_upgrades_in_place_keeping_every_region(tmp_path: Path) -> None:
+    index_dir = old_index(tmp_path)
+    expected = json.loads((SCHEMA1 / "regions.json").read_text())["regions"]
+    with Store(index_dir) as store:
+        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 2
+        stored = [
+            [os.path.basename(p.path), r.kind, [round(v, 2) for v in r.box], r.label]
+            for p, regions in store.iter_photos()
+            for r in regions
+        ]
+        with store.session() as s:
+            conn = s.connection()
+            missing = conn.exec_driver_sql(
+                "SELECT count(*) FROM photos WHERE date_source IS NULL"
+            ).scalar()
+            names = conn.exec_driver_sql(
+                "SELECT rowid FROM photo_text WHERE photo_text MATCH '\"photo_00\"'"
+            ).all()
+            cats = conn.exec_driver_sql(
+                "SELECT count(*) FROM photo_text WHERE photo_text MATCH 'cat'"
+            ).scalar()
+    assert sorted(map(json.dumps, stored)) == sorted(map(json.dumps, expected))
+    assert missing == 4, "metadata is unknown until the next index run reads the files"
+    assert len(names) == 1
+    assert cats == len({row[0] for row in expected if row[3] == "cat"})
+    assert {"taken_at", "date_source", "camera", "gps_lat", "gps_lon"} <= columns(
+        index_dir / DB_NAME, "photos"
+    )
+    backup = index_dir / f"{DB_NAME}.schema1.bak"
+    assert backup.is_file() and schema_version(backup) == 1
+    assert "taken_at" not in columns(backup, "photos")
+    with sqlite3.connect(backup) as conn:
+        assert conn.execute("SELECT count(*) FROM regions").fetchone()[0] == len(expected)
+
+
+def test_failed_upgrade_leaves_schema1_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = old_index(tmp_path)
+    real_step = migrations.STEPS[1]
+
+    def step_then_crash(session) -> None:
+        real_step(session)  # every change of the step is made ...
+        raise OSError("power cut")  # ... and then the process dies before the commit
+
+    monkeypatch.setitem(migrations.STEPS, 1, step_then_crash)
+    with pytest.raises((StoreError, OSError)):
+        Store(index_dir)
+    db = index_dir / DB_NAME
+    assert schema_version(db) == 1
+    assert "taken_at" not in columns(db, "photos")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM regions").fetchone()[0] == 12
+    monkeypatch.setitem(migrations.STEPS, 1, real_step)
+    with Store(index_dir) as store:  # the next open upgrades normally
+        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION
+        assert store.counts().regions == 12
+
+
+class _NoModel:
+    """Stands in for a model that must not run."""
+
+    def __getattr__(self, name: str):
+        raise AssertionError(f"a model was used ({name}) where only metadata was needed")
+
+
+def test_photos_from_before_the_upgrade_get_metadata_without_a_model_run(
+    tmp_path: Path, models: Models, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "photos"
+    write_photo(
+        folder / "a.jpg",
+        taken="2022:08:01 07:00:00",
+        make="Canon",
+        model="Canon EOS R5",
+        gps=(1.5, 2.5),
+    )
+    write_photo(folder / "b.jpg", seed=1)
+    index_dir = tmp_path / "index"
+    make_indexer(models, index_dir).index([folder])
+    with Store(index_dir) as store, store.session() as s, s.begin():
+        # What an upgraded schema-1 index holds: photos with unknown metadata.
+        s.connection().exec_driver_sql(
+            "UPDATE photos SET taken_at = NULL, date_source = NULL, camera = NULL, "
+            "gps_lat = NULL, gps_lon = NULL"
+        )
+    indexer = make_indexer(models, index_dir)
+    indexer.embedder, indexer.detector = _NoModel(), _NoModel()  # type: ignore[assignment]
+    decoded: list[str] = []
+    real_read = pipeline.read_photo
+    monkeypatch.setattr(
+        pipeline, "read_photo", lambda path, **kw: decoded.append(path) or real_read(path, **kw)
+    )
+    stats = indexer.index([folder])
+    assert decoded == [], "only the EXIF headers are read, no pixels decoded"
+    assert stats.indexed == 0 and stats.unchanged == 2 and stats.failures == 0
+    with Store(index_dir) as store:
+        photos = {os.path.basename(p.path): p for p, _ in store.iter_photos()}
+    a, b = photos["a.jpg"], photos["b.jpg"]
+    assert (a.taken_at, a.date_source, a.camera) == (
+        "2022-08-01T07:00:00",
+        "exif-original",
+        "Canon EOS R5",
+    )
+    assert (a.gps_lat, a.gps_lon) == pytest.approx((1.5, 2.5), abs=1e-5)
+    assert b.date_source == "file-mtime" and b.taken_at
+    again = make_indexer(models, index_dir).index([folder])
+    assert again.unchanged == 2 and again.indexed == 0

@@ -1,0 +1,35 @@
+"""Fixtures for the server tests: a private photo copy, its index, and a running server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import Models
+from tests.fixtures.server import Server, build_index, run_server
+
+
+@pytest.fixture(scope="module")
+def served_photos(tmp_path_factory: pytest.TempPathFactory, sample_photos_dir: Path) -> Path:
+    """A private copy of the sample photos (tests replace files in it)."""
+    target = tmp_path_factory.mktemp("served") / "photos"
+    shutil.copytree(sample_photos_dir, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def served_index(
+    tmp_path_factory: pytest.TempPathFactory, models: Models, served_photos: Path
+) -> Path:
+    index_dir = tmp_path_factory.mktemp("served-index") / "index"
+    build_index(models, served_photos, index_dir)
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def server(served_index: Path, models: Models) -> Iterator[Server]:
+    with run_server(served_index, models.clip_dir) as running:
+        yield running

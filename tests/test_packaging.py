@@ -1,0 +1,83 @@
+"""Packaging and the README's quickstart: what a fresh clone shows a new user."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import Models
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme() -> str:
+    return (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_license_is_an_spdx_string() -> None:
+    """setuptools stops building TOML-table licences after 2027-02-18."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["license"] == "AGPL-3.0-or-later"
+    requires = " ".join(project["build-system"]["requires"])
+    version = re.search(r"setuptools>=(\d+)", requires)
+    assert version and int(version.group(1)) >= 77, "SPDX licence strings need setuptools 77"
+
+
+def test_readme_documents_the_cpu_only_torch_wheels() -> None:
+    assert "--index-url https://download.pytorch.org/whl/cpu" in readme()
+
+
+@pytest.mark.parametrize("path", ["out.png", "heat.png", "my-index/objsearch.db", "photos.jsonl"])
+def test_readme_example_outputs_are_git_ignored(path: str) -> None:
+    if not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(
+        ["git", "check-ignore", "-q", "--no-index", path], cwd=REPO_ROOT, check=False
+    )
+    assert done.returncode == 0, f"{path} is not ignored"
+
+
+def python_example() -> str:
+    section = readme().split("## Python API", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "the README has a Python API example"
+    return match.group(1)
+
+
+def test_readme_python_example_runs_as_written(models: Models, tmp_path: Path) -> None:
+    """The example, verbatim, with ``~/Photos`` in a fresh home and the tiny models."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / "Photos").mkdir(parents=True)
+    work.mkdir()
+    for src in (REPO_ROOT / "data").iterdir():
+        if src.suffix in (".jpg", ".png", ".webp"):
+            shutil.copy(src, home / "Photos" / src.name)
+    os.symlink(REPO_ROOT / "data", work / "data")  # run from the clone, as the README says
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "PYTHONPATH": str(REPO_ROOT),
+        "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
+        "OBJSEARCH_DETECTOR": str(models.yolo_path),
+        "OBJSEARCH_DEVICE": "cpu",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", python_example()],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines and lines[0].startswith("4 "), done.stdout  # 4 photos indexed
+    assert any(str(home / "Photos") in line for line in lines[1:])
