@@ -21,9 +21,11 @@ from indexer.indexing.ray_workers import (
     decode_row,
     outcomes,
     photo_from_row,
+    probe_models,
 )
 from indexer.indexing.regions import RegionEmbedder
 from indexer.media.decode import DecodeError, read_photo
+from indexer.models.identity import model_mismatch, model_record
 from tests.fixtures import FAST, Models
 from tests.fixtures.ray_helpers import write_photos
 
@@ -127,3 +129,21 @@ def test_models_that_cannot_load_stop_the_run_with_their_message(
     row = decode_row({"path": str(path)}, max_megapixels=180.0, decode_side=1280)
     with pytest.raises(ModelLoadError, match="Could not load CLIP model"):
         outcomes(actor(as_batch([row])))
+
+
+def test_an_actor_names_its_model_family_for_the_driver(
+    models: Models, tiny_siglip_dir: Path
+) -> None:
+    probe = probe_models(spec_for(models, clip_model=str(tiny_siglip_dir), detector=None))
+    assert isinstance(probe, ModelProbe), probe
+    assert probe.clip.family == "siglip"
+    record = model_record(probe.clip)  # what the driver writes into a new index
+    assert record["model_family"] == "siglip"
+    clip_meta = {k: str(v) for k, v in model_record(models.embedder).items()}  # type: ignore[arg-type]
+    assert "not comparable" in (model_mismatch(clip_meta, probe.clip) or "")
+
+
+def test_the_actor_detector_gets_the_run_detector_classes(models: Models) -> None:
+    # The tiny YOLO is closed-vocabulary, so classes reaching its Detector are refused.
+    probe = probe_models(spec_for(models, detector_classes=("flowerpot",)))
+    assert isinstance(probe, str) and "--detector-classes" in probe
