@@ -13,6 +13,7 @@ from indexer.store import Store
 from retrieval.cli import app
 from retrieval.search import Searcher
 from tests.fixtures import Models, cli_index_args
+from tests.fixtures.server import API, cli_json, run_server
 
 # Each index is built through the CLI, converting its model for OpenVINO.
 pytestmark = pytest.mark.slow
@@ -80,3 +81,13 @@ def test_indexing_with_another_family_is_refused(
     assert result.exit_code != 0 and "not comparable" in " ".join(result.output.split())
     with Store(index_dir) as store:
         assert store.meta()["generation"] == before
+
+
+def test_the_server_searches_a_family_index(family_index) -> None:
+    index_dir, model_dir = family_index
+    expected = cli_json("search", "a cat", "--index", str(index_dir))
+    with run_server(index_dir, model_dir) as server, server.client() as client:
+        response = client.get(f"{API}/search", params={"q": "a cat"})
+    assert response.status_code == 200, response.text
+    hits = response.json()
+    assert hits and [h["region_id"] for h in hits] == [h["region_id"] for h in expected]
