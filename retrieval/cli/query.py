@@ -172,8 +172,8 @@ def search(
     filters = SearchFilters(
         after=after,
         before=before,
-        folders=tuple(folders or ()),
-        labels=tuple(labels or ()),
+        folders=folders,
+        labels=labels,
         camera=camera,
         near=near,
         min_score=min_score,

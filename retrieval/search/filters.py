@@ -106,8 +106,8 @@ class SearchFilters:
 
     after: DateLike | None = None
     before: DateLike | None = None
-    folders: tuple[str, ...] = field(default=())
-    labels: tuple[str, ...] = field(default=())
+    folders: tuple[str, ...] | list[str] | None = field(default=())
+    labels: tuple[str, ...] | list[str] | None = field(default=())
     camera: str | None = None
     near: tuple[float, float, float] | str | None = None
     min_score: float | None = None

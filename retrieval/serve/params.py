@@ -41,8 +41,8 @@ def search_filters(
     return SearchFilters(
         after=after,
         before=before,
-        folders=tuple(folders or ()),
-        labels=tuple(labels or ()),
+        folders=folders,
+        labels=labels,
         camera=camera,
         near=near,
         min_score=min_score,
