@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ObjsearchError
+from .errors import ObjsearchError, UsageError
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_DETECTOR = "yolo11n.pt"
@@ -168,6 +168,49 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "objsearch"
     )
     return Path(root)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How much work an indexing run keeps in flight; the defaults depend on the device."""
+
+    photos: int
+    """Photos per detector batch and per commit."""
+    embed: int
+    """CLIP images per forward pass."""
+    decode_workers: int
+    """Threads decoding photos while the models run."""
+
+
+def batch_plan(
+    device: str,
+    photos: int | None = None,
+    embed: int | None = None,
+    decode_workers: int | None = None,
+) -> BatchPlan:
+    """Batch sizes and decode threads for ``device``, with any explicit choice kept.
+
+    On a CPU the models already use every core, so batches stay small (a new index is
+    searchable after seconds) and two threads decode. A GPU is fed by big batches, and
+    decoding needs most of the host's cores to keep up with it.
+    """
+    cuda = device.startswith("cuda")
+    cores = os.cpu_count() or 1
+    plan = BatchPlan(
+        photos=(64 if cuda else 16) if photos is None else int(photos),
+        embed=(512 if cuda else 64) if embed is None else int(embed),
+        decode_workers=(max(2, min(12, cores - 2)) if cuda else 2)
+        if decode_workers is None
+        else int(decode_workers),
+    )
+    for name, value in (
+        ("batch size", plan.photos),
+        ("embed batch size", plan.embed),
+        ("decode workers", plan.decode_workers),
+    ):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1, got {value}")
+    return plan
 
 
 @dataclass(frozen=True)

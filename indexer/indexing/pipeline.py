@@ -43,8 +43,10 @@ from ..settings import (
     ENV_BACKEND,
     ENV_DEVICE,
     ENV_PRECISION,
+    BatchPlan,
     DetectOptions,
     RaySettings,
+    batch_plan,
     expand_path,
     resolve,
     resolve_clip_model,
@@ -61,6 +63,7 @@ from ..store.records import (
 )
 from ..store.schema import DB_NAME
 from ..store.vectors import INDEX_TYPES, VectorIndex, choose_index_type
+from .device_regions import DeviceRegionEmbedder, supports_device_regions
 from .plan import Plan, Work, existing_roots, plan_run
 from .regions import EmbedFn, RegionEmbedder, embed_isolating
 
@@ -133,12 +136,12 @@ class Indexer:
         backend: str | None = None,
         options: DetectOptions | None = None,
         detect_objects: bool = True,
-        batch_size: int = 16,
-        embed_batch_size: int = 64,
+        batch_size: int | None = None,
+        embed_batch_size: int | None = None,
         max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
         decode_side: int | None = DEFAULT_DECODE_SIDE,
         index_type: str = DEFAULT_FAISS_INDEX,
-        workers: int = 2,
+        workers: int | None = None,
         save_every: float = 60.0,
         embedder: ClipEmbedder | None = None,
         detector: Detector | None = None,
@@ -148,8 +151,7 @@ class Indexer:
             raise ObjsearchError(
                 f"Unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}."
             )
-        if batch_size < 1:
-            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        batch_plan("cpu", batch_size, embed_batch_size, workers)  # refuse bad sizes early
         if max_megapixels <= 0:
             raise UsageError(f"the megapixel limit must be above 0, got {max_megapixels}")
         self.index_dir = expand_path(index_dir)
@@ -161,12 +163,10 @@ class Indexer:
         self.backend = backend
         self.options = options or DetectOptions()
         self.detect_objects = detect_objects
-        self.batch_size = max(1, int(batch_size))
-        self.embed_batch_size = embed_batch_size
+        self._sizes = (batch_size, embed_batch_size, workers)
         self.max_megapixels = max_megapixels
         self.decode_side = decode_side
         self.index_type = index_type
-        self.workers = max(1, int(workers))
         self.save_every = save_every
         self.embedder = embedder
         self.detector = detector
@@ -175,6 +175,7 @@ class Indexer:
         """After a Ray run: the PID of each actor that returned photos -> how many."""
         self.timings: dict[str, float] = defaultdict(float)
         self._checked_store: str | None = None
+        self._region_embedder: RegionEmbedder | DeviceRegionEmbedder | None = None
 
     # -- models --------------------------------------------------------------------------
     @property
@@ -182,6 +183,25 @@ class Indexer:
         if not hasattr(self, "_resolved_device"):
             self._resolved_device = resolve_device(self._device)
         return self._resolved_device
+
+    @property
+    def sizes(self) -> BatchPlan:
+        """Batch sizes and decode threads: the ones asked for, else the device's defaults."""
+        if not hasattr(self, "_resolved_sizes"):
+            self._resolved_sizes = batch_plan(self.device, *self._sizes)
+        return self._resolved_sizes
+
+    @property
+    def batch_size(self) -> int:
+        return self.sizes.photos
+
+    @property
+    def embed_batch_size(self) -> int:
+        return self.sizes.embed
+
+    @property
+    def workers(self) -> int:
+        return self.sizes.decode_workers
 
     def load_models(self, store: Store | None = None) -> None:
         """Load the models a run needs; both are found first, so neither loads in vain.
@@ -225,12 +245,21 @@ class Indexer:
             store.set_meta(detector=self.detector.model_id)
         return self.detector
 
-    def region_embedder(self, store: Store) -> RegionEmbedder:
+    def region_embedder(self, store: Store) -> RegionEmbedder | DeviceRegionEmbedder:
         """The detect + crop + embed step with this run's models (loaded and checked)."""
         self.load_models(store)
         assert self.embedder is not None
         detector = self.detector if self.detect_objects else None
-        return RegionEmbedder(self.embedder, detector, self.options, self.timings)
+        cached = self._region_embedder
+        if cached is not None and (cached.embedder, cached.detector) == (self.embedder, detector):
+            return cached
+        stage: RegionEmbedder | DeviceRegionEmbedder
+        if self.device.startswith("cuda") and supports_device_regions(self.embedder, detector):
+            stage = DeviceRegionEmbedder(self.embedder, detector, self.options, self.timings)
+        else:
+            stage = RegionEmbedder(self.embedder, detector, self.options, self.timings)
+        self._region_embedder = stage
+        return stage
 
     # -- the run -------------------------------------------------------------------------
     def index(

@@ -105,6 +105,17 @@ class TorchClipSession:
     def image_features(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self._run(self.model.get_image_features, inputs)
 
+    def pixel_features(self, pixels: Any) -> np.ndarray:
+        """Features of a normalised (N, 3, H, W) tensor already on this session's device."""
+        torch = self._torch
+        half = self.precision == "fp16" and self.device.startswith("cuda")
+        with torch.inference_mode(), self._autocast():
+            out = self.model.get_image_features(
+                pixel_values=pixels.to(torch.float16 if half else torch.float32)
+            )
+        feats = out if isinstance(out, torch.Tensor) else out.pooler_output
+        return feats.float().cpu().numpy()
+
     def text_features(self, tokens: dict[str, np.ndarray]) -> np.ndarray:
         return self._run(self.model.get_text_features, tokens)
 
@@ -240,6 +251,19 @@ class ClipEmbedder:
         parts = [
             self.embed_inputs(self.preprocess(images[i : i + self.batch_size]))
             for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def embed_pixels(self, pixels: Any) -> np.ndarray:
+        """(N, dim) normalised vectors of a normalised pixel tensor on the PyTorch session's
+        device (see :mod:`indexer.indexing.device_regions`), in batches of ``batch_size``."""
+        if not isinstance(self.session, TorchClipSession):
+            raise TypeError("embed_pixels needs the PyTorch backend")
+        if len(pixels) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        parts = [
+            unit_rows(self.session.pixel_features(pixels[i : i + self.batch_size]))
+            for i in range(0, len(pixels), self.batch_size)
         ]
         return np.concatenate(parts)
 

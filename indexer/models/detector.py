@@ -32,6 +32,17 @@ from .source import detector_weights
 log = logging.getLogger("objsearch")
 
 
+def _predict_options(options: DetectOptions, device: str) -> dict[str, Any]:
+    """ultralytics ``predict`` arguments every session passes (3x boxes: filtering follows)."""
+    return {
+        "conf": min(options.confidence, 0.999),
+        "max_det": max(options.max_objects * 3, 1),
+        "device": device,
+        "half": device.startswith("cuda"),
+        "verbose": False,
+    }
+
+
 class YoloSession:
     """An ultralytics model run by PyTorch."""
 
@@ -61,14 +72,13 @@ class YoloSession:
         self, images: Sequence[Image.Image], options: DetectOptions, device: str
     ) -> list[Any]:
         return self.model.predict(
-            list(images),
-            conf=min(options.confidence, 0.999),
-            max_det=max(options.max_objects * 3, 1),
-            imgsz=options.imgsz,
-            device=device,
-            half=device.startswith("cuda"),
-            rect=False,
-            verbose=False,
+            list(images), imgsz=options.imgsz, rect=False, **_predict_options(options, device)
+        )
+
+    def predict_tensor(self, batch: Any, options: DetectOptions, device: str) -> list[Any]:
+        """Predict on an already letterboxed (N, 3, S, S) batch in [0, 1] on ``device``."""
+        return self.model.predict(
+            batch, imgsz=int(batch.shape[-1]), **_predict_options(options, device)
         )
 
 
@@ -229,3 +239,13 @@ class Detector:
             # which would halve CLIP's speed on a 2-core machine: put it back.
             torch.set_num_threads(threads)
         return [Detections.from_ultralytics(r) for r in results]
+
+    def detect_tensor(self, batch: Any, options: DetectOptions) -> list[Detections]:
+        """Raw detections for a letterboxed batch on the device, in the batch's pixels
+        (see :func:`indexer.indexing.device_regions.letterbox`)."""
+        if not len(batch):
+            return []
+        return [
+            Detections.from_ultralytics(r)
+            for r in self.session.predict_tensor(batch, options, self.device)
+        ]

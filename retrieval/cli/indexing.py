@@ -125,7 +125,12 @@ def index(
     min_side: MinSideOpt = _DETECT.min_side,
     padding: PaddingOpt = _DETECT.padding,
     photos_only: PhotosOnlyOpt = False,
-    batch_size: Annotated[int, typer.Option(help="Photos per detector batch and per commit.")] = 16,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Photos per detector batch and per commit. [default: 16 on CPU, 64 on CUDA]"
+        ),
+    ] = None,
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     faiss_index: FaissIndexOpt = DEFAULT_FAISS_INDEX,
     prune: PruneOpt = True,
