@@ -3,8 +3,9 @@
 :class:`Indexer` plans a run (scan vs store: new, changed, moved, unchanged, deleted),
 decodes changed photos on a thread pool while the models work, has
 :class:`~indexer.indexing.regions.RegionEmbedder` detect and embed batches of photos, and
-commits each batch in one SQLite transaction. A crash loses at most the batch in flight;
-the next run resumes where the last commit stopped. Only this module writes the store.
+commits each batch in one SQLite transaction, on a writer thread while the next batch runs
+the models. A crash loses at most the two batches in flight; the next run resumes where
+the last commit stopped. Only this module writes the store.
 
 With ``ray`` settings the model stage runs on a Ray cluster instead (see
 :mod:`indexer.indexing.ray_stage`): this process still plans the run, settles moved and touched
@@ -372,13 +373,7 @@ class Indexer:
             progress(0, total)
         try:
             if stage is None:
-                done = 0
-                for batch in _batches(self._decoded(plan.work), self.batch_size):
-                    run.process(batch)
-                    done += len(batch)
-                    if progress:
-                        progress(done, total)
-                    run.maybe_save()
+                self._run_locally(run, plan, progress)
             else:
                 self._run_on_ray(stage, store, run, plan, progress)
             if prune:
@@ -392,6 +387,27 @@ class Indexer:
             raise
         run.save()
         return stats
+
+    def _run_locally(self, run: _Run, plan: Plan, progress: ProgressFn | None) -> None:
+        """Run the models here; each batch's commit overlaps the next batch's model work.
+
+        One writer thread commits the batches in order, one at a time, so the store sees the
+        same sequence of transactions as before. Without it a GPU would wait for every
+        SQLite commit and FAISS update.
+        """
+        total, done = len(plan.work), 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as writer:
+            pending: Future[None] | None = None
+            for batch in _batches(self._decoded(plan.work), self.batch_size):
+                staged = run.embed_batch(batch)
+                if pending is not None:
+                    pending.result()  # the previous commit's error stops the run here
+                pending = writer.submit(run.commit_staged, staged)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+            if pending is not None:
+                pending.result()
 
     def _model_spec(self, store: Store) -> ModelSpec:
         """The models Ray actors load: names and choices resolved here, devices on each node."""
@@ -536,6 +552,16 @@ def _batches(items: Iterable[T], size: int, first: int = FIRST_BATCH) -> Iterato
         yield batch
 
 
+@dataclass
+class _Staged:
+    """A batch whose models have run, waiting for its commit."""
+
+    photos: list[NewPhoto]
+    failures: list[FailureRecord]
+    moves: list[PhotoMove]
+    touches: list[PhotoTouch]
+
+
 class _Run:
     """State of one indexing run: the store, the live FAISS index and the counters."""
 
@@ -628,12 +654,17 @@ class _Run:
                 rest.append(i)
         return failures, touches, moves, rest
 
-    def process(self, batch: list[tuple[Work, DecodedPhoto | DecodeError]]) -> None:
-        """Sort a decoded batch into failures, touches, moves and photos to embed; commit."""
+    def embed_batch(self, batch: list[tuple[Work, DecodedPhoto | DecodeError]]) -> _Staged:
+        """Sort a decoded batch into failures, touches, moves and photos, and embed those."""
         failures, touches, moves, rest = self._sort(batch)
         to_embed = [p for i in rest if isinstance(p := batch[i][1], DecodedPhoto)]
         photos, failed = embed_isolating(self.embed, to_embed)
-        self.add(photos, failures + failed, moves=moves, touches=touches)
+        return _Staged(photos, failures + failed, moves, touches)
+
+    def commit_staged(self, staged: _Staged) -> None:
+        """Commit an embedded batch in one transaction, then save FAISS if it is time."""
+        self.add(staged.photos, staged.failures, moves=staged.moves, touches=staged.touches)
+        self.maybe_save()
 
     def settle(self, batch: list[tuple[Work, FileDigest | DecodeError]]) -> list[Work]:
         """Commit the failures, touches and moves of hashed files; return the rest."""

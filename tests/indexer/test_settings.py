@@ -11,8 +11,10 @@ from indexer.settings import (
     ENV_CLIP_MODEL,
     ENV_PRECISION,
     ENV_RAY_ADDRESS,
+    BatchPlan,
     DetectOptions,
     RaySettings,
+    batch_plan,
     choose_backend,
     choose_precision,
     resolve_clip_model,
@@ -91,3 +93,26 @@ def test_ray_settings_validate() -> None:
         RaySettings(actors=0)
     with pytest.raises(ObjsearchError, match="gpus per actor"):
         RaySettings(gpus_per_actor=-1)
+
+
+@pytest.mark.parametrize(
+    ("device", "cores", "expected"),
+    [
+        ("cpu", 2, BatchPlan(16, 64, 2)),  # the models use every core already
+        ("cpu", 64, BatchPlan(16, 64, 2)),
+        ("cuda", 16, BatchPlan(64, 512, 12)),  # a GPU needs big batches and many decoders
+        ("cuda:1", 4, BatchPlan(64, 512, 2)),
+    ],
+)
+def test_batch_plan_defaults_follow_the_device(
+    monkeypatch: pytest.MonkeyPatch, device: str, cores: int, expected: BatchPlan
+) -> None:
+    monkeypatch.setattr(settings.os, "cpu_count", lambda: cores)
+    assert batch_plan(device) == expected
+
+
+def test_batch_plan_keeps_explicit_choices_and_refuses_zero() -> None:
+    assert batch_plan("cuda", 8, 32, 3) == BatchPlan(8, 32, 3)
+    for bad in ({"photos": 0}, {"embed": 0}, {"decode_workers": 0}):
+        with pytest.raises(ObjsearchError, match="at least 1"):
+            batch_plan("cpu", **bad)
