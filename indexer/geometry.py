@@ -61,6 +61,12 @@ class Detections:
         )
 
     @classmethod
+    def from_yolo_rows(cls, rows: np.ndarray, names: Mapping[int, str]) -> Detections:
+        """From ultralytics NMS rows: (N, 6+) of x1, y1, x2, y2, confidence, class id."""
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, rows.shape[-1] if rows.size else 6)
+        return cls(rows[:, :4], rows[:, 4], tuple(names[int(c)] for c in rows[:, 5]))
+
+    @classmethod
     def from_transformers(
         cls, output: Mapping[str, Any], id2label: Mapping[int, str]
     ) -> Detections:

@@ -75,11 +75,42 @@ class YoloSession:
             list(images), imgsz=options.imgsz, rect=False, **_predict_options(options, device)
         )
 
-    def predict_tensor(self, batch: Any, options: DetectOptions, device: str) -> list[Any]:
-        """Predict on an already letterboxed (N, 3, S, S) batch in [0, 1] on ``device``."""
-        return self.model.predict(
-            batch, imgsz=int(batch.shape[-1]), **_predict_options(options, device)
+    def predict_tensor(self, batch: Any, options: DetectOptions, device: str) -> list[Detections]:
+        """Detections on an already letterboxed (N, 3, S, S) batch in [0, 1] on ``device``.
+
+        The first batch goes through ``predict``, which builds ultralytics' inference
+        backend (fused, fp16 on CUDA). Later batches of a plain YOLO detection model call
+        that backend and ultralytics' NMS directly, with the same thresholds: ``predict``
+        would copy the whole batch back to host memory to build its ``Results``, which
+        costs more than the model on a GPU.
+        """
+        predictor = getattr(self.model, "predictor", None)
+        backend = getattr(predictor, "model", None)
+        if backend is None or not self._plain_detector:
+            results = self.model.predict(
+                batch, imgsz=int(batch.shape[-1]), **_predict_options(options, device)
+            )
+            return [Detections.from_ultralytics(r) for r in results]
+        from ultralytics.utils import nms
+
+        preds = backend(batch.half() if backend.fp16 else batch.float())
+        rows = nms.non_max_suppression(
+            preds,
+            min(options.confidence, 0.999),
+            predictor.args.iou,
+            max_det=max(options.max_objects * 3, 1),
+            end2end=getattr(backend, "end2end", False),
         )
+        side = int(batch.shape[-1])
+        for r in rows:
+            r[:, :4] = r[:, :4].clamp(0, side)  # as ``predict`` clips boxes to its input
+        names = self.model.names
+        return [Detections.from_yolo_rows(r.float().cpu().numpy(), names) for r in rows]
+
+    @property
+    def _plain_detector(self) -> bool:
+        """A YOLO detection model, whose raw output is boxes + class scores (NMS applies)."""
+        return type(self.model).__name__ == "YOLO" and self.task == "detect"
 
 
 class OpenVinoYoloSession(YoloSession):
@@ -245,7 +276,4 @@ class Detector:
         (see :func:`indexer.indexing.device_regions.letterbox`)."""
         if not len(batch):
             return []
-        return [
-            Detections.from_ultralytics(r)
-            for r in self.session.predict_tensor(batch, options, self.device)
-        ]
+        return self.session.predict_tensor(batch, options, self.device)

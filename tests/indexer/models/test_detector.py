@@ -120,3 +120,29 @@ def test_open_vocabulary_text_model_missing_offline_is_clear(yaml_detectors) -> 
 def test_classes_for_a_closed_vocabulary_detector_are_refused(tiny_yolo_path) -> None:
     with pytest.raises(ModelLoadError, match="needs an open-vocabulary detector"):
         Detector(str(tiny_yolo_path), "cpu", classes=["flowerpot"])
+
+
+def test_letterboxed_batches_skip_predict_after_the_first(
+    tiny_yolo_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The direct backend + NMS path gives exactly what ``predict`` gave on the same batch."""
+    import torch
+
+    from indexer.indexing.device_regions import letterbox
+
+    detector = Detector(str(tiny_yolo_path), "cpu", backend="torch")
+    images = [torch.randint(0, 255, (3, 120, 160), dtype=torch.uint8) for _ in range(3)]
+    batch, _, _ = letterbox(images, 320)
+    options = DetectOptions(imgsz=320)
+    first = detector.detect_tensor(batch, options)  # through predict: builds the backend
+
+    def no_predict(*args: object, **kwargs: object) -> None:
+        raise AssertionError("predict ran again")
+
+    monkeypatch.setattr(detector.session.model, "predict", no_predict)
+    second = detector.detect_tensor(batch, options)
+
+    assert sum(len(d) for d in first) > 0
+    for a, b in zip(first, second, strict=True):
+        assert a.labels == b.labels
+        assert (a.xyxy == b.xyxy).all() and (a.confidence == b.confidence).all()
