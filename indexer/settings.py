@@ -197,8 +197,8 @@ def batch_plan(
     cuda = device.startswith("cuda")
     cores = os.cpu_count() or 1
     plan = BatchPlan(
-        photos=(64 if cuda else 16) if photos is None else int(photos),
-        embed=(512 if cuda else 64) if embed is None else int(embed),
+        photos=(128 if cuda else 16) if photos is None else int(photos),
+        embed=(1024 if cuda else 64) if embed is None else int(embed),
         decode_workers=(max(2, min(12, cores - 2)) if cuda else 2)
         if decode_workers is None
         else int(decode_workers),

@@ -128,7 +128,7 @@ def index(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            help="Photos per detector batch and per commit. [default: 16 on CPU, 64 on CUDA]"
+            help="Photos per detector batch and per commit. [default: 16 on CPU, 128 on CUDA]"
         ),
     ] = None,
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
