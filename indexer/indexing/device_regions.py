@@ -30,7 +30,7 @@ from ..models.detector import Detector
 from ..models.families import CentreCrop, Squash
 from ..settings import DetectOptions
 from ..store.records import NewPhoto
-from .regions import kept_detections, photo_record
+from .regions import RegionEmbedder, kept_detections, photo_record
 
 LETTERBOX_FILL = 114 / 255  # ultralytics' grey padding
 STRIDE = 32  # the detector's input sides must be multiples of its largest stride
@@ -195,3 +195,18 @@ class DeviceRegionEmbedder:
             out.append(photo_record(photo, det, vectors[row : row + 1 + len(det)]))
             row += 1 + len(det)
         return out
+
+
+RegionStep = RegionEmbedder | DeviceRegionEmbedder
+
+
+def region_step(
+    embedder: ClipEmbedder,
+    detector: Detector | None,
+    options: DetectOptions,
+    timings: dict[str, float] | None = None,
+) -> RegionStep:
+    """The detect + crop + embed step for these models: on the device when CLIP runs on CUDA."""
+    if embedder.device.startswith("cuda") and supports_device_regions(embedder, detector):
+        return DeviceRegionEmbedder(embedder, detector, options, timings)
+    return RegionEmbedder(embedder, detector, options, timings)

@@ -2,7 +2,8 @@
 
 :class:`Indexer` plans a run (scan vs store: new, changed, moved, unchanged, deleted),
 decodes changed photos on a thread pool while the models work, has
-:class:`~indexer.indexing.regions.RegionEmbedder` detect and embed batches of photos, and
+:class:`~indexer.indexing.regions.RegionEmbedder` (on CUDA, its tensor twin in
+:mod:`~indexer.indexing.device_regions`) detect and embed batches of photos, and
 commits each batch in one SQLite transaction, on a writer thread while the next batch runs
 the models. A crash loses at most the two batches in flight; the next run resumes where
 the last commit stopped. Only this module writes the store.
@@ -64,9 +65,9 @@ from ..store.records import (
 )
 from ..store.schema import DB_NAME
 from ..store.vectors import INDEX_TYPES, VectorIndex, choose_index_type
-from .device_regions import DeviceRegionEmbedder, supports_device_regions
+from .device_regions import RegionStep, region_step
 from .plan import Plan, Work, existing_roots, plan_run
-from .regions import EmbedFn, RegionEmbedder, embed_isolating
+from .regions import EmbedFn, embed_isolating
 
 if TYPE_CHECKING:
     from .ray_stage import RayStage
@@ -176,7 +177,7 @@ class Indexer:
         """After a Ray run: the PID of each actor that returned photos -> how many."""
         self.timings: dict[str, float] = defaultdict(float)
         self._checked_store: str | None = None
-        self._region_embedder: RegionEmbedder | DeviceRegionEmbedder | None = None
+        self._region_embedder: RegionStep | None = None
 
     # -- models --------------------------------------------------------------------------
     @property
@@ -246,7 +247,7 @@ class Indexer:
             store.set_meta(detector=self.detector.model_id)
         return self.detector
 
-    def region_embedder(self, store: Store) -> RegionEmbedder | DeviceRegionEmbedder:
+    def region_embedder(self, store: Store) -> RegionStep:
         """The detect + crop + embed step with this run's models (loaded and checked)."""
         self.load_models(store)
         assert self.embedder is not None
@@ -254,13 +255,8 @@ class Indexer:
         cached = self._region_embedder
         if cached is not None and (cached.embedder, cached.detector) == (self.embedder, detector):
             return cached
-        stage: RegionEmbedder | DeviceRegionEmbedder
-        if self.device.startswith("cuda") and supports_device_regions(self.embedder, detector):
-            stage = DeviceRegionEmbedder(self.embedder, detector, self.options, self.timings)
-        else:
-            stage = RegionEmbedder(self.embedder, detector, self.options, self.timings)
-        self._region_embedder = stage
-        return stage
+        self._region_embedder = region_step(self.embedder, detector, self.options, self.timings)
+        return self._region_embedder
 
     # -- the run -------------------------------------------------------------------------
     def index(

@@ -27,7 +27,8 @@ from ..media.decode import DecodedPhoto, DecodeError, read_photo
 from ..models.identity import ModelIdentity
 from ..settings import DetectOptions, configure_ultralytics
 from ..store.records import FailureRecord, NewPhoto
-from .regions import RegionEmbedder, embed_isolating
+from .device_regions import RegionStep, region_step
+from .regions import embed_isolating
 
 STAGE_DECODE = "decode"
 STAGE_MODEL = "model"
@@ -98,8 +99,8 @@ class ModelSpec:
     detector_classes: tuple[str, ...] = ()  # what an open-vocabulary detector looks for
 
 
-def load_region_embedder(spec: ModelSpec) -> RegionEmbedder:
-    """Load the models of ``spec`` in this process and wrap them in a RegionEmbedder."""
+def load_region_embedder(spec: ModelSpec) -> RegionStep:
+    """Load the models of ``spec`` in this process and wrap them in their region step."""
     configure_ultralytics()
     import torch
 
@@ -122,7 +123,7 @@ def load_region_embedder(spec: ModelSpec) -> RegionEmbedder:
         if spec.detector
         else None
     )
-    return RegionEmbedder(embedder, detector, spec.options)
+    return region_step(embedder, detector, spec.options)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class ModelProbe:
     detector_id: str | None
 
     @classmethod
-    def of(cls, regions: RegionEmbedder) -> ModelProbe:
+    def of(cls, regions: RegionStep) -> ModelProbe:
         detector = regions.detector
         return cls(
             ModelIdentity.of(regions.embedder),
@@ -172,7 +173,7 @@ class RegionActor:
 
     def __init__(self, spec: ModelSpec) -> None:
         self._pid = os.getpid()
-        self._regions: RegionEmbedder | None = None
+        self._regions: RegionStep | None = None
         self._identity = b""
         self._load_error = ""
         try:
