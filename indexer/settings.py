@@ -32,7 +32,9 @@ ENV_TOKEN = "OBJSEARCH_TOKEN"
 ENV_RAY_ADDRESS = "OBJSEARCH_RAY_ADDRESS"
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+# Precisions only a backend that quantizes (OpenVINO, on the CPU) can run.
+QUANTIZED_PRECISIONS = ("int8",)
 BACKENDS = ("auto", "torch", "openvino")
 
 # Where --ray runs when given without an address: a running cluster, else a local one.
@@ -123,10 +125,18 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def choose_precision(precision: str | None, device: str) -> str:
-    """``auto`` -> fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32."""
+    """``auto`` -> fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32.
+
+    ``int8`` (post-training quantization of the image tower) runs on the CPU only.
+    """
     value = (resolve(precision, ENV_PRECISION, DEFAULT_PRECISION) or DEFAULT_PRECISION).lower()
     if value not in PRECISIONS:
         raise ObjsearchError(f"Unknown precision {value!r}: use one of {', '.join(PRECISIONS)}.")
+    if value in QUANTIZED_PRECISIONS and not device.startswith("cpu"):
+        raise ObjsearchError(
+            f"--precision {value} quantizes the image encoder for the CPU (OpenVINO): use "
+            "--device cpu, or fp16 on a GPU."
+        )
     if value != "auto":
         return value
     if device.startswith("cuda"):
@@ -160,6 +170,15 @@ def choose_backend(backend: str | None, device: str) -> str:
     if value == "auto":
         return "openvino" if device.startswith("cpu") and openvino_available() else "torch"
     return value
+
+
+def check_quantized_backend(precision: str, backend: str) -> None:
+    """Refuse a quantized precision on a backend that cannot run it (PyTorch)."""
+    if precision in QUANTIZED_PRECISIONS and backend != "openvino":
+        raise ObjsearchError(
+            f"--precision {precision} needs the OpenVINO backend (pip install openvino nncf); "
+            f"the {backend} backend runs fp32, bf16 or fp16."
+        )
 
 
 def cache_dir() -> Path:
