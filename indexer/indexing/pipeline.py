@@ -174,6 +174,9 @@ class Indexer:
         self.ray_workers: dict[int, int] = {}
         """After a Ray run: the PID of each actor that returned photos -> how many."""
         self.timings: dict[str, float] = defaultdict(float)
+        """Seconds per stage (scan, decode, detect, crop, embed, store), summed over runs."""
+        self.models_started_at: float | None = None
+        """Epoch seconds when the first photo of this indexer's runs entered the models."""
         self._checked_store: str | None = None
 
     # -- models --------------------------------------------------------------------------
@@ -231,6 +234,12 @@ class Indexer:
         assert self.embedder is not None
         detector = self.detector if self.detect_objects else None
         return RegionEmbedder(self.embedder, detector, self.options, self.timings)
+
+    def _embed(self, store: Store, photos: Sequence[DecodedPhoto]) -> list[NewPhoto]:
+        step = self.region_embedder(store)
+        if self.models_started_at is None:
+            self.models_started_at = time.time()
+        return step.embed(photos)
 
     # -- the run -------------------------------------------------------------------------
     def index(
@@ -316,7 +325,7 @@ class Indexer:
             index,
             stats,
             plan,
-            embed=lambda photos: self.region_embedder(store).embed(photos),
+            embed=lambda photos: self._embed(store, photos),
             timings=self.timings,
             index_type=self.index_type,
             save_every=self.save_every,

@@ -212,7 +212,11 @@ def index(
             soft_wrap=True,
         )
     if as_json:
-        print(json.dumps(stats.to_dict()))
+        timing = {
+            "stage_seconds": {k: round(v, 3) for k, v in indexer.timings.items()},
+            "models_started_at": indexer.models_started_at,
+        }
+        print(json.dumps(stats.to_dict() | timing))
         return
     _print_stats(stats, index_dir)
 
