@@ -133,10 +133,7 @@ def choose_precision(precision: str | None, device: str) -> str:
     if value not in PRECISIONS:
         raise ObjsearchError(f"Unknown precision {value!r}: use one of {', '.join(PRECISIONS)}.")
     if value in QUANTIZED_PRECISIONS and not device.startswith("cpu"):
-        raise ObjsearchError(
-            f"--precision {value} quantizes the image encoder for the CPU (OpenVINO): use "
-            "--device cpu, or fp16 on a GPU."
-        )
+        raise _cpu_only(value)
     if value != "auto":
         return value
     if device.startswith("cuda"):
@@ -170,6 +167,31 @@ def choose_backend(backend: str | None, device: str) -> str:
     if value == "auto":
         return "openvino" if device.startswith("cpu") and openvino_available() else "torch"
     return value
+
+
+def _cpu_only(precision: str) -> ObjsearchError:
+    return ObjsearchError(
+        f"--precision {precision} quantizes the image encoder for the CPU (OpenVINO): use "
+        "--device cpu, or fp16 on a GPU."
+    )
+
+
+def refuse_unrunnable_precision(
+    precision: str | None, backend: str | None, device: str | None
+) -> None:
+    """Before a run touches anything: refuse int8 with a GPU or the PyTorch backend.
+
+    Works on the values as given (no device probing), so it costs nothing; the full
+    choice is made when the models load.
+    """
+    value = (resolve(precision, ENV_PRECISION, None) or "").lower()
+    if value not in QUANTIZED_PRECISIONS:
+        return
+    if (resolve(device, ENV_DEVICE, None) or "").lower().startswith("cuda"):
+        raise _cpu_only(value)
+    chosen = (resolve(backend, ENV_BACKEND, None) or "").lower()
+    if chosen == "torch":
+        check_quantized_backend(value, chosen)
 
 
 def check_quantized_backend(precision: str, backend: str) -> None:

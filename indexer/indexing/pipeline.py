@@ -46,6 +46,7 @@ from ..settings import (
     DetectOptions,
     RaySettings,
     expand_path,
+    refuse_unrunnable_precision,
     resolve,
     resolve_clip_model,
     resolve_detector,
@@ -152,6 +153,7 @@ class Indexer:
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
         if max_megapixels <= 0:
             raise UsageError(f"the megapixel limit must be above 0, got {max_megapixels}")
+        refuse_unrunnable_precision(precision, backend, device)
         self.index_dir = expand_path(index_dir)
         self.clip_model = clip_model
         self.detector_weights = detector_weights
@@ -213,6 +215,8 @@ class Indexer:
             )
         if store is not None and self._checked_store != store.dir:
             check_model_matches(store, self.embedder)
+            if store.get_meta("precision") != self.embedder.precision:
+                store.set_meta(precision=self.embedder.precision)  # of the latest run's vectors
             self._checked_store = store.dir
 
     def _ensure_detector(self, store: Store | None) -> Detector:

@@ -78,33 +78,34 @@ def _weights_key(model: Any, prefixes: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-def _convert_cached(
-    name: str,
-    key: str,
-    module: Callable[[], Any],
-    example: tuple[Any, ...],
-    shapes: list[Any],
-) -> Path:
-    """The IR of ``module()``, converted once and cached under ``name-key``.
+def _convert_cached(name: str, key: str, convert: Callable[[], Any]) -> Path:
+    """The IR ``convert()`` returns, converted once and cached under ``name-key``.
 
-    ``module`` is only called when no converted copy exists yet.
+    ``convert`` (which loads the PyTorch model) is only called when no converted copy
+    exists yet, so a cached model needs neither torch nor the weights.
     """
     import openvino as ov
-    import torch
 
     target = cache_dir() / "openvino" / f"{name}-{key}"
     xml = target / "model.xml"
     if not xml.exists():
-        module = module()
         log.info("Converting the %s for OpenVINO (once per model)...", name.replace("-", " "))
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer deprecation chatter
-            converted = ov.convert_model(module.eval(), example_input=example, input=shapes)
+        converted = convert()
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         ov.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
         publish(tmp, target)
     return xml
+
+
+def _trace(module: Any, example: tuple[Any, ...], shapes: list[Any]) -> Any:
+    """``module`` traced into an OpenVINO model with inputs of ``shapes``."""
+    import openvino as ov
+    import torch
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer deprecation chatter
+        return ov.convert_model(module.eval(), example_input=example, input=shapes)
 
 
 def _compile_cached(
@@ -116,7 +117,8 @@ def _compile_cached(
     precision: str,
 ) -> Any:
     """Convert ``module()`` once (see :func:`_convert_cached`) and compile it for the CPU."""
-    return compile_ir(_convert_cached(name, key, module, example, shapes), precision)
+    xml = _convert_cached(name, key, lambda: _trace(module(), example, shapes))
+    return compile_ir(xml, precision)
 
 
 def _features(out: Any) -> Any:
@@ -169,17 +171,20 @@ def compile_vision_tower(
     model's files; without one the weights are loaded and digested. ``quantize`` maps the
     converted IR and its input names to an int8 copy (see :mod:`.quantize`).
     """
-    import openvino as ov
-    import torch
-
     names = tuple(example)
-    tensors = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in names)
+
+    def convert() -> Any:
+        import openvino as ov
+        import torch
+
+        tensors = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in names)
+        shapes = [ov.PartialShape([-1, *t.shape[1:]]) for t in tensors]
+        return _trace(_tower("get_image_features", names, load_model()), tensors, shapes)
+
     xml = _convert_cached(
         f"{family.name}-image-encoder",
         key or _weights_key(load_model(), ("vision_model", "visual_projection")),
-        lambda: _tower("get_image_features", names, load_model()),
-        tensors,
-        [ov.PartialShape([-1, *t.shape[1:]]) for t in tensors],
+        convert,
     )
     if quantize is not None:
         xml = quantize(xml, names)
