@@ -52,7 +52,7 @@ def cli_index(args: Namespace, folder: Path, flags: list[str]) -> dict[str, Any]
     cmd = [sys.executable, "-m", "retrieval.cli", "index", str(folder), "--index", str(index_dir)]
     cmd += ["--json", "--clip-model", args.clip_model, "--detector", args.detector]
     cmd += ["--device", args.device, "--backend", args.backend]
-    cmd += ["--batch-size", str(args.batch_size)]
+    cmd += ["--batch-size", str(args.batch_size), "--detector-imgsz", str(args.imgsz)]
     if "--precision" not in flags:
         cmd += ["--precision", args.precision]
     cmd += flags

@@ -135,6 +135,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the reference always runs PyTorch",
     )
     p.add_argument("--batch-size", type=int, default=16, help="Indexer photos per batch")
+    p.add_argument(
+        "--imgsz", type=int, default=640, help="detector input size of the objsearch CLI modes"
+    )
     p.add_argument("--embed-batch-size", type=int, default=64, help="CLIP images per batch")
     p.add_argument("--workers", type=int, default=2, help="Indexer decode threads")
     p.add_argument(

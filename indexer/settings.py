@@ -237,6 +237,8 @@ class DetectOptions:
             raise ObjsearchError(f"crop padding must be in [0, 1], got {self.padding}")
         if not 0.0 < self.dedupe_iou <= 1.0:
             raise ObjsearchError(f"dedupe IoU must be in (0, 1], got {self.dedupe_iou}")
+        if not 32 <= self.imgsz <= 4096:
+            raise ObjsearchError(f"detector input size must be 32 to 4096 px, got {self.imgsz}")
 
 
 def resolve_ray_address(value: str | None) -> str | None:
