@@ -33,6 +33,7 @@ CLI_MODES: dict[str, list[str]] = {
     "photos-only": ["--photos-only"],
     "int8": ["--precision", "int8"],
 }
+DEFAULT_IMGSZ = 640  # the CLI's own default: left out of the command line
 STAGES = ("decode", "detect", "crop", "preprocess", "embed", "store")
 
 
@@ -52,7 +53,9 @@ def cli_index(args: Namespace, folder: Path, flags: list[str]) -> dict[str, Any]
     cmd = [sys.executable, "-m", "retrieval.cli", "index", str(folder), "--index", str(index_dir)]
     cmd += ["--json", "--clip-model", args.clip_model, "--detector", args.detector]
     cmd += ["--device", args.device, "--backend", args.backend]
-    cmd += ["--batch-size", str(args.batch_size), "--detector-imgsz", str(args.imgsz)]
+    cmd += ["--batch-size", str(args.batch_size)]
+    if args.imgsz != DEFAULT_IMGSZ:
+        cmd += ["--detector-imgsz", str(args.imgsz)]
     if "--precision" not in flags:
         cmd += ["--precision", args.precision]
     cmd += flags

@@ -176,7 +176,7 @@ class Indexer:
         self.ray_workers: dict[int, int] = {}
         """After a Ray run: the PID of each actor that returned photos -> how many."""
         self.timings: dict[str, float] = defaultdict(float)
-        """Seconds per stage (scan, decode, detect, crop, embed, store), summed over runs."""
+        """Seconds per stage (scan, decode, detect, crop, preprocess, embed, store), summed."""
         self.models_started_at: float | None = None
         """Epoch seconds when the first photo of this indexer's runs entered the models."""
         self._checked_store: str | None = None
