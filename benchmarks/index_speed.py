@@ -615,7 +615,7 @@ def main(argv: list[str] | None = None) -> None:
         log("note: fp16 on CPU runs as fp32 in ClipEmbedder")
 
     photos = list_photos(args.photos, max(args.large, args.small))
-    if len(photos) < args.large:
+    if len(photos) < args.large and set(args.mode_list) - {"reference"}:
         sys.exit(
             f"error: --large {args.large} needs that many photos; {args.photos} has {len(photos)}"
         )
