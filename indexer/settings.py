@@ -30,6 +30,7 @@ ENV_BACKEND = "OBJSEARCH_BACKEND"
 ENV_CACHE = "OBJSEARCH_CACHE"
 ENV_TOKEN = "OBJSEARCH_TOKEN"
 ENV_RAY_ADDRESS = "OBJSEARCH_RAY_ADDRESS"
+ENV_CALIBRATION = "OBJSEARCH_CALIBRATION"
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -201,6 +202,12 @@ def check_quantized_backend(precision: str, backend: str) -> None:
             f"--precision {precision} needs the OpenVINO backend (pip install openvino nncf); "
             f"the {backend} backend runs fp32, bf16 or fp16."
         )
+
+
+def calibration_dir() -> Path | None:
+    """A folder of photos that calibrates ``--precision int8`` (``OBJSEARCH_CALIBRATION``)."""
+    value = os.environ.get(ENV_CALIBRATION, "").strip()
+    return Path(expand_path(value)) if value else None
 
 
 def cache_dir() -> Path:

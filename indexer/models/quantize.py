@@ -22,6 +22,7 @@ from PIL import Image
 
 from ..errors import ModelLoadError
 from ..media.decode import DecodeError, read_photo
+from ..settings import ENV_CALIBRATION, calibration_dir
 from .openvino import publish
 
 log = logging.getLogger("objsearch")
@@ -37,10 +38,12 @@ Preprocess = Callable[[Sequence[Image.Image]], dict[str, np.ndarray]]
 
 
 def default_calibration_photos() -> list[str]:
-    """The checkout's ``data/`` photos, or ``[]`` when objsearch runs from a wheel."""
-    if not DATA_DIR.is_dir():
+    """The photos in ``OBJSEARCH_CALIBRATION``, else the checkout's ``data/`` photos, else
+    ``[]`` (objsearch installed from a wheel, with no folder named)."""
+    folder = calibration_dir() or DATA_DIR
+    if not folder.is_dir():
         return []
-    return sorted(str(p) for p in DATA_DIR.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
 
 
 def calibration_windows(image: Image.Image) -> list[Image.Image]:
@@ -108,8 +111,8 @@ def quantized_tower(
     if not photos:
         raise ModelLoadError(
             "--precision int8 needs calibration photos, and this installation has no sample "
-            "photos: pass calibration photos (ClipEmbedder(calibration=[...])), or index once "
-            "from a checkout."
+            f"photos: set {ENV_CALIBRATION} to a folder of a few typical photos (the same "
+            "folder for indexing and searching), or pass ClipEmbedder(calibration=[...])."
         )
     target = xml.parent.with_name(f"{xml.parent.name}-int8-{calibration_key(photos)}")
     quantized = target / "model.xml"

@@ -88,9 +88,20 @@ def test_int8_without_calibration_photos_says_so(
     tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(quantize, "DATA_DIR", tmp_path / "absent")
+    monkeypatch.delenv("OBJSEARCH_CALIBRATION", raising=False)
     assert quantize.default_calibration_photos() == []
-    with pytest.raises(ModelLoadError, match="calibration photos"):
+    with pytest.raises(ModelLoadError, match="OBJSEARCH_CALIBRATION"):
         ClipEmbedder(str(tiny_clip_dir), "cpu", precision="int8")
+
+
+def test_calibration_folder_from_the_environment(
+    tmp_path: Path, sample_photos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBJSEARCH_CALIBRATION", str(sample_photos_dir))
+    photos = quantize.default_calibration_photos()
+    assert photos and {Path(p).parent for p in photos} == {sample_photos_dir}
+    monkeypatch.setenv("OBJSEARCH_CALIBRATION", str(tmp_path / "absent"))
+    assert quantize.default_calibration_photos() == []
 
 
 def test_cli_indexes_and_searches_in_int8(
