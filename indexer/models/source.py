@@ -113,7 +113,7 @@ class ModelSource:
             if section is not None:
                 data = data.get(section)
             if isinstance(data, dict) and {"image_mean", "image_std"} <= data.keys():
-                return SimpleNamespace(**{"size": None, "crop_size": None, **data})
+                return _sized(data)
         return None
 
     def _file(self, name: str) -> str | None:
@@ -159,6 +159,23 @@ class ModelSource:
                 st = os.stat(os.path.join(folder, name))
                 digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
         return digest.hexdigest()
+
+
+def _sized(data: dict[str, Any]) -> SimpleNamespace | None:
+    """Settings with ``size``/``crop_size`` as dicts, as transformers would hold them.
+
+    Older processor files (openai/clip-vit-base-patch32's among them) write a bare number:
+    a shortest edge for ``size`` (a square side for the squashing families), a square for
+    ``crop_size``. Anything else is left to transformers (None).
+    """
+    size, crop = data.get("size"), data.get("crop_size")
+    if isinstance(size, int):
+        size = {"shortest_edge": size, "height": size, "width": size}
+    if isinstance(crop, int):
+        crop = {"height": crop, "width": crop}
+    if not all(v is None or isinstance(v, dict) for v in (size, crop)):
+        return None
+    return SimpleNamespace(**{**data, "size": size, "crop_size": crop})
 
 
 def find_source(model_id: str) -> ModelSource:

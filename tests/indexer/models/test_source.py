@@ -42,6 +42,29 @@ def test_json_settings_give_the_processors_pixels(request, fixture: str) -> None
         np.testing.assert_array_equal(ours[name], reference[name])
 
 
+def test_legacy_number_sizes_give_the_processors_pixels(
+    tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    """Older processor files (the default CLIP's) write sizes as bare numbers."""
+    from transformers import AutoImageProcessor
+
+    folder = tmp_path / "legacy"
+    shutil.copytree(tiny_clip_dir, folder)
+    modern = folder / "processor_config.json"
+    data = json.loads(modern.read_text())["image_processor"]
+    modern.unlink()
+    data.update(size=200, crop_size=180)
+    (folder / "preprocessor_config.json").write_text(json.dumps(data))
+    source = find_source(str(folder))
+    settings = source.image_processor()
+    assert isinstance(settings, SimpleNamespace)
+    family = family_of(source.config(), str(folder))
+    ours = family.image_inputs(settings)(_photos())["pixel_values"]
+    reference = family.image_inputs(AutoImageProcessor.from_pretrained(folder))(_photos())
+    assert ours.shape[-2:] == (180, 180)
+    np.testing.assert_array_equal(ours, reference["pixel_values"])
+
+
 def test_missing_statistics_fall_back_to_transformers(tiny_clip_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "clip"
     shutil.copytree(tiny_clip_dir, folder)
