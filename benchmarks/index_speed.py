@@ -1,22 +1,26 @@
-"""Indexing throughput: objsearch's pipeline against the straightforward per-photo loop.
+"""Indexing throughput: whole ``objsearch index`` commands against the naive per-photo loop.
 
-Modes (each runs in its own subprocess, so peak RSS is per mode):
+Modes:
 
-* ``reference``   the straightforward detect-then-embed loop: per photo, ``YOLO.predict`` on the file,
-                  then ``CLIPProcessor`` + ``get_image_features`` on the whole photo and on
-                  each crop, one image at a time, appending vectors to an in-memory SQLite.
-* ``objsearch``   ``indexer.Indexer(...).index([...])`` into a fresh temporary index.
-* ``photos-only`` the same with ``detect_objects=False`` (one CLIP pass per photo).
+* ``reference``   the naive detect-then-embed loop, in its own process with the models
+                  preloaded: per photo, ``YOLO.predict`` on the file, then ``CLIPProcessor`` +
+                  ``get_image_features`` on the whole photo and on each crop, one image at a
+                  time, appending vectors to an in-memory SQLite. The yardstick.
+* ``objsearch``   ``objsearch index`` (a real CLI process) into a fresh index.
+* ``photos-only`` the same with ``--photos-only`` (one CLIP pass per photo).
+* ``int8``        the same as objsearch with ``--precision int8``.
 
-Models are loaded and warmed up before the clock starts; load time is reported on its own.
-``--check-precision`` compares ClipEmbedder fp32 against bf16 on real crops.
-``--families clip,siglip,siglip2,altclip`` runs the objsearch modes once per model family,
-each with a random model of the shape ``objsearch models`` reports (same cost as the real
-weights); ``--write-speeds`` stores that table where ``objsearch models`` reads it.
-``--ray ADDRESS`` (e.g. ``local``) adds Ray against the local pipeline, marginal rates over two
-folder sizes with start-up apart, and the driver's SQLite commit rate (see ``_ray.py``).
+The CLI modes index ``--small`` and ``--large`` photos (a fresh index each, after an untimed
+warm-up run that fills the conversion caches) and report the marginal rate, the fixed cost
+(the intercept) and the time from command start to the first photo entering the models,
+plus marginal milliseconds per photo for each stage (see ``_cli_runs.py``) and a table of
+the targets. With the int8 mode (or ``--check-precision``) fp32, bf16 and int8 vectors of
+real photos and crops are compared. ``--families clip,siglip,siglip2,altclip`` times the
+indexer in-process once per model family, each with a random model of the shape
+``objsearch models`` reports; ``--write-speeds`` stores that table where ``objsearch models``
+reads it. ``--ray ADDRESS`` (e.g. ``local``) adds Ray against the local pipeline (``_ray.py``).
 
-    python benchmarks/index_speed.py --limit 64 --reference-limit 32
+    python benchmarks/index_speed.py --small 32 --large 96 --reference-limit 16
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from indexer.settings import configure_ultralytics  # noqa: E402
 
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
 
+from _cli_runs import STAGES, measure_mode  # noqa: E402
 from _common import (  # noqa: E402
     DEFAULT_DETECTOR,
     DEFAULT_PHOTOS,
@@ -57,8 +62,8 @@ from _common import (  # noqa: E402
 
 setup_environment()
 
-MODES = ("reference", "objsearch", "photos-only")
-STAGES = ("decode", "detect", "crop", "embed", "store")
+MODES = ("reference", "objsearch", "photos-only", "int8")
+FAMILY_MODES = ("objsearch", "photos-only")
 PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -69,7 +74,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--photos", default=str(DEFAULT_PHOTOS), help="folder of photos to index")
-    p.add_argument("--limit", type=int, default=128, help="photos per objsearch mode (0 = all)")
+    p.add_argument(
+        "--small", type=int, default=32, help="photos in the smaller folder of the marginal rate"
+    )
+    p.add_argument(
+        "--large", type=int, default=96, help="photos in the larger folder of the marginal rate"
+    )
+    p.add_argument(
+        "--limit", type=int, default=64, help="photos per run with --families and --ray (0 = all)"
+    )
     p.add_argument(
         "--reference-limit",
         type=int,
@@ -103,15 +116,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat",
         type=int,
         default=1,
-        help="with --families: rounds over all families; the fastest run of each is kept",
+        help="rounds of timed runs (over both folder sizes, or over all --families); the "
+        "fastest run of each is kept",
     )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument(
         "--precision",
         default="auto",
         choices=("auto", "fp32", "bf16", "fp16"),
-        help="CLIP precision for the objsearch modes (auto: bf16 on CPUs with bf16 units, "
-        "fp16 on CUDA, else fp32); the reference always runs fp32",
+        help="CLIP precision for the objsearch and photos-only modes (auto: bf16 on CPUs with "
+        "bf16 units, fp16 on CUDA, else fp32); the int8 mode runs int8, the reference fp32",
     )
     p.add_argument(
         "--backend",
@@ -121,6 +135,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the reference always runs PyTorch",
     )
     p.add_argument("--batch-size", type=int, default=16, help="Indexer photos per batch")
+    p.add_argument(
+        "--imgsz", type=int, default=640, help="detector input size of the objsearch CLI modes"
+    )
     p.add_argument("--embed-batch-size", type=int, default=64, help="CLIP images per batch")
     p.add_argument("--workers", type=int, default=2, help="Indexer decode threads")
     p.add_argument(
@@ -134,9 +151,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--check-precision",
         action="store_true",
-        help="also embed real crops with fp32 and bf16 and report cosine and throughput",
+        help="also embed real photos and crops with fp32, bf16 and int8 and report cosine and "
+        "throughput (always on when the int8 mode runs)",
     )
-    p.add_argument("--precision-crops", type=int, default=32, help="crops for --check-precision")
+    p.add_argument(
+        "--precision-crops", type=int, default=64, help="photos + crops for the precision check"
+    )
     p.add_argument(
         "--ray",
         default=None,
@@ -157,8 +177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown_families = set(args.family_list) - {f.name for f in FAMILIES}
     if unknown_families:
         p.error(f"unknown families {', '.join(sorted(unknown_families))}")
-    if args.family_list:  # the reference loop is CLIP-only
-        args.mode_list = [m for m in args.mode_list if m != "reference"]
+    if args.family_list:  # the reference loop is CLIP-only; int8 is timed by the CLI modes
+        args.mode_list = [m for m in args.mode_list if m in FAMILY_MODES]
     unknown = [m for m in args.mode_list if m not in MODES]
     if unknown:
         p.error(f"unknown mode(s) {', '.join(unknown)}: use {', '.join(MODES)}")
@@ -174,7 +194,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             missing_asset_message("Photo folder", photos, "--photos", "DIR (a folder of photos)")
         )
     needs_detector = args.check_precision or any(
-        m in ("reference", "objsearch") for m in args.mode_list
+        m in ("reference", "objsearch", "int8") for m in args.mode_list
     )
     if needs_detector and not Path(args.detector).is_file():
         problems.append(
@@ -364,6 +384,7 @@ def run_objsearch(args: argparse.Namespace, photos: list[str], detect: bool) -> 
 
 # -- precision check -----------------------------------------------------------------------
 def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str, Any]:
+    """bf16 and int8 against fp32 on real photos and their detector crops: cosine and speed."""
     import numpy as np
 
     from indexer import ClipEmbedder, DetectOptions, Detector
@@ -373,15 +394,14 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
 
     options = DetectOptions()
     detector = Detector(args.detector, args.device, backend=args.backend)
-    crops = []
+    images = []
     for path in photos:
         photo = read_photo(path)
-        det = detector.detect([photo.image], options)[0]
-        det = kept_detections(photo, det, options)
-        crops += object_crops(photo, det, options.padding)
-        if len(crops) >= args.precision_crops:
+        det = kept_detections(photo, detector.detect([photo.image], options)[0], options)
+        images += [photo.image, *object_crops(photo, det, options.padding)]
+        if len(images) >= args.precision_crops:
             break
-    crops = crops[: args.precision_crops]
+    images = images[: args.precision_crops]
     embedders = {
         prec: ClipEmbedder(
             args.clip_model,
@@ -390,31 +410,31 @@ def run_precision_check(args: argparse.Namespace, photos: list[str]) -> dict[str
             batch_size=args.embed_batch_size,
             backend=args.backend,
         )
-        for prec in ("fp32", "bf16")
+        for prec in ("fp32", "bf16", "int8")
     }
+    inputs = embedders["fp32"].preprocess(images)
     for emb in embedders.values():
-        emb.embed_images(crops[:4])  # warm-up
+        emb.embed_inputs({k: v[:4] for k, v in inputs.items()})  # warm-up
     threads = apply_threads(args)
     best: dict[str, float] = {}
     vectors: dict[str, Any] = {}
     for _ in range(2):  # interleaved, best of two: robust to background load drifting
         for prec, emb in embedders.items():
             t = time.perf_counter()
-            vectors[prec] = emb.embed_images(crops)
+            vectors[prec] = emb.embed_inputs(inputs)
             best[prec] = min(best.get(prec, float("inf")), time.perf_counter() - t)
-    t = time.perf_counter()
-    embedders["fp32"].preprocess(crops)
-    preprocess_s = time.perf_counter() - t
-    cos = np.sum(vectors["fp32"] * vectors["bf16"], axis=1)
+    out = {}
+    for prec in embedders:
+        cos = np.sum(vectors["fp32"] * vectors[prec], axis=1)
+        out[prec] = {
+            "cosine_min": float(cos.min()),
+            "cosine_mean": float(cos.mean()),
+            "images_per_s": len(images) / best[prec],
+            "speedup": best["fp32"] / best[prec],
+        }
     return {
-        "crops": len(crops),
-        "cosine_min": float(cos.min()),
-        "cosine_mean": float(cos.mean()),
-        "fp32_crops_per_s": len(crops) / best["fp32"],
-        "bf16_crops_per_s": len(crops) / best["bf16"],
-        "bf16_speedup": best["fp32"] / best["bf16"],
-        "preprocess_s": preprocess_s,
-        "preprocess_share_fp32": preprocess_s / best["fp32"],
+        "crops": len(images),
+        "precisions": out,
         "bf16_cpu_units": cpu_has_fast_bf16(),
         "torch_threads": threads,
         "backend": embedders["fp32"].backend,
@@ -594,106 +614,26 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == "cpu" and args.precision == "fp16":
         log("note: fp16 on CPU runs as fp32 in ClipEmbedder")
 
+    photos = list_photos(args.photos, max(args.large, args.small))
+    if len(photos) < args.large and set(args.mode_list) - {"reference"}:
+        sys.exit(
+            f"error: --large {args.large} needs that many photos; {args.photos} has {len(photos)}"
+        )
     results: dict[str, Any] = {}
-    for mode in args.mode_list:
-        results[mode] = summarise(spawn(mode, args, raw))
-    precision = spawn("precision", args, raw) if args.check_precision else None
+    with tempfile.TemporaryDirectory(prefix="index-speed-folders-") as root:
+        for mode in args.mode_list:
+            if mode == "reference":
+                results[mode] = summarise(spawn(mode, args, raw))
+            else:
+                results[mode] = measure_mode(args, mode, photos, Path(root))
+    wants_check = args.check_precision or "int8" in args.mode_list
+    precision = spawn("precision", args, raw) if wants_check else None
     on_ray = spawn("ray", args, raw) if args.ray else None
 
-    headers = [
-        "mode",
-        "photos",
-        "photos/s",
-        "regions/s",
-        "objects/photo",
-        "wall s",
-        *(f"{s} s" for s in STAGES),
-        "model load s",
-        "peak RSS MiB",
-        "CLIP precision",
-        "backend (CLIP/detector)",
-        "torch threads",
-        "load avg",
-    ]
-    rows = []
-    for mode, r in results.items():
-        rows.append(
-            [
-                mode,
-                r["photos"],
-                fmt(r["photos_per_s"]),
-                fmt(r["regions_per_s"]),
-                fmt(r["objects_per_photo"], 1),
-                fmt(r["seconds"], 1),
-                *(fmt(r["timings"].get(s, 0.0)) for s in STAGES),
-                fmt(r["load_s"], 1),
-                fmt(r["peak_rss_mib"], 0),
-                r["precision"],
-                r["backend"],
-                r["torch_threads"],
-                "→".join(fmt(x, 1) for x in r["load_avg"]),
-            ]
-        )
-    if rows:
-        print(f"### Indexing speed ({args.device}, photos from {args.photos})\n")
-        print(markdown_table(headers, rows))
-        print(
-            "\nStage seconds are summed per stage; objsearch decodes on a thread pool while "
-            "the models run, so its decode time overlaps the other stages."
-        )
-
-    speedup: dict[str, float] = {}
-    if "reference" in results and "objsearch" in results:
-        ref, obj = results["reference"], results["objsearch"]
-        speedup["objsearch_vs_reference_photos_per_s"] = obj["photos_per_s"] / ref["photos_per_s"]
-        speedup["objsearch_vs_reference_regions_per_s"] = (
-            obj["regions_per_s"] / ref["regions_per_s"]
-        )
-    if "objsearch" in results and "photos-only" in results:
-        speedup["photos_only_vs_objsearch_photos_per_s"] = (
-            results["photos-only"]["photos_per_s"] / results["objsearch"]["photos_per_s"]
-        )
-    if speedup:
-        print(
-            "\n"
-            + markdown_table(["ratio", "value"], [[k, f"{v:.2f}x"] for k, v in speedup.items()])
-        )
-
+    print_marginal(args, results)
+    print_targets(results)
     if precision is not None:
-        print("\n### CLIP precision check (ClipEmbedder, real crops)\n")
-        print(
-            markdown_table(
-                [
-                    "crops",
-                    "cosine min",
-                    "cosine mean",
-                    "fp32 crops/s",
-                    "bf16 crops/s",
-                    "bf16 speed-up",
-                    "preprocess share (fp32)",
-                    "CPU bf16 units",
-                    "backend",
-                    "torch threads",
-                ],
-                [
-                    [
-                        precision["crops"],
-                        fmt(precision["cosine_min"], 5),
-                        fmt(precision["cosine_mean"], 5),
-                        fmt(precision["fp32_crops_per_s"], 1),
-                        fmt(precision["bf16_crops_per_s"], 1),
-                        f"{precision['bf16_speedup']:.2f}x",
-                        f"{100 * precision['preprocess_share_fp32']:.0f}%",
-                        precision["bf16_cpu_units"],
-                        precision["backend"],
-                        precision["torch_threads"],
-                    ]
-                ],
-            )
-        )
-        verdict = "PASS" if precision["cosine_min"] >= 0.99 else "FAIL"
-        print(f"\nbf16 within cosine 0.99 of fp32 on every crop: {verdict}")
-
+        print_precision(precision)
     if on_ray is not None:
         print_ray(on_ray, args.ray)
 
@@ -710,12 +650,133 @@ def main(argv: list[str] | None = None) -> None:
         },
         "machine": machine_info(),
         "modes": results,
-        "speedup": speedup,
         "precision_check": precision,
         "ray": on_ray,
     }
     write_json(args.output, data)
     log(f"wrote {args.output}")
+
+
+def print_marginal(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Marginal rate, fixed cost and where each photo's time goes, per mode."""
+    headers = [
+        "mode",
+        "photos/s (marginal)",
+        "fixed cost s",
+        "command start to first photo s",
+        "objects/photo",
+        f"wall s ({args.small} / {args.large})",
+        *(f"{s} ms/photo" for s in STAGES),
+        "load avg",
+    ]
+    rows = []
+    for mode, r in results.items():
+        if mode == "reference":
+            stages = [1000 * r["timings"].get(s, 0.0) / max(r["photos"], 1) for s in STAGES]
+            rows.append(
+                [
+                    f"reference ({r['photos']} photos, models preloaded)",
+                    fmt(r["photos_per_s"]),
+                    fmt(r["load_s"] + r["warmup_s"], 1) + " (load + warm-up)",
+                    "-",
+                    fmt(r["objects_per_photo"], 1),
+                    fmt(r["seconds"], 1),
+                    *(fmt(v, 1) for v in stages),
+                    "→".join(fmt(x, 1) for x in r["load_avg"]),
+                ]
+            )
+            continue
+        rows.append(
+            [
+                f"{mode} (`objsearch index`)",
+                fmt(r["marginal_photos_per_s"]),
+                fmt(r["fixed_s"], 1),
+                fmt(r["first_photo_s"], 1),
+                fmt(r["objects_per_photo"], 1),
+                " / ".join(fmt(w, 1) for w in r["wall_s"]),
+                *(fmt(r["stage_ms_per_photo"].get(s, 0.0), 1) for s in STAGES),
+                "→".join(fmt(x, 1) for x in r["load_avg"]),
+            ]
+        )
+    if not rows:
+        return
+    print(f"### Indexing speed ({args.device}, photos from {args.photos})\n")
+    print(markdown_table(headers, rows))
+    print(
+        "\nobjsearch rows time whole `objsearch index` commands from command start, into a fresh "
+        f"index each, on {args.small} and {args.large} photos: photos/s is the marginal rate, "
+        "the fixed cost the intercept. Stage ms/photo are marginal too (stage seconds of the "
+        "large run minus the small one, per extra photo); decoding runs on a thread pool "
+        "while the models work, so it overlaps the other stages."
+    )
+    ref, obj = results.get("reference"), results.get("objsearch")
+    if ref and obj and ref["photos_per_s"] > 0:
+        ratio = obj["marginal_photos_per_s"] / ref["photos_per_s"]
+        print(f"\nobjsearch (marginal) against the reference loop: {ratio:.2f}x photos/s.")
+
+
+# The issue's targets: (what, mode, result key, bound, at least (True) or at most).
+TARGETS = (
+    (
+        "object-aware indexing, default precision (photos/s)",
+        "objsearch",
+        "marginal_photos_per_s",
+        20.0,
+        True,
+    ),
+    (
+        "object-aware indexing, --precision int8 (photos/s)",
+        "int8",
+        "marginal_photos_per_s",
+        25.0,
+        True,
+    ),
+    ("photos-only indexing (photos/s)", "photos-only", "marginal_photos_per_s", 150.0, True),
+    (
+        "command start to first photo in the models, objsearch (s)",
+        "objsearch",
+        "first_photo_s",
+        3.0,
+        False,
+    ),
+)
+
+
+def print_targets(results: dict[str, Any]) -> None:
+    rows = []
+    for what, mode, key, bound, at_least in TARGETS:
+        value = results.get(mode, {}).get(key)
+        if value is None:
+            continue
+        met = value >= bound if at_least else value <= bound
+        rows.append(
+            [what, fmt(value), ("≥ " if at_least else "≤ ") + f"{bound:g}", "yes" if met else "no"]
+        )
+    if rows:
+        print("\n### Targets\n")
+        print(markdown_table(["target", "measured", "target", "met"], rows))
+
+
+def print_precision(precision: dict[str, Any]) -> None:
+    print("\n### Precision check (ClipEmbedder on real photos and their detector crops)\n")
+    rows = [
+        [
+            name,
+            precision["crops"],
+            fmt(r["cosine_min"], 5),
+            fmt(r["cosine_mean"], 5),
+            fmt(r["images_per_s"], 1),
+            f"{r['speedup']:.2f}x",
+        ]
+        for name, r in precision["precisions"].items()
+    ]
+    headers = ["precision", "images", "cosine vs fp32 min", "mean", "images/s", "vs fp32"]
+    print(markdown_table(headers, rows))
+    print(
+        f"\nbackend {precision['backend']}, CPU bf16 units: {precision['bf16_cpu_units']}. "
+        "With a random-weight model (the default here) the cosine is a numerical-fidelity "
+        "check of the quantized graph only, not a measure of retrieval quality."
+    )
 
 
 def print_ray(r: dict[str, Any], address: str) -> None:

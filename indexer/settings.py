@@ -30,9 +30,12 @@ ENV_BACKEND = "OBJSEARCH_BACKEND"
 ENV_CACHE = "OBJSEARCH_CACHE"
 ENV_TOKEN = "OBJSEARCH_TOKEN"
 ENV_RAY_ADDRESS = "OBJSEARCH_RAY_ADDRESS"
+ENV_CALIBRATION = "OBJSEARCH_CALIBRATION"
 
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+# Precisions only a backend that quantizes (OpenVINO, on the CPU) can run.
+QUANTIZED_PRECISIONS = ("int8",)
 BACKENDS = ("auto", "torch", "openvino")
 
 # Where --ray runs when given without an address: a running cluster, else a local one.
@@ -123,10 +126,15 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def choose_precision(precision: str | None, device: str) -> str:
-    """``auto`` -> fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32."""
+    """``auto`` -> fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32.
+
+    ``int8`` (post-training quantization of the image tower) runs on the CPU only.
+    """
     value = (resolve(precision, ENV_PRECISION, DEFAULT_PRECISION) or DEFAULT_PRECISION).lower()
     if value not in PRECISIONS:
         raise ObjsearchError(f"Unknown precision {value!r}: use one of {', '.join(PRECISIONS)}.")
+    if value in QUANTIZED_PRECISIONS and not device.startswith("cpu"):
+        raise _cpu_only(value)
     if value != "auto":
         return value
     if device.startswith("cuda"):
@@ -160,6 +168,46 @@ def choose_backend(backend: str | None, device: str) -> str:
     if value == "auto":
         return "openvino" if device.startswith("cpu") and openvino_available() else "torch"
     return value
+
+
+def _cpu_only(precision: str) -> ObjsearchError:
+    return ObjsearchError(
+        f"--precision {precision} quantizes the image encoder for the CPU (OpenVINO): use "
+        "--device cpu, or fp16 on a GPU."
+    )
+
+
+def refuse_unrunnable_precision(
+    precision: str | None, backend: str | None, device: str | None
+) -> None:
+    """Before a run touches anything: refuse int8 with a GPU or the PyTorch backend.
+
+    Works on the values as given (no device probing), so it costs nothing; the full
+    choice is made when the models load.
+    """
+    value = (resolve(precision, ENV_PRECISION, None) or "").lower()
+    if value not in QUANTIZED_PRECISIONS:
+        return
+    if (resolve(device, ENV_DEVICE, None) or "").lower().startswith("cuda"):
+        raise _cpu_only(value)
+    chosen = (resolve(backend, ENV_BACKEND, None) or "").lower()
+    if chosen == "torch":
+        check_quantized_backend(value, chosen)
+
+
+def check_quantized_backend(precision: str, backend: str) -> None:
+    """Refuse a quantized precision on a backend that cannot run it (PyTorch)."""
+    if precision in QUANTIZED_PRECISIONS and backend != "openvino":
+        raise ObjsearchError(
+            f"--precision {precision} needs the OpenVINO backend (pip install openvino nncf); "
+            f"the {backend} backend runs fp32, bf16 or fp16."
+        )
+
+
+def calibration_dir() -> Path | None:
+    """A folder of photos that calibrates ``--precision int8`` (``OBJSEARCH_CALIBRATION``)."""
+    value = os.environ.get(ENV_CALIBRATION, "").strip()
+    return Path(expand_path(value)) if value else None
 
 
 def cache_dir() -> Path:
@@ -239,6 +287,8 @@ class DetectOptions:
             raise ObjsearchError(f"crop padding must be in [0, 1], got {self.padding}")
         if not 0.0 < self.dedupe_iou <= 1.0:
             raise ObjsearchError(f"dedupe IoU must be in (0, 1], got {self.dedupe_iou}")
+        if not 32 <= self.imgsz <= 4096:
+            raise ObjsearchError(f"detector input size must be 32 to 4096 px, got {self.imgsz}")
 
 
 def resolve_ray_address(value: str | None) -> str | None:

@@ -50,6 +50,7 @@ from ..settings import (
     RaySettings,
     batch_plan,
     expand_path,
+    refuse_unrunnable_precision,
     resolve,
     resolve_clip_model,
     resolve_detector,
@@ -156,6 +157,7 @@ class Indexer:
         batch_plan("cpu", batch_size, embed_batch_size, workers)  # refuse bad sizes early
         if max_megapixels <= 0:
             raise UsageError(f"the megapixel limit must be above 0, got {max_megapixels}")
+        refuse_unrunnable_precision(precision, backend, device)
         self.index_dir = expand_path(index_dir)
         self.clip_model = clip_model
         self.detector_weights = detector_weights
@@ -176,6 +178,9 @@ class Indexer:
         self.ray_workers: dict[int, int] = {}
         """After a Ray run: the PID of each actor that returned photos -> how many."""
         self.timings: dict[str, float] = defaultdict(float)
+        """Seconds per stage (scan, decode, detect, crop, preprocess, embed, store), summed."""
+        self.models_started_at: float | None = None
+        """Epoch seconds when the first photo of this indexer's runs entered the models."""
         self._checked_store: str | None = None
         self._region_embedder: RegionStep | None = None
 
@@ -232,6 +237,8 @@ class Indexer:
             )
         if store is not None and self._checked_store != store.dir:
             check_model_matches(store, self.embedder)
+            if store.get_meta("precision") != self.embedder.precision:
+                store.set_meta(precision=self.embedder.precision)  # of the latest run's vectors
             self._checked_store = store.dir
 
     def _ensure_detector(self, store: Store | None) -> Detector:
@@ -257,6 +264,12 @@ class Indexer:
             return cached
         self._region_embedder = region_step(self.embedder, detector, self.options, self.timings)
         return self._region_embedder
+
+    def _embed(self, store: Store, photos: Sequence[DecodedPhoto]) -> list[NewPhoto]:
+        step = self.region_embedder(store)
+        if self.models_started_at is None:
+            self.models_started_at = time.time()
+        return step.embed(photos)
 
     # -- the run -------------------------------------------------------------------------
     def index(
@@ -342,7 +355,7 @@ class Indexer:
             index,
             stats,
             plan,
-            embed=lambda photos: self.region_embedder(store).embed(photos),
+            embed=lambda photos: self._embed(store, photos),
             timings=self.timings,
             index_type=self.index_type,
             save_every=self.save_every,

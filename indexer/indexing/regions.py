@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from PIL import Image
 
 from ..errors import ObjsearchError, first_line
@@ -90,15 +91,26 @@ class RegionEmbedder:
             images.append(photo.image)
             images += object_crops(photo, det, self.options.padding)
         self.timings["crop"] += time.perf_counter() - t
-        t = time.perf_counter()
-        vectors = self.embedder.embed_images(images)
-        self.timings["embed"] += time.perf_counter() - t
+        vectors = self._vectors(images)
         out: list[NewPhoto] = []
         row = 0
         for photo, det in zip(photos, kept, strict=True):
             out.append(photo_record(photo, det, vectors[row : row + 1 + len(det)]))
             row += 1 + len(det)
         return out
+
+    def _vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Embed in the embedder's batches, timing preprocessing and the model apart."""
+        size = self.embedder.batch_size
+        parts = [np.zeros((0, self.embedder.dim), np.float32)]
+        for i in range(0, len(images), size):
+            t = time.perf_counter()
+            inputs = self.embedder.preprocess(images[i : i + size])
+            t2 = time.perf_counter()
+            parts.append(self.embedder.embed_inputs(inputs))
+            self.timings["preprocess"] += t2 - t
+            self.timings["embed"] += time.perf_counter() - t2
+        return np.concatenate(parts)
 
 
 EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]

@@ -22,8 +22,15 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from ..errors import NO_INTERNET_HINT, ModelLoadError, QueryError, first_line
-from ..settings import ENV_CLIP_MODEL, choose_backend, choose_precision, resolve_clip_model
+from ..errors import NO_INTERNET_HINT, ModelLoadError, ObjsearchError, QueryError, first_line
+from ..settings import (
+    ENV_CLIP_MODEL,
+    QUANTIZED_PRECISIONS,
+    check_quantized_backend,
+    choose_backend,
+    choose_precision,
+    resolve_clip_model,
+)
 from .families import Family, family_of
 from .openvino import OpenVinoClipSession
 from .source import ModelSource, canonical_model_id, find_source
@@ -143,7 +150,8 @@ class ClipEmbedder:
 
     The family (CLIP, SigLIP, SigLIP 2, AltCLIP) is read from the checkpoint's config; its
     record in :data:`indexer.models.families.FAMILIES` decides preprocessing, text padding
-    and prompt templates.
+    and prompt templates. ``calibration`` names the photos that calibrate ``int8``
+    (default: the checkout's ``data/`` photos; see :mod:`indexer.models.quantize`).
     """
 
     def __init__(
@@ -154,6 +162,7 @@ class ClipEmbedder:
         precision: str | None = "fp32",
         batch_size: int = 64,
         backend: str | None = None,
+        calibration: Sequence[str] | None = None,
     ) -> None:
         self.model_id = canonical_model_id(resolve_clip_model(model_id))
         self.device = device
@@ -173,16 +182,27 @@ class ClipEmbedder:
                 f"({self.family.title}): {first_line(exc)}"
             ) from None
         self.precision = choose_precision(precision, device)
+        backend = choose_backend(backend, device)
+        self.calibration = list(calibration or ())
+        if self.precision in QUANTIZED_PRECISIONS:
+            from .quantize import default_calibration_photos, require_nncf
+
+            check_quantized_backend(self.precision, backend)
+            require_nncf()
+            self.calibration = self.calibration or default_calibration_photos()
         self.dim = self.family.embed_dim(self.config)
         self.pixels = self.family.image_inputs(image_processor)
         self.templates = self.family.templates
         self._text_length = self._max_text_length()
-        self.session = self._open_session(choose_backend(backend, device))
+        self.session = self._open_session(backend)
         self._text_cache: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
 
     def _open_session(self, backend: str) -> ClipSession:
         """The session for ``backend``; PyTorch when an OpenVINO conversion fails."""
         if backend == "openvino":
+            quantize = None
+            if self.precision in QUANTIZED_PRECISIONS:
+                quantize = self._quantize
             try:
                 return OpenVinoClipSession.load(
                     self._load_weights,
@@ -190,8 +210,15 @@ class ClipEmbedder:
                     self.family,
                     self.preprocess(_example_images()),
                     self.precision,
+                    quantize,
                 )
+            except ObjsearchError:
+                raise
             except Exception as exc:  # a conversion problem must not stop the run
+                if quantize is not None:  # PyTorch cannot run int8: say why instead
+                    raise ModelLoadError(
+                        f"Could not quantize {self.model_id!r} to int8: {first_line(exc)}"
+                    ) from None
                 log.warning(
                     "OpenVINO conversion of %s failed (%s); using PyTorch.",
                     self.family.title,
@@ -199,6 +226,11 @@ class ClipEmbedder:
                 )
         # Loaded now: a broken weights file should fail here, not mid-run.
         return TorchClipSession.load(self._load_weights, self.device, self.precision)
+
+    def _quantize(self, xml: Any, names: tuple[str, ...]) -> Any:
+        from .quantize import quantized_tower
+
+        return quantized_tower(xml, names, self.preprocess, self.calibration)
 
     def _load_weights(self) -> Any:
         try:

@@ -28,7 +28,7 @@ from .families import Family
 log = logging.getLogger("objsearch")
 
 
-def _publish(tmp: Path, final: Path) -> None:
+def publish(tmp: Path, final: Path) -> None:
     """Move a finished conversion into place; another process may have won the race."""
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -40,7 +40,29 @@ def _publish(tmp: Path, final: Path) -> None:
 
 
 def _ov_precision(precision: str) -> str:
+    """The float precision OpenVINO runs in; an int8 model's remaining float layers run in
+    bf16 where the CPU has bf16 units."""
+    if precision == "int8":
+        from ..settings import cpu_has_fast_bf16
+
+        return "bf16" if cpu_has_fast_bf16() else "f32"
     return "bf16" if precision == "bf16" else "f32"
+
+
+def compile_ir(xml: Path, precision: str) -> Any:
+    """An infer request for the IR at ``xml``, compiled for the CPU.
+
+    OpenVINO keeps the compiled blob under the cache folder (``CACHE_DIR``), so a later run
+    imports it instead of compiling the graph again.
+    """
+    import openvino as ov
+
+    config = {
+        "INFERENCE_PRECISION_HINT": _ov_precision(precision),
+        "PERFORMANCE_HINT": "LATENCY",
+        "CACHE_DIR": str(cache_dir() / "openvino" / "compiled"),
+    }
+    return ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
 
 
 def _weights_key(model: Any, prefixes: tuple[str, ...]) -> str:
@@ -56,6 +78,36 @@ def _weights_key(model: Any, prefixes: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
+def _convert_cached(name: str, key: str, convert: Callable[[], Any]) -> Path:
+    """The IR ``convert()`` returns, converted once and cached under ``name-key``.
+
+    ``convert`` (which loads the PyTorch model) is only called when no converted copy
+    exists yet, so a cached model needs neither torch nor the weights.
+    """
+    import openvino as ov
+
+    target = cache_dir() / "openvino" / f"{name}-{key}"
+    xml = target / "model.xml"
+    if not xml.exists():
+        log.info("Converting the %s for OpenVINO (once per model)...", name.replace("-", " "))
+        converted = convert()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+        ov.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
+        publish(tmp, target)
+    return xml
+
+
+def _trace(module: Any, example: tuple[Any, ...], shapes: list[Any]) -> Any:
+    """``module`` traced into an OpenVINO model with inputs of ``shapes``."""
+    import openvino as ov
+    import torch
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer deprecation chatter
+        return ov.convert_model(module.eval(), example_input=example, input=shapes)
+
+
 def _compile_cached(
     name: str,
     key: str,
@@ -64,27 +116,9 @@ def _compile_cached(
     shapes: list[Any],
     precision: str,
 ) -> Any:
-    """Convert ``module()`` once (cached under ``name-key``) and compile it for the CPU.
-
-    ``module`` is only called when no converted copy exists yet.
-    """
-    import openvino as ov
-    import torch
-
-    target = cache_dir() / "openvino" / f"{name}-{key}"
-    xml = target / "model.xml"
-    if not xml.exists():
-        module = module()
-        log.info("Converting the %s for OpenVINO (once per model)...", name.replace("-", " "))
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer deprecation chatter
-            converted = ov.convert_model(module.eval(), example_input=example, input=shapes)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-        ov.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
-        _publish(tmp, target)
-    config = {"INFERENCE_PRECISION_HINT": _ov_precision(precision), "PERFORMANCE_HINT": "LATENCY"}
-    return ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
+    """Convert ``module()`` once (see :func:`_convert_cached`) and compile it for the CPU."""
+    xml = _convert_cached(name, key, lambda: _trace(module(), example, shapes))
+    return compile_ir(xml, precision)
 
 
 def _features(out: Any) -> Any:
@@ -128,27 +162,33 @@ def compile_vision_tower(
     family: Family,
     example: dict[str, np.ndarray],
     precision: str,
+    quantize: Callable[[Path, tuple[str, ...]], Path] | None = None,
 ) -> Features:
     """A function mapping the image tower's inputs (see ``Family.image_inputs``) to features.
 
     The batch dimension is dynamic; every other dimension is the family's fixed input
     shape (SigLIP 2 pads every photo to its full patch budget). ``key`` identifies the
-    model's files; without one the weights are loaded and digested.
+    model's files; without one the weights are loaded and digested. ``quantize`` maps the
+    converted IR and its input names to an int8 copy (see :mod:`.quantize`).
     """
-    import openvino as ov
-    import torch
-
     names = tuple(example)
-    tensors = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in names)
-    request = _compile_cached(
+
+    def convert() -> Any:
+        import openvino as ov
+        import torch
+
+        tensors = tuple(torch.from_numpy(np.ascontiguousarray(example[n])) for n in names)
+        shapes = [ov.PartialShape([-1, *t.shape[1:]]) for t in tensors]
+        return _trace(_tower("get_image_features", names, load_model()), tensors, shapes)
+
+    xml = _convert_cached(
         f"{family.name}-image-encoder",
         key or _weights_key(load_model(), ("vision_model", "visual_projection")),
-        lambda: _tower("get_image_features", names, load_model()),
-        tensors,
-        [ov.PartialShape([-1, *t.shape[1:]]) for t in tensors],
-        precision,
+        convert,
     )
-    return _runner(request, names, {n: example[n].dtype for n in names})
+    if quantize is not None:
+        xml = quantize(xml, names)
+    return _runner(compile_ir(xml, precision), names, {n: example[n].dtype for n in names})
 
 
 def compile_text_tower(
@@ -191,7 +231,7 @@ def yolo_openvino_weights(weights: str) -> str:
                 format="openvino", dynamic=True, half=False, verbose=False
             )
         (tmp / f"{stem}.pt").unlink()
-        _publish(tmp, target)
+        publish(tmp, target)
     return str(exported)
 
 
@@ -212,13 +252,16 @@ class OpenVinoClipSession:
         family: Family,
         example: dict[str, np.ndarray],
         precision: str,
+        quantize: Callable[[Path, tuple[str, ...]], Path] | None = None,
     ) -> OpenVinoClipSession:
         """Compile both towers; ``load_model`` is only called when a conversion is needed.
 
-        ``example`` is a batch of the image tower's inputs, used to trace it.
+        ``example`` is a batch of the image tower's inputs, used to trace it; ``quantize``
+        (for int8) turns the image tower's IR into a quantized one. The text tower is never
+        quantized: queries are few and short.
         """
         return cls(
-            compile_vision_tower(load_model, key, family, example, precision),
+            compile_vision_tower(load_model, key, family, example, precision, quantize),
             compile_text_tower(load_model, key, family, precision),
         )
 

@@ -14,11 +14,13 @@ loading and conversion, and a run that stops there leaves no index folder behind
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from .families import Family
@@ -85,9 +87,48 @@ class ModelSource:
         return AutoConfig.from_pretrained(self.model_id, **self.kwargs)
 
     def image_processor(self) -> Any:
+        """The image preprocessing settings (size, crop, mean, std, resample, patches).
+
+        Read straight from the processor's JSON where it has them: transformers' image
+        processors import torchvision, seconds of start-up for a few numbers. Otherwise
+        (an unusual layout) ``AutoImageProcessor`` reads them.
+        """
+        settings = self._image_settings()
+        if settings is not None:
+            return settings
         from transformers import AutoImageProcessor
 
         return AutoImageProcessor.from_pretrained(self.model_id, **self.kwargs)
+
+    def _image_settings(self) -> SimpleNamespace | None:
+        for name, section in (
+            ("preprocessor_config.json", None),
+            ("processor_config.json", "image_processor"),
+        ):
+            path = self._file(name)
+            if path is None:
+                continue
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if section is not None:
+                data = data.get(section)
+            if isinstance(data, dict) and {"image_mean", "image_std"} <= data.keys():
+                return _sized(data)
+        return None
+
+    def _file(self, name: str) -> str | None:
+        """The path of one of the model's files (local or in the hub cache), or None."""
+        if os.path.isdir(self.model_id):
+            path = os.path.join(self.model_id, name)
+            return path if os.path.isfile(path) else None
+        from transformers.utils import cached_file
+
+        try:
+            return cached_file(
+                self.model_id, name, _raise_exceptions_for_missing_entries=False, **self.kwargs
+            )
+        except Exception:
+            return None
 
     def tokenizer(self) -> Any:
         from transformers import AutoTokenizer
@@ -118,6 +159,23 @@ class ModelSource:
                 st = os.stat(os.path.join(folder, name))
                 digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
         return digest.hexdigest()
+
+
+def _sized(data: dict[str, Any]) -> SimpleNamespace | None:
+    """Settings with ``size``/``crop_size`` as dicts, as transformers would hold them.
+
+    Older processor files (openai/clip-vit-base-patch32's among them) write a bare number:
+    a shortest edge for ``size`` (a square side for the squashing families), a square for
+    ``crop_size``. Anything else is left to transformers (None).
+    """
+    size, crop = data.get("size"), data.get("crop_size")
+    if isinstance(size, int):
+        size = {"shortest_edge": size, "height": size, "width": size}
+    if isinstance(crop, int):
+        crop = {"height": crop, "width": crop}
+    if not all(v is None or isinstance(v, dict) for v in (size, crop)):
+        return None
+    return SimpleNamespace(**{**data, "size": size, "crop_size": crop})
 
 
 def find_source(model_id: str) -> ModelSource:

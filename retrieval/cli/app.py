@@ -75,7 +75,7 @@ PrecisionOpt = Annotated[
     typer.Option(
         "--precision",
         envvar=ENV_PRECISION,
-        help=f"auto, fp32, bf16 or fp16 for the embedding model. [default: {DEFAULT_PRECISION}]",
+        help=f"auto, fp32, bf16, fp16 or int8 for the embedding model (int8: the image encoder quantized once on the CPU, needs OpenVINO and nncf). [default: {DEFAULT_PRECISION}]",
     ),
 ]
 BackendOpt = Annotated[

@@ -15,8 +15,10 @@ from indexer.settings import (
     DetectOptions,
     RaySettings,
     batch_plan,
+    check_quantized_backend,
     choose_backend,
     choose_precision,
+    refuse_unrunnable_precision,
     resolve_clip_model,
     resolve_ray_address,
 )
@@ -116,3 +118,20 @@ def test_batch_plan_keeps_explicit_choices_and_refuses_zero() -> None:
     for bad in ({"photos": 0}, {"embed": 0}, {"decode_workers": 0}):
         with pytest.raises(ObjsearchError, match="at least 1"):
             batch_plan("cpu", **bad)
+
+
+def test_int8_precision_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert choose_precision("int8", "cpu") == "int8"
+    monkeypatch.setenv("OBJSEARCH_PRECISION", "INT8")
+    assert choose_precision(None, "cpu") == "int8"
+    with pytest.raises(ObjsearchError, match="--device cpu"):
+        choose_precision(None, "cuda")
+    with pytest.raises(ObjsearchError, match="--device cpu"):
+        refuse_unrunnable_precision(None, None, "cuda:1")
+    with pytest.raises(ObjsearchError, match="needs the OpenVINO backend"):
+        refuse_unrunnable_precision(None, "torch", None)
+    refuse_unrunnable_precision(None, "auto", "cpu")  # fine: auto picks OpenVINO on a CPU
+    refuse_unrunnable_precision("bf16", "torch", "cuda")  # not quantized: nothing to refuse
+    check_quantized_backend("int8", "openvino")
+    with pytest.raises(ObjsearchError, match="needs the OpenVINO backend"):
+        check_quantized_backend("int8", "torch")

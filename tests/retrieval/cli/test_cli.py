@@ -120,3 +120,16 @@ def test_console_entry_point_runs() -> None:
     assert proc.returncode == 0, proc.stderr
     for command in ("index", "search", "localize", "export", "status", "doctor"):
         assert command in proc.stdout
+
+
+def test_detector_input_size_is_an_option(models: Models, tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    write_photo(tmp_path / "photos" / "a.jpg")
+    args = cli_index_args(models, tmp_path / "photos", tmp_path / "index")
+    bad = run(*args, "--detector-imgsz", "8")
+    assert bad.exit_code != 0
+    assert "detector input size" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "index").exists()
+    good = run(*args, "--detector-imgsz", "320", "--json")
+    assert good.exit_code == 0, good.output
+    assert json.loads(good.stdout.strip().splitlines()[-1])["indexed"] == 1
