@@ -129,7 +129,9 @@ def write_store(folder: Path, size: int, dim: int, seed: int) -> dict[str, Any]:
                 region_rows,
             )
         if start % 20_000 == 1:
-            _log(f"  {start + len(ids) - 1:,} / {photos:,} photos ({time.perf_counter() - t0:.0f} s)")
+            _log(
+                f"  {start + len(ids) - 1:,} / {photos:,} photos ({time.perf_counter() - t0:.0f} s)"
+            )
     with conn:
         for statement in SEARCH_DDL:
             conn.execute(statement)
@@ -183,8 +185,6 @@ if __name__ == "__main__":  # build the cached store ahead of a benchmark run
     p = argparse.ArgumentParser(description="build the cached store of the incremental row")
     p.add_argument("--size", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=512)
-    p.add_argument(
-        "--stores", default=str(Path(__file__).resolve().parent / "results" / ".stores")
-    )
+    p.add_argument("--stores", default=str(Path(__file__).resolve().parent / "results" / ".stores"))
     a = p.parse_args()
     ensure_store(Path(a.stores), a.size, a.dim)
