@@ -18,7 +18,6 @@ the untouched store.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import time

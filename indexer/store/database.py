@@ -517,9 +517,10 @@ class Store:
         readers pass ``persist`` so the first of them writes its rebuild back
         (:meth:`persist_vectors`) and later cold starts load the file instead.
         """
-        loaded = self._load_segments(params, reuse)
-        if loaded is not None:
-            return loaded, True
+        for _ in range(3):  # a writer may swap the file meanwhile: look again
+            loaded = self._load_segments(params, reuse)
+            if loaded is not None:
+                return loaded, True
         generation = self.generation
         index = self.rebuild_vectors(params=params)
         if persist:
@@ -528,19 +529,21 @@ class Store:
 
     def _load_segments(self, params: IndexParams, reuse: LiveVectors | None) -> LiveVectors | None:
         with self._snapshot() as conn:
-            # The vectors lock pairs the file with its record: a writer renames a new
-            # file and records it while holding it.
-            with vectors_lock(self.dir, wait=not self.read_only and writable_folder(self.dir)):
-                record = self._main_record(conn)
-                if record is None:
+            record = self._main_record(conn)
+            if record is None:
+                return None
+            if reuse is not None and reuse.record == record:
+                main = reuse.main
+            else:
+                try:
+                    main = VectorIndex.load(self.faiss_path, params, mapped=True)
+                    # The file checked against its record before and after reading it, so
+                    # a rebuild renamed into place meanwhile is never paired with it.
+                    same = self._main_record(conn) == record
+                except (RuntimeError, OSError):
+                    return None  # damaged: rebuild
+                if not same:
                     return None
-                if reuse is not None and reuse.record == record:
-                    main = reuse.main
-                else:
-                    try:
-                        main = VectorIndex.load(self.faiss_path, params, mapped=True)
-                    except (RuntimeError, OSError):
-                        return None  # damaged: rebuild
             if main.ntotal != record.count:
                 return None
             regions, delta_count, tomb_count = _pending_counts(conn, record)
