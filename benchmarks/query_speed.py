@@ -10,6 +10,7 @@ largest size it sweeps HNSW ``efSearch`` and IVF ``nprobe``.
 
     python benchmarks/query_speed.py --sizes 10000          # quick, under a minute
     python benchmarks/query_speed.py                        # 10k, 100k, 1M
+    python benchmarks/query_speed.py --incremental          # small runs on a 1M store
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from indexer.settings import configure_ultralytics  # noqa: E402
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
 
 from _common import (  # noqa: E402
+    DEFAULT_DETECTOR,
     RESULTS_DIR,
     ensure_clip_model,
     fmt,
@@ -151,6 +153,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="10000,30000,100000",
         help="photo counts of the synthetic stores for the duplicates cost ('' = skip)",
     )
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="measure only the incremental-update row: index runs that change, add and "
+        "delete photos in a big store (see benchmarks/_incremental.py)",
+    )
+    p.add_argument("--incremental-size", type=int, default=1_000_000, help="regions")
+    p.add_argument("--incremental-photos", type=int, default=100, help="photos per run")
+    p.add_argument("--detector", default=str(DEFAULT_DETECTOR), help="YOLO weights")
     p.add_argument("--output", default=str(RESULTS_DIR / "query_speed.json"))
     args = p.parse_args(argv)
     args.size_list = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
@@ -958,6 +969,23 @@ def print_tables(
         )
 
 
+def incremental(args: argparse.Namespace, embedder: Any) -> None:
+    """The incremental-update row (``--incremental``): see benchmarks/_incremental.py."""
+    from _incremental import measure, table
+
+    from indexer.models.detector import Detector
+
+    detector = Detector(args.detector, args.device)
+    result = measure(
+        Path(args.stores), args.incremental_size, args.incremental_photos, embedder, detector
+    )
+    print(table(result))
+    write_json(
+        Path(args.output).with_name("incremental.json"),
+        {"config": vars(args), "machine": machine_info(), **result},
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import faiss
@@ -979,6 +1007,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.faiss_threads or default_faiss_threads} while measuring"
     )
 
+    if args.incremental:
+        incremental(args, embedder)
+        return
     sweep_size = args.sweep_size or max(args.size_list)
     sizes = sorted(set(args.size_list) | {sweep_size})
     rows: list[dict[str, Any]] = []

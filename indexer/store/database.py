@@ -247,20 +247,27 @@ class Store:
             self._lock_fd = None
 
     # -- reads ---------------------------------------------------------------------------
-    def photo_states(self) -> dict[str, PhotoState]:
-        """Path -> (id, size, mtime, hash) for every photo: what a re-scan compares against."""
-        with self.session() as s:
-            rows = s.execute(
-                select(
-                    Photo.path,
-                    Photo.id,
-                    Photo.size,
-                    Photo.mtime_ns,
-                    Photo.content_hash,
-                    Photo.date_source.is_not(None),
-                )
-            )
-            return {r[0]: PhotoState(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+    def photo_states(self, paths: Sequence[str] | None = None) -> dict[str, PhotoState]:
+        """Path -> (id, size, mtime, hash) for every photo (or those at ``paths``).
+
+        What a re-scan compares against: one row per photo, read without ORM objects
+        (200,000 photos in well under a second).
+        """
+        query = select(
+            Photo.path,
+            Photo.id,
+            Photo.size,
+            Photo.mtime_ns,
+            Photo.content_hash,
+            Photo.date_source.is_not(None),
+        )
+        out: dict[str, PhotoState] = {}
+        with self.engine.connect() as conn:
+            for chunk in [None] if paths is None else chunked(list(paths)):
+                where = query if chunk is None else query.where(Photo.path.in_(chunk))
+                for r in conn.execute(where):
+                    out[r[0]] = PhotoState(r[1], r[2], r[3], r[4], bool(r[5]))
+        return out
 
     def counts(self) -> Counts:
         with self.session() as s:
@@ -426,9 +433,12 @@ class Store:
         valid UTF-8), which cannot be looked up.
         """
         keep = set(keep)
-        states = self.photo_states()
+        failures = self.failures()
+        if not failures:
+            return 0
+        states = self.photo_states([f.path for f in failures])
         stale = []
-        for failure in self.failures():
+        for failure in failures:
             path = failure.path
             if path in keep or "\\x" in path:
                 continue
