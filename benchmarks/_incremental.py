@@ -144,22 +144,26 @@ def write_store(folder: Path, size: int, dim: int, seed: int) -> dict[str, Any]:
     return {"write_s": time.perf_counter() - t0, "photos": photos}
 
 
-def build_main(folder: Path) -> dict[str, float]:
-    """Build the HNSW file once from SQLite; kept as ``index/vectors-hnsw.faiss``."""
+def cached_main(folder: Path, kind: str) -> Path:
+    return folder / "index" / f"vectors-{kind}.faiss"
+
+
+def build_main(folder: Path, kind: str) -> dict[str, float]:
+    """Build the main segment once from SQLite; kept as ``index/vectors-<kind>.faiss``."""
     from indexer.store import Store
 
     store = Store(folder / "index")
     try:
         t = time.perf_counter()
-        index = store.rebuild_vectors("hnsw")
+        index = store.rebuild_vectors(kind)
         build_s = time.perf_counter() - t
-        index.save(str(folder / "index" / "vectors-hnsw.faiss"))
+        index.save(str(cached_main(folder, kind)))
     finally:
         store.close()
-    return {"hnsw_build_s": build_s}
+    return {f"{kind}_build_s": build_s}
 
 
-def ensure_store(root: Path, size: int, dim: int, seed: int = 0) -> Path:
+def ensure_store(root: Path, size: int, dim: int, seed: int = 0, kind: str = "hnsw") -> Path:
     """The cached store folder for ``size`` regions (built when missing or outdated)."""
     folder = root / f"incremental-{size}-d{dim}"
     info_path = folder / "bench.json"
@@ -169,25 +173,26 @@ def ensure_store(root: Path, size: int, dim: int, seed: int = 0) -> Path:
         _log(f"writing a {size:,}-region store with photo files into {folder} ...")
         info = {**wanted, **write_store(folder, size, dim, seed)}
         info_path.write_text(json.dumps(info, indent=2))
-    if not (folder / "index" / "vectors-hnsw.faiss").is_file():
-        _log(f"  building HNSW over {size:,} vectors (once; minutes at 1M) ...")
-        info.update(build_main(folder))
+    if not cached_main(folder, kind).is_file():
+        _log(f"  building {kind} over {size:,} vectors (once; HNSW takes long at 1M) ...")
+        info.update(build_main(folder, kind))
         info_path.write_text(json.dumps(info, indent=2))
-        _log(f"  HNSW built in {info['hnsw_build_s']:.0f} s")
+        _log(f"  {kind} built in {info[f'{kind}_build_s']:.0f} s")
     return folder
 
 
 # -- the measurement ------------------------------------------------------------------------
-def activate(folder: Path) -> None:
-    """Make the cached HNSW file the store's main segment (a hard link) and record it once.
+def activate(folder: Path, kind: str) -> None:
+    """Make the cached main file the store's main segment (a hard link) and record it once.
 
     Later benchmark runs keep it: their changes are its delta and tombstones, as in use.
     """
     from indexer.store import Store, VectorIndex
 
     index_dir = folder / "index"
-    main, cached = index_dir / "vectors.faiss", index_dir / "vectors-hnsw.faiss"
+    main, cached = index_dir / "vectors.faiss", cached_main(folder, kind)
     with Store(index_dir) as store:
+        store.set_meta(faiss_kind_requested=kind)
         if main.exists() and os.path.samefile(main, cached) and store.vector_status().main:
             return
         if main.exists():
@@ -248,11 +253,11 @@ def undo_changes(undo: dict[str, Any]) -> None:
         os.replace(target, path)
 
 
-def timed_run(folder: Path, embedder: Any, detector: Any) -> dict[str, Any]:
+def timed_run(folder: Path, embedder: Any, detector: Any, kind: str) -> dict[str, Any]:
     """One real ``Indexer.index`` run over the whole folder, with its breakdown."""
     from indexer.indexing import Indexer
 
-    indexer = Indexer(folder / "index", embedder=embedder, detector=detector)
+    indexer = Indexer(folder / "index", embedder=embedder, detector=detector, index_type=kind)
     t = time.perf_counter()
     stats = indexer.index([folder / "photos"])
     seconds = time.perf_counter() - t
@@ -270,7 +275,7 @@ def timed_run(folder: Path, embedder: Any, detector: Any) -> dict[str, Any]:
 
 def check_search(folder: Path, deleted: np.ndarray, queries: int = 50) -> dict[str, Any]:
     """Searcher's view after the run against an independent merge and exact search."""
-    from indexer.store import Store
+    from indexer.store import LiveVectors, Store
     from indexer.store.live import merge_hits
 
     with Store(folder / "index") as store:
@@ -284,8 +289,11 @@ def check_search(folder: Path, deleted: np.ndarray, queries: int = 50) -> dict[s
         main = live.main.search(q, 10, excluded=live._excluded)
         want = merge_hits([main, live.delta.search(q, 10)], 10)
         identical = bool(np.array_equal(ids, want[1]) and np.array_equal(scores, want[0]))
-        exact = store.rebuild_vectors("flat")  # a fresh exact rebuild from SQLite
-        exact_ids = exact.search(q, 10)[1]
+        exact = LiveVectors(store.rebuild_vectors("flat"))  # a fresh exact rebuild
+        exact_scores, exact_ids = exact.search(q, 10)
+        same_as_rebuild = bool(
+            np.array_equal(ids, exact_ids) and np.array_equal(scores, exact_scores)
+        )
     recall = float(
         np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact_ids, strict=True)])
     )
@@ -297,6 +305,7 @@ def check_search(folder: Path, deleted: np.ndarray, queries: int = 50) -> dict[s
         "tombstones": len(live.tombstones),
         "delta": live.delta.ntotal,
         "merge_identical": identical,
+        "equals_fresh_rebuild": same_as_rebuild,
         "deleted_returned": int(np.isin(ids, deleted).sum()),
         "recall_at_10": recall,
     }
@@ -314,10 +323,12 @@ def deleted_region_ids(folder: Path, paths: list[str]) -> np.ndarray:
     return np.array(out, np.int64)
 
 
-def measure(root: Path, size: int, count: int, embedder: Any, detector: Any) -> dict[str, Any]:
+def measure(
+    root: Path, size: int, count: int, embedder: Any, detector: Any, kind: str = "hnsw"
+) -> dict[str, Any]:
     """The incremental row: a change run and the run that undoes it, plus the check."""
-    folder = ensure_store(root, size, embedder.dim)
-    activate(folder)
+    folder = ensure_store(root, size, embedder.dim, kind=kind)
+    activate(folder, kind)
     record_model(folder, embedder, detector)
     info_path = folder / "bench.json"
     info = json.loads(info_path.read_text())
@@ -327,12 +338,12 @@ def measure(root: Path, size: int, count: int, embedder: Any, detector: Any) -> 
     gone = [path for path, _ in undo["moved"]] + list(undo["originals"])
     deleted = deleted_region_ids(folder, gone)  # replaced photos' old regions go too
     _log(f"  run 1: {count} photos changed, added or deleted in a {size:,}-region store ...")
-    first = timed_run(folder, embedder, detector)
+    first = timed_run(folder, embedder, detector, kind)
     _log("  checking search against a merge and an exact rebuild ...")
     check = check_search(folder, deleted)
     undo_changes(undo)
     _log("  run 2: undoing them ...")
-    second = timed_run(folder, embedder, detector)
+    second = timed_run(folder, embedder, detector, kind)
     info["runs"] = runs + 1
     info_path.write_text(json.dumps(info, indent=2))
     return {"size": size, "photos": count, "runs": [first, second], "check": check}
@@ -364,7 +375,8 @@ def table(result: dict[str, Any]) -> str:
         "segment merged with "
         f"exact search over the delta: {'identical' if c['merge_identical'] else 'DIFFERENT'}; "
         f"deleted regions returned: {c['deleted_returned']}; recall@10 against a fresh exact "
-        f"rebuild from SQLite: {c['recall_at_10']:.3f}."
+        f"rebuild from SQLite: {c['recall_at_10']:.3f} (ids and scores identical to it: "
+        f"{'yes' if c['equals_fresh_rebuild'] else 'no'})."
     )
     return head + "\n".join(rows) + "\n" + check
 

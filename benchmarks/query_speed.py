@@ -161,6 +161,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--incremental-size", type=int, default=1_000_000, help="regions")
     p.add_argument("--incremental-photos", type=int, default=100, help="photos per run")
+    p.add_argument(
+        "--incremental-kind",
+        default="hnsw",
+        choices=("hnsw", "flat"),
+        help="FAISS type of the main segment (flat: the check compares with a fresh rebuild)",
+    )
     p.add_argument("--detector", default=str(DEFAULT_DETECTOR), help="YOLO weights")
     p.add_argument("--output", default=str(RESULTS_DIR / "query_speed.json"))
     args = p.parse_args(argv)
@@ -977,7 +983,12 @@ def incremental(args: argparse.Namespace, embedder: Any) -> None:
 
     detector = Detector(args.detector, args.device)
     result = measure(
-        Path(args.stores), args.incremental_size, args.incremental_photos, embedder, detector
+        Path(args.stores),
+        args.incremental_size,
+        args.incremental_photos,
+        embedder,
+        detector,
+        args.incremental_kind,
     )
     print(table(result))
     write_json(
