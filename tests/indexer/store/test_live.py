@@ -6,6 +6,7 @@ random unit vectors, so the FAISS side is real and no model is needed.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +133,39 @@ def test_ties_between_duplicate_vectors_order_by_region_id(tmp_path: Path) -> No
         want_scores, want_ids = fresh(store).search(same[None, :], 6)
     np.testing.assert_array_equal(ids, want_ids)
     assert np.all(np.diff(ids[0]) > 0)  # all tie: region ids ascending
+
+
+def test_searcher_filters_over_tombstones_and_delta_match_a_rebuild(tmp_path: Path) -> None:
+    """``Searcher`` with folder filters (FAISS selector and exact subset paths) answers
+    like it does over a freshly rebuilt file."""
+    from retrieval.search import Searcher
+    from retrieval.search.filters import SearchFilters
+
+    index_dir, rebuilt_dir = tmp_path / "index", tmp_path / "rebuilt"
+    with Store(index_dir, create=True) as store:
+        build(store, 40)
+        change(store, delete=6, add=8, replace=5)
+        assert store.vector_status().pending > 0
+    shutil.copytree(index_dir, rebuilt_dir)
+    with Store(rebuilt_dir) as store:
+        store.compact_vectors()
+        assert store.vector_status().pending == 0
+    filters = [None, SearchFilters(folders=("/photos",)), SearchFilters(labels=("cat",))]
+    answers = []
+    for folder in (index_dir, rebuilt_dir):
+        with Searcher(folder) as searcher:
+            answers.append(
+                [
+                    [
+                        (r.region_id, round(r.score, 5))
+                        for r in searcher.search_vector(q, 8, filters=f, group=g)
+                    ]
+                    for q in queries(10)
+                    for f in filters
+                    for g in ("photo", "object")
+                ]
+            )
+    assert answers[0] == answers[1] and any(answers[0])
 
 
 # -- graph indexes: deleted ids never return, merge = approximate main + exact delta --------
