@@ -584,8 +584,8 @@ def sweep(
             )
             # Re-wrapping applies the parameter to the shared FAISS object, so the searcher's
             # own queries below run with it too (checked right after).
-            index = VectorIndex(loaded.index, kind, params)
-            inner = faiss.downcast_index(searcher.vectors.index.index)
+            index = VectorIndex(loaded.main.index, kind, params)
+            inner = faiss.downcast_index(searcher.vectors.main.index.index)
             applied = inner.hnsw.efSearch if kind == "hnsw" else inner.nprobe
             assert applied == value, (applied, value)
             ids_cand = found_ids(index, queries, candidate_k(args.top_k))
