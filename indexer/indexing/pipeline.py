@@ -535,8 +535,6 @@ class _Run:
         self.generation = store.generation
         self.dirty = True  # the first save checks the FAISS file even if nothing changes
         self.last_save = time.monotonic()
-        self.compacted: str | None = None
-        """Why the last save rebuilt the FAISS main segment (None: it kept it)."""
 
     def commit(
         self,
@@ -654,7 +652,6 @@ class _Run:
         if reason is not None:
             self.store.set_meta(faiss_kind_requested=self.index_type)
             self.store.compact_vectors(target)
-        self.compacted = reason
         self.dirty = not final and reason is None
         self.last_save = time.monotonic()
         self.timings["faiss"] += time.perf_counter() - t
