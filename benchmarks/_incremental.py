@@ -73,10 +73,10 @@ def unit_vectors(rng: np.random.Generator, centres: np.ndarray, count: int) -> n
 
 def write_store(folder: Path, size: int, dim: int, seed: int) -> dict[str, Any]:
     """Photo files plus their SQLite rows (5 regions each, synthetic vectors)."""
+    from _common import REGION_INSERT, finish_synthetic_store
+
     from indexer.media.decode import hash_bytes
     from indexer.store import KIND_IMAGE, KIND_OBJECT, Store
-    from indexer.store.migrations import fill_photo_text
-    from indexer.store.schema import SEARCH_DDL
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -123,21 +123,12 @@ def write_store(folder: Path, size: int, dim: int, seed: int) -> dict[str, Any]:
                 "caption, indexed_at, taken_at, date_source) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 photo_rows,
             )
-            conn.executemany(
-                "INSERT INTO regions (id, photo_id, kind, x1, y1, x2, y2, label, confidence, "
-                "vector) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                region_rows,
-            )
+            conn.executemany(REGION_INSERT, region_rows)
         if start % 20_000 == 1:
             _log(
                 f"  {start + len(ids) - 1:,} / {photos:,} photos ({time.perf_counter() - t0:.0f} s)"
             )
-    with conn:
-        for statement in SEARCH_DDL:
-            conn.execute(statement)
-        fill_photo_text(conn)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+    finish_synthetic_store(conn)
     store = Store(index_dir)
     store.set_meta(generation=1, embed_dim=dim, detector="synthetic")
     store.close()

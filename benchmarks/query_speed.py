@@ -35,8 +35,10 @@ configure_ultralytics()  # offline and quiet, before anything imports ultralytic
 
 from _common import (  # noqa: E402
     DEFAULT_DETECTOR,
+    REGION_INSERT,
     RESULTS_DIR,
     ensure_clip_model,
+    finish_synthetic_store,
     fmt,
     log,
     machine_info,
@@ -274,8 +276,6 @@ def faiss_cache(folder: Path, kind: str) -> Path:
 def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace) -> dict:
     """Write photos + regions straight into a fresh objsearch SQLite store."""
     from indexer.store import KIND_IMAGE, KIND_OBJECT, Store
-    from indexer.store.migrations import fill_photo_text
-    from indexer.store.schema import SEARCH_DDL
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -337,17 +337,8 @@ def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 photo_rows,
             )
-            conn.executemany(
-                "INSERT INTO regions (id, photo_id, kind, x1, y1, x2, y2, label, confidence, "
-                "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                region_rows,
-            )
-    with conn:
-        for statement in SEARCH_DDL:
-            conn.execute(statement)
-        fill_photo_text(conn)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+            conn.executemany(REGION_INSERT, region_rows)
+    finish_synthetic_store(conn)
     seconds = time.perf_counter() - t0
     store = Store(folder)
     set_model_meta(store, embedder)
