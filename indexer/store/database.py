@@ -253,21 +253,25 @@ class Store:
         What a re-scan compares against: one row per photo, read without ORM objects
         (200,000 photos in well under a second).
         """
-        query = select(
-            Photo.path,
-            Photo.id,
-            Photo.size,
-            Photo.mtime_ns,
-            Photo.content_hash,
-            Photo.date_source.is_not(None),
-        )
+        sql = "SELECT path, id, size, mtime_ns, content_hash, date_source IS NOT NULL FROM photos"
         out: dict[str, PhotoState] = {}
         with self.engine.connect() as conn:
+            driver = conn.connection.driver_connection  # plain tuples: no row objects
             for chunk in [None] if paths is None else chunked(list(paths)):
-                where = query if chunk is None else query.where(Photo.path.in_(chunk))
-                for r in conn.execute(where):
+                where = "" if chunk is None else f" WHERE path IN ({','.join('?' * len(chunk))})"
+                rows = self._read(driver, sql + where, tuple(chunk or ()))
+                for r in rows:
                     out[r[0]] = PhotoState(r[1], r[2], r[3], r[4], bool(r[5]))
         return out
+
+    def _read(self, driver: sqlite3.Connection, sql: str, params: tuple) -> list[tuple]:
+        """Rows of a query on the driver connection, with the store's error messages."""
+        try:
+            return driver.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                raise self._corrupt(exc) from None
+            raise
 
     def counts(self) -> Counts:
         with self.session() as s:
