@@ -273,8 +273,12 @@ def check_search(folder: Path, deleted: np.ndarray, queries: int = 50) -> dict[s
         t = time.perf_counter()
         live, from_file = store.load_vectors()
         load_s = time.perf_counter() - t
+        # Queries near stored photos (perturbed live vectors), as real queries are: far
+        # from every cluster, all neighbours score alike and no graph index finds them.
         rng = np.random.default_rng(11)
-        q = rng.standard_normal((queries, live.dim)).astype(np.float32)
+        picked = rng.choice(live.ids(), size=queries, replace=False)
+        q = np.stack([store.region_vector(int(i)) for i in picked])
+        q += rng.standard_normal(q.shape).astype(np.float32) * 0.02
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         scores, ids = live.search(q, 10)
         main = live.main.search(q, 10, excluded=live._excluded)
