@@ -191,11 +191,12 @@ class VectorIndex:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         if allowed is None and excluded is None:
             return _single_threaded(len(queries) == 1, lambda: self.index.search(queries, k))
+        selector = excluded
         if allowed is not None:
             import faiss
 
-            excluded = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        params = self._selector_params(excluded)
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        params = self._selector_params(selector)
         return _single_threaded(
             len(queries) == 1, lambda: self.index.search(queries, k, params=params)
         )
