@@ -176,3 +176,23 @@ def load_models(args: Any, detect: bool = True) -> tuple[Any, Any]:
     )
     detector = Detector(args.detector, args.device, backend=args.backend) if detect else None
     return embedder, detector
+
+
+REGION_INSERT = (
+    "INSERT INTO regions (id, photo_id, kind, x1, y1, x2, y2, label, confidence, vector) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+"""Region rows of the synthetic stores, written straight into the objsearch schema."""
+
+
+def finish_synthetic_store(conn: Any) -> None:
+    """Create the full-text rows and triggers (dropped while writing), checkpoint, close."""
+    from indexer.store.migrations import fill_photo_text
+    from indexer.store.schema import SEARCH_DDL
+
+    with conn:
+        for statement in SEARCH_DDL:
+            conn.execute(statement)
+        fill_photo_text(conn)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()

@@ -10,6 +10,7 @@ largest size it sweeps HNSW ``efSearch`` and IVF ``nprobe``.
 
     python benchmarks/query_speed.py --sizes 10000          # quick, under a minute
     python benchmarks/query_speed.py                        # 10k, 100k, 1M
+    python benchmarks/query_speed.py --incremental          # small runs on a 1M store
 """
 
 from __future__ import annotations
@@ -33,8 +34,11 @@ from indexer.settings import configure_ultralytics  # noqa: E402
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
 
 from _common import (  # noqa: E402
+    DEFAULT_DETECTOR,
+    REGION_INSERT,
     RESULTS_DIR,
     ensure_clip_model,
+    finish_synthetic_store,
     fmt,
     log,
     machine_info,
@@ -151,6 +155,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="10000,30000,100000",
         help="photo counts of the synthetic stores for the duplicates cost ('' = skip)",
     )
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="measure only the incremental-update row: index runs that change, add and "
+        "delete photos in a big store (see benchmarks/_incremental.py)",
+    )
+    p.add_argument("--incremental-size", type=int, default=1_000_000, help="regions")
+    p.add_argument("--incremental-photos", type=int, default=100, help="photos per run")
+    p.add_argument(
+        "--incremental-kind",
+        default="hnsw",
+        choices=("hnsw", "flat"),
+        help="FAISS type of the main segment (flat: the check compares with a fresh rebuild)",
+    )
+    p.add_argument("--detector", default=str(DEFAULT_DETECTOR), help="YOLO weights")
     p.add_argument("--output", default=str(RESULTS_DIR / "query_speed.json"))
     args = p.parse_args(argv)
     args.size_list = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
@@ -257,8 +276,6 @@ def faiss_cache(folder: Path, kind: str) -> Path:
 def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace) -> dict:
     """Write photos + regions straight into a fresh objsearch SQLite store."""
     from indexer.store import KIND_IMAGE, KIND_OBJECT, Store
-    from indexer.store.migrations import fill_photo_text
-    from indexer.store.schema import SEARCH_DDL
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -320,17 +337,8 @@ def write_store(folder: Path, size: int, embedder: Any, args: argparse.Namespace
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 photo_rows,
             )
-            conn.executemany(
-                "INSERT INTO regions (id, photo_id, kind, x1, y1, x2, y2, label, confidence, "
-                "vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                region_rows,
-            )
-    with conn:
-        for statement in SEARCH_DDL:
-            conn.execute(statement)
-        fill_photo_text(conn)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+            conn.executemany(REGION_INSERT, region_rows)
+    finish_synthetic_store(conn)
     seconds = time.perf_counter() - t0
     store = Store(folder)
     set_model_meta(store, embedder)
@@ -567,8 +575,8 @@ def sweep(
             )
             # Re-wrapping applies the parameter to the shared FAISS object, so the searcher's
             # own queries below run with it too (checked right after).
-            index = VectorIndex(loaded.index, kind, params)
-            inner = faiss.downcast_index(searcher.vectors.index.index)
+            index = VectorIndex(loaded.main.index, kind, params)
+            inner = faiss.downcast_index(searcher.vectors.main.index.index)
             applied = inner.hnsw.efSearch if kind == "hnsw" else inner.nprobe
             assert applied == value, (applied, value)
             ids_cand = found_ids(index, queries, candidate_k(args.top_k))
@@ -958,6 +966,28 @@ def print_tables(
         )
 
 
+def incremental(args: argparse.Namespace, embedder: Any) -> None:
+    """The incremental-update row (``--incremental``): see benchmarks/_incremental.py."""
+    from _incremental import measure, table
+
+    from indexer.models.detector import Detector
+
+    detector = Detector(args.detector, args.device)
+    result = measure(
+        Path(args.stores),
+        args.incremental_size,
+        args.incremental_photos,
+        embedder,
+        detector,
+        args.incremental_kind,
+    )
+    print(table(result))
+    write_json(
+        Path(args.output).with_name("incremental.json"),
+        {"config": vars(args), "machine": machine_info(), **result},
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import faiss
@@ -979,6 +1009,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.faiss_threads or default_faiss_threads} while measuring"
     )
 
+    if args.incremental:
+        incremental(args, embedder)
+        return
     sweep_size = args.sweep_size or max(args.size_list)
     sizes = sorted(set(args.size_list) | {sweep_size})
     rows: list[dict[str, Any]] = []

@@ -57,6 +57,7 @@ from ..settings import (
     resolve_device,
 )
 from ..store.database import Store, check_creatable, remove_temp_files
+from ..store.live import compaction_reason
 from ..store.records import (
     BatchChanges,
     FailureRecord,
@@ -65,7 +66,7 @@ from ..store.records import (
     PhotoTouch,
 )
 from ..store.schema import DB_NAME
-from ..store.vectors import INDEX_TYPES, VectorIndex, choose_index_type
+from ..store.vectors import INDEX_TYPES, choose_index_type
 from .device_regions import RegionStep, region_step
 from .plan import Plan, Work, existing_roots, plan_run
 from .regions import EmbedFn, embed_isolating
@@ -349,17 +350,14 @@ class Indexer:
         plan = plan_run(roots, store.photo_states())
         self.timings["scan"] += time.perf_counter() - t0
         stats = IndexStats(scanned=plan.scanned, unchanged=plan.unchanged)
-        index, fresh = store.load_vectors()
         run = _Run(
             store,
-            index,
             stats,
             plan,
             embed=lambda photos: self._embed(store, photos),
             timings=self.timings,
             index_type=self.index_type,
             save_every=self.save_every,
-            fresh=fresh,
         )
         if plan.problems:
             run.commit([], plan.problems)
@@ -389,10 +387,11 @@ class Indexer:
                 run.prune(roots)
             store.clear_stale_failures(keep=(path for path, _ in stats.failed))
         except BaseException:
-            # Keep what was committed searchable, but let the first error speak (a full
-            # disk would fail the save too, with a less useful message).
+            # What was committed is searchable already (through the delta); save only
+            # what is cheap, and let the first error speak (a full disk would fail the
+            # save too, with a less useful message).
             with contextlib.suppress(ObjsearchError, OSError):
-                run.save()
+                run.save(final=False)
             raise
         run.save()
         return stats
@@ -572,12 +571,16 @@ class _Staged:
 
 
 class _Run:
-    """State of one indexing run: the store, the live FAISS index and the counters."""
+    """State of one indexing run: the store, the counters, and when FAISS was last saved.
+
+    The run never holds the vectors: each commit leaves SQLite searchable as it is (new
+    regions form the delta, deleted ones are tombstones; see :mod:`indexer.store.live`),
+    and saving rebuilds the FAISS main segment only when the changes call for it.
+    """
 
     def __init__(
         self,
         store: Store,
-        index: VectorIndex,
         stats: IndexStats,
         plan: Plan,
         *,
@@ -585,10 +588,8 @@ class _Run:
         timings: dict[str, float],
         index_type: str,
         save_every: float,
-        fresh: bool,
     ) -> None:
         self.store = store
-        self.index = index
         self.stats = stats
         self.plan = plan
         self.embed = embed
@@ -596,8 +597,7 @@ class _Run:
         self.index_type = index_type
         self.save_every = save_every
         self.generation = store.generation
-        self.rebuild = False
-        self.dirty = not fresh  # a rebuilt (not loaded) index must be saved even if unchanged
+        self.dirty = True  # the first save checks the FAISS file even if nothing changes
         self.last_save = time.monotonic()
 
     def commit(
@@ -619,18 +619,9 @@ class _Run:
         self.stats.failed.extend((f.path, f.reason) for f in failures)
 
     def _follow(self, changes: BatchChanges) -> None:
-        """Mirror a committed batch in the in-memory FAISS index."""
+        """Note a committed batch: readers see it through the delta and tombstones."""
         self.generation = changes.generation
         self.dirty = True
-        if self.rebuild:
-            return
-        if self.index.ntotal == 0 and changes.added_vectors.shape[1] not in (0, self.index.dim):
-            self.index = VectorIndex.empty(changes.added_vectors.shape[1], self.index.index_type)
-        if len(changes.removed_ids) and not self.index.supports_remove:
-            self.rebuild = True  # graph indexes cannot delete: rebuild from SQLite at save
-            return
-        self.index.remove(changes.removed_ids)
-        self.index.add(changes.added_ids, changes.added_vectors)
 
     def _sort(
         self, batch: Sequence[tuple[Work, DecodedPhoto | FileDigest | DecodeError]]
@@ -710,20 +701,26 @@ class _Run:
             self.store.clear_failures(stale_failures)
 
     def maybe_save(self) -> None:
-        if self.dirty and not self.rebuild and time.monotonic() - self.last_save > self.save_every:
+        if self.dirty and time.monotonic() - self.last_save > self.save_every:
             self.save(final=False)
 
     def save(self, final: bool = True) -> None:
-        """Persist FAISS for the last committed generation (choosing its type when final)."""
-        if not self.dirty and not self.rebuild:
+        """Rebuild the FAISS main segment if the changes since it call for it.
+
+        A run that changes a few photos of a big index writes nothing here: the main
+        segment stays, and its delta and tombstones are already in SQLite. During a run
+        (``final=False``) only cheap rebuilds happen; the final save also changes the index
+        type when the store's size calls for another one.
+        """
+        if not self.dirty:
             return
         t = time.perf_counter()
-        index = self.index
-        retype = final and choose_index_type(self.index_type, index.ntotal) != index.index_type
-        if self.rebuild or retype:
-            index = self.store.rebuild_vectors(self.index_type)
-        self.store.set_meta(faiss_kind_requested=self.index_type)
-        self.store.save_vectors(index, self.generation)
-        self.index, self.rebuild, self.dirty = index, False, False
+        status = self.store.vector_status()
+        target = choose_index_type(self.index_type, status.regions)
+        reason = compaction_reason(status, target, final=final)
+        if reason is not None:
+            self.store.set_meta(faiss_kind_requested=self.index_type)
+            self.store.compact_vectors(target)
+        self.dirty = not final and reason is None
         self.last_save = time.monotonic()
-        self.timings["store"] += time.perf_counter() - t
+        self.timings["faiss"] += time.perf_counter() - t

@@ -1,11 +1,13 @@
 """The index folder: SQLite (source of truth), the derived FAISS file, the writer lock.
 
 :mod:`.schema` the tables, :mod:`.records` the typed records a batch writes,
-:mod:`.database` the :class:`Store`, :mod:`.vectors` FAISS, :mod:`.lock` the writer lock,
+:mod:`.database` the :class:`Store`, :mod:`.vectors` FAISS, :mod:`.live` the searchable
+main segment + delta - tombstones, :mod:`.lock` the writer lock,
 :mod:`.migrations` schema upgrades, :mod:`.doctor` status checks and repair.
 """
 
 from .database import Store, remove_temp_files
+from .live import LiveVectors
 from .records import (
     BatchChanges,
     Counts,
@@ -29,6 +31,7 @@ __all__ = [
     "Counts",
     "FailureRecord",
     "IndexParams",
+    "LiveVectors",
     "NewPhoto",
     "NewRegion",
     "Photo",

@@ -58,6 +58,9 @@ class Health:
     faiss_kind: str | None
     vectors_file: str = VECTORS_FRESH
     vectors_detail: str | None = None
+    vectors_pending: int = 0
+    """Regions added or deleted since the FAISS main segment was built (searched through
+    the delta and tombstones; ``doctor`` or a larger index run folds them in)."""
     problems: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
 
@@ -84,19 +87,29 @@ def _orphan_regions(store: Store) -> list[int]:
         return list(s.scalars(select(Region.id).where(Region.photo_id.not_in(select(Photo.id)))))
 
 
-def _vectors_file(store: Store, regions: int) -> tuple[int, str | None]:
-    """(vectors in the FAISS file, why it is stale or None when it is fresh)."""
+def _vectors_file(store: Store, regions: int) -> tuple[int, str | None, int]:
+    """(searchable vectors, why the FAISS file is stale or None, pending changes).
+
+    A usable main segment is fresh: what it lacks (the delta) and what it holds in vain
+    (tombstones) come from SQLite, and count as pending.
+    """
     if not os.path.exists(store.faiss_path):
-        return 0, "the FAISS file is missing"
+        return 0, "the FAISS file is missing", 0
     try:
-        vectors = VectorIndex.load(store.faiss_path).ntotal
+        held = VectorIndex.load(store.faiss_path, mapped=True).ntotal
     except (RuntimeError, OSError) as exc:
-        return 0, f"the FAISS file is unreadable ({first_line(exc)[:120]})"
-    if vectors != regions:
-        return vectors, f"FAISS holds {vectors} vectors but SQLite has {regions} regions"
-    if not store.faiss_is_fresh():
-        return vectors, "the FAISS file was written for an older generation of the index"
-    return vectors, None
+        return 0, f"the FAISS file is unreadable ({first_line(exc)[:120]})", 0
+    status = store.vector_status()
+    if status.main is None:
+        if held != regions:
+            return held, f"FAISS holds {held} vectors but SQLite has {regions} regions", 0
+        return held, "the FAISS file was written for an older generation of the index", 0
+    if held != status.main.count:
+        return held, f"FAISS holds {held} vectors but its record says {status.main.count}", 0
+    live = held - status.tombstones + status.delta
+    if live != regions:  # deletions without tombstones: the next load finds them by id
+        return held, f"FAISS holds {live} live vectors but SQLite has {regions} regions", 0
+    return live, None, status.pending
 
 
 def check(store: Store, *, max_failures: int = 1000) -> Health:
@@ -105,7 +118,7 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
     counts = store.counts()
     dim = int(meta.get("embed_dim") or 0)
     problems: list[str] = []
-    vectors, detail = _vectors_file(store, counts.regions)
+    vectors, detail, pending = _vectors_file(store, counts.regions)
     orphans = _orphan_regions(store)
     if orphans:
         problems.append(f"{len(orphans)} regions belong to no photo")
@@ -135,6 +148,7 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
         faiss_kind=meta.get("faiss_kind"),
         vectors_file=VECTORS_STALE if detail else VECTORS_FRESH,
         vectors_detail=detail,
+        vectors_pending=pending,
         problems=problems,
         failed=failed,
     )
@@ -392,9 +406,13 @@ def _repair_open(store: Store) -> list[str]:
             f"cleared {cleared} failures of files that no longer exist or are now indexed"
         )
     health = check(store)
-    if not health.consistent or health.vectors_file != VECTORS_FRESH or actions:
-        index = store.rebuild_vectors()
-        store.save_vectors(index, store.generation)
+    if (
+        not health.consistent
+        or health.vectors_file != VECTORS_FRESH
+        or health.vectors_pending
+        or actions
+    ):
+        index = store.compact_vectors()
         actions.append(
             f"rebuilt the FAISS index from SQLite ({index.ntotal} vectors, {index.index_type})"
         )

@@ -45,8 +45,14 @@ class BatchChanges:
     generation: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PhotoState:
+    """What the store knows of one photo file (a plan compares it with the file's stat).
+
+    Not frozen: a run reads one per photo, and a frozen dataclass takes twice as long to
+    make (200,000 of them: about a second on a busy 2-core machine).
+    """
+
     id: int
     size: int
     mtime_ns: int

@@ -5,7 +5,9 @@ Layout of an index folder::
     objsearch.db      SQLite (WAL): photos (with EXIF metadata), regions (with vectors),
                       failures, meta, photo_text (full-text search over captions, labels
                       and file names, kept current by triggers)
-    vectors.faiss     FAISS index over region vectors, ids = region ids
+    vectors.faiss     FAISS main segment over region vectors, ids = region ids; regions
+                      added or deleted since it was built are a delta and tombstones
+                      (see indexer.store.live)
     lock              advisory lock held by the one process allowed to write
 """
 
@@ -125,6 +127,19 @@ class Failure(Base):
     stage: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str]
     at: Mapped[float]
+
+
+class Tombstone(Base):
+    """A region deleted from SQLite that the main FAISS segment still holds.
+
+    Written in the transaction that deletes the region, cleared when a new main segment is
+    recorded: a search leaves these ids out without a rebuild (see :mod:`.live`). Derived
+    bookkeeping: if it is lost, loading the vectors finds the deleted ids the slow way.
+    """
+
+    __tablename__ = "tombstones"
+
+    region_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
 
 
 class Meta(Base):

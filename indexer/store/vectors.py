@@ -131,9 +131,14 @@ class VectorIndex:
     def supports_remove(self) -> bool:
         return self.index_type == "flat"
 
+    mapped = False
+    """True when the vectors are memory-mapped from a file (read-only)."""
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids) == 0:
             return
+        if self.mapped:
+            raise NotImplementedError("a memory-mapped index cannot change; rebuild it")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), -1)
         self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
         self._forget_layout()
@@ -144,7 +149,7 @@ class VectorIndex:
 
         if len(ids) == 0:
             return 0
-        if not self.supports_remove:
+        if not self.supports_remove or self.mapped:
             raise NotImplementedError(
                 f"a {self.index_type} index cannot remove vectors; rebuild it"
             )
@@ -165,30 +170,40 @@ class VectorIndex:
 
     # -- queries -------------------------------------------------------------------------
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        excluded: object | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (Q, k'); ids of -1 mark empty slots.
 
         ``allowed`` (region ids) restricts the search with a FAISS ``IDSelector``: exact for
         flat indexes, as approximate as an unfiltered search for graph and inverted-file
         ones when the allowed set is a large part of the index (use :meth:`scores_for` for
-        small sets: graph search through a sparse filter loses recall).
+        small sets: graph search through a sparse filter loses recall). ``excluded`` (an
+        :func:`exclusion` selector) leaves ids out instead: deleted regions that the file
+        still holds.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(int(k), self.ntotal))
         if self.ntotal == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        if allowed is None:
+        if allowed is None and excluded is None:
             return _single_threaded(len(queries) == 1, lambda: self.index.search(queries, k))
-        params = self._selector_params(np.ascontiguousarray(allowed, dtype=np.int64))
+        selector = excluded
+        if allowed is not None:
+            import faiss
+
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        params = self._selector_params(selector)
         return _single_threaded(
             len(queries) == 1, lambda: self.index.search(queries, k, params=params)
         )
 
-    def _selector_params(self, allowed: np.ndarray) -> object:
+    def _selector_params(self, selector: object) -> object:
         import faiss
 
-        selector = faiss.IDSelectorBatch(allowed)
         if self.index_type == "hnsw":
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.params.hnsw_ef_search)
         elif self.index_type == "ivf":
@@ -280,11 +295,19 @@ class VectorIndex:
         return tmp
 
     @classmethod
-    def load(cls, path: str, params: IndexParams = IndexParams()) -> VectorIndex:
-        """Read an index file; raises ``RuntimeError``/``OSError`` if it is corrupt."""
+    def load(
+        cls, path: str, params: IndexParams = IndexParams(), *, mapped: bool = False
+    ) -> VectorIndex:
+        """Read an index file; raises ``RuntimeError``/``OSError`` if it is corrupt.
+
+        ``mapped`` memory-maps the stored vectors read-only instead of reading them: a
+        million vectors (2 GB) open in milliseconds, pages come in as searches touch them,
+        and processes share them through the page cache. A mapped index cannot change.
+        """
         import faiss
 
-        index = faiss.read_index(path)
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mapped else 0
+        index = faiss.read_index(path, flags)
         if not isinstance(index, faiss.IndexIDMap2):
             index = faiss.downcast_index(index)
         if not hasattr(index, "id_map"):
@@ -296,7 +319,19 @@ class VectorIndex:
             index_type = "ivf"
         else:
             index_type = "flat"
-        return cls(index, index_type, params)
+        out = cls(index, index_type, params)
+        out.mapped = mapped
+        return out
+
+
+def exclusion(ids: np.ndarray) -> object:
+    """A FAISS selector of every id except ``ids`` (kept alive with its inner set)."""
+    import faiss
+
+    inner = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+    selector = faiss.IDSelectorNot(inner)
+    selector.referenced_inner = inner
+    return selector
 
 
 def publish(tmp: str, path: str) -> int:

@@ -294,6 +294,11 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
     vectors_file = health.vectors_file + (
         f": {health.vectors_detail}" if health.vectors_detail else ""
     )
+    if health.vectors_pending:
+        vectors_file += (
+            f" ({health.vectors_pending} vectors added or deleted since it was built, "
+            "searched apart until the next rebuild; 'objsearch doctor' rebuilds it now)"
+        )
     model = (
         f"{health.clip_model or '-'} ({health.model_family or '?'}, {health.embed_dim or '?'}-d)"
     )

@@ -29,7 +29,7 @@ from indexer.media.decode import DecodeError, load_query_image
 from indexer.models.clip import ClipEmbedder, normalise_query
 from indexer.models.identity import model_mismatch
 from indexer.settings import resolve_clip_model, resolve_device
-from indexer.store import KIND_IMAGE, KIND_OBJECT, IndexParams, Photo, Region, Store, VectorIndex
+from indexer.store import KIND_IMAGE, KIND_OBJECT, IndexParams, LiveVectors, Photo, Region, Store
 
 from .compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT, blend, clean_negatives, push_away
 from .filters import SearchFilters, matching_region_ids
@@ -130,7 +130,7 @@ class Searcher:
         self._embedder = embedder
         self._checked = False
         self._generation = -1
-        self._index: VectorIndex | None = None
+        self._index: LiveVectors | None = None
         # Allowed-region sets of recent filters: paging or rewording a query keeps its
         # filters, and the SQL is then skipped. Cleared whenever the index changes.
         self._allowed: dict[tuple[SearchFilters, str | None], tuple[np.ndarray, np.ndarray]] = {}
@@ -175,11 +175,15 @@ class Searcher:
         self.close()
 
     @property
-    def vectors(self) -> VectorIndex:
-        """The FAISS index for the latest committed generation (reloaded when it moves on)."""
+    def vectors(self) -> LiveVectors:
+        """The vectors of the latest committed generation (reloaded when it moves on).
+
+        A reload keeps the FAISS main segment when its file has not changed and reads only
+        the changes since from SQLite.
+        """
         generation = self.store.generation
         if self._index is None or generation != self._generation:
-            self._index, _ = self.store.load_vectors(self.params, persist=True)
+            self._index, _ = self.store.load_vectors(self.params, persist=True, reuse=self._index)
             self._generation = generation
             self._allowed.clear()
         return self._index

@@ -150,3 +150,20 @@ def test_bad_threshold(planted: tuple[Path, Path], threshold: str) -> None:
     assert result.stderr.strip().startswith("error:") and "--threshold" in result.stderr
     with Store(index_dir) as store, pytest.raises(QueryError):
         find_duplicates(store, float(threshold))
+
+
+def test_a_deleted_copy_leaves_its_group_while_faiss_keeps_it(
+    planted: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A copy deleted by a later run is a tombstone in FAISS, and gone from duplicates."""
+    root, index_dir = planted
+    copy_dir = tmp_path / "index"
+    shutil.copytree(index_dir, copy_dir)
+    with Store(copy_dir) as store:
+        gone = store.photo_states([str(root / "other-copy.jpg")])
+        store.commit_batch([], remove_photo_ids=[s.id for s in gone.values()])
+        status = store.vector_status()
+        assert status.main is not None and status.tombstones > 0  # the file still holds it
+        groups = find_duplicates(store, threshold=THRESHOLD)
+    paths = {Path(p.path).name for g in groups for p in g.photos}
+    assert len(groups) == 1 and "other-copy.jpg" not in paths and "other.jpg" not in paths
