@@ -14,10 +14,12 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,62 @@ from ..settings import cache_dir
 from .families import Family
 
 log = logging.getLogger("objsearch")
+
+
+def import_openvino() -> ModuleType:
+    """``openvino``, imported without its model-conversion tools until they are used.
+
+    ``import openvino`` also imports ``convert_model`` and with it a telemetry client,
+    urllib and email (about a tenth of a second), which running an already converted model
+    never needs. Blocking that one optional import during ``import openvino`` leaves the
+    runtime whole; ``openvino.convert_model`` is then imported on first access.
+    """
+    loaded = sys.modules.get("openvino")
+    if loaded is not None:
+        return loaded
+    blocked = "openvino.tools.ovc" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]
+    try:
+        import openvino as ov
+    finally:
+        if blocked and sys.modules.get("openvino.tools.ovc", False) is None:
+            del sys.modules["openvino.tools.ovc"]
+    if "convert_model" not in vars(ov):
+
+        def __getattr__(name: str) -> Any:
+            if name == "convert_model":
+                from openvino.tools.ovc import convert_model
+
+                ov.convert_model = convert_model
+                return convert_model
+            raise AttributeError(f"module 'openvino' has no attribute {name!r}")
+
+        ov.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    return ov
+
+
+def converted_dir(name: str, key: str) -> Path:
+    """The cache folder of one converted model (``name`` says which, ``key`` which weights)."""
+    return cache_dir() / "openvino" / f"{name}-{key}"
+
+
+def text_ir_dir(family: str, key: str) -> Path:
+    """The cache folder of a family's text tower converted from the files with ``key``."""
+    return converted_dir(f"{family}-text-encoder", key)
+
+
+def compile_ir(xml: Path, precision: str, *, blob_cache: bool = True) -> Any:
+    """An inference request for a converted model on the CPU (one request, latency hint).
+
+    With ``blob_cache`` OpenVINO keeps the compiled model under the cache folder, which
+    turns later compiles of the same model and settings into a load (several times faster).
+    """
+    ov = import_openvino()
+    config = {"INFERENCE_PRECISION_HINT": _ov_precision(precision), "PERFORMANCE_HINT": "LATENCY"}
+    if blob_cache:
+        config["CACHE_DIR"] = str(cache_dir() / "openvino" / "compiled")
+    return ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -63,17 +121,19 @@ def _compile_cached(
     example: tuple[Any, ...],
     shapes: list[Any],
     precision: str,
+    *,
+    blob_cache: bool = False,
 ) -> Any:
     """Convert ``module()`` once (cached under ``name-key``) and compile it for the CPU.
 
     ``module`` is only called when no converted copy exists yet.
     """
-    import openvino as ov
-    import torch
-
-    target = cache_dir() / "openvino" / f"{name}-{key}"
+    target = converted_dir(name, key)
     xml = target / "model.xml"
     if not xml.exists():
+        import torch
+
+        ov = import_openvino()
         module = module()
         log.info("Converting the %s for OpenVINO (once per model)...", name.replace("-", " "))
         with torch.no_grad(), warnings.catch_warnings():
@@ -83,8 +143,7 @@ def _compile_cached(
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         ov.save_model(converted, tmp / "model.xml", compress_to_fp16=False)
         _publish(tmp, target)
-    config = {"INFERENCE_PRECISION_HINT": _ov_precision(precision), "PERFORMANCE_HINT": "LATENCY"}
-    return ov.Core().compile_model(str(xml), "CPU", config).create_infer_request()
+    return compile_ir(xml, precision, blob_cache=blob_cache)
 
 
 def _features(out: Any) -> Any:
@@ -167,6 +226,7 @@ def compile_text_tower(
         tuple(ids for _ in names),
         [ov.PartialShape([-1, -1]) for _ in names],
         precision,
+        blob_cache=True,  # shared with text-only searches (see indexer.models.text)
     )
     return _runner(request, names, dict.fromkeys(names, np.int64))
 
