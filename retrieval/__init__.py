@@ -9,7 +9,6 @@ Sub-packages: ``search`` (the searcher, query composition, filters), ``duplicate
 ``export`` (JSON Lines), ``cli`` (the ``objsearch`` command).
 """
 
-from .export import export_jsonl, export_records
 from .search import Searcher, SearchFilters, SearchResult
 
 __all__ = [
@@ -23,9 +22,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """``create_app`` on first use, so plain searches do not import the web stack."""
+    """``create_app`` and the exporters on first use: a search imports neither."""
     if name == "create_app":
         from .serve import create_app
 
         return create_app
+    if name in ("export_jsonl", "export_records"):
+        from . import export
+
+        return getattr(export, name)
     raise AttributeError(name)
