@@ -9,7 +9,7 @@ Sub-packages: ``search`` (the searcher, query composition, filters), ``duplicate
 ``export`` (JSON Lines), ``cli`` (the ``objsearch`` command).
 """
 
-from .search import Searcher, SearchFilters, SearchResult
+from importlib import import_module
 
 __all__ = [
     "SearchFilters",
@@ -21,14 +21,19 @@ __all__ = [
 ]
 
 
+# Imported on first use (PEP 562): the web stack, the exporters and even the searcher (and
+# with it SQLAlchemy) load only when a caller asks for them.
+_LAZY = {
+    "SearchFilters": ".search",
+    "SearchResult": ".search",
+    "Searcher": ".search",
+    "create_app": ".serve",
+    "export_jsonl": ".export",
+    "export_records": ".export",
+}
+
+
 def __getattr__(name: str) -> object:
-    """``create_app`` and the exporters on first use: a search imports neither."""
-    if name == "create_app":
-        from .serve import create_app
-
-        return create_app
-    if name in ("export_jsonl", "export_records"):
-        from . import export
-
-        return getattr(export, name)
-    raise AttributeError(name)
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -200,6 +200,13 @@ class OpenVinoTextEncoder(TextQueries):
         self._tokenizer = tokenizer
         self._request = request
         self._text_cache = OrderedDict()
+        self._probe: np.ndarray | None = None
+
+    def fingerprint(self) -> np.ndarray:
+        """The probe vector (computed once: a preloading thread may have done it already)."""
+        if self._probe is None:
+            self._probe = super().fingerprint()
+        return self._probe
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The text tower's inputs, as the full embedder's tokenizer gives them."""

@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # a text search never imports PIL's codecs, transformers or t
 
     from indexer.models.clip import ClipEmbedder
 
+    from .preload import TextPreload
+
 RegionKind = Literal["object", "image"]
 Group = Literal["photo", "object"]
 GROUPS = ("photo", "object")
@@ -129,8 +131,10 @@ class Searcher:
         backend: str | None = None,
         params: IndexParams | None = None,
         embedder: ClipEmbedder | None = None,
+        preload: TextPreload | None = None,
     ) -> None:
         self.store = Store(index_dir)
+        self._preload = preload  # a text encoder already loading (see .preload)
         self.params = params or IndexParams()
         self._model = (clip_model, device, precision, backend)
         self._embedder = embedder
@@ -164,9 +168,12 @@ class Searcher:
         if self._text is None:
             meta = self.store.meta()
             _, device, precision, backend = self._model
-            light = load_text_encoder(
-                self._recorded_model(meta), device, precision=precision, backend=backend
-            )
+            model = self._recorded_model(meta)
+            preload, self._preload = self._preload, None
+            if preload is not None and preload.model_id == model:
+                light = preload.result()
+            else:
+                light = load_text_encoder(model, device, precision=precision, backend=backend)
             if light is None:
                 return self.embedder
             problem = model_mismatch(meta, light)
