@@ -29,10 +29,10 @@ from .openvino import OpenVinoClipSession, text_ir_dir
 from .source import ModelSource, canonical_model_id, find_source
 from .text import (
     PROBE_TEXT,
-    RECIPE_NAME,
     QueryRecipe,
     TextQueries,
     normalise_query,
+    recipe_recorded,
     save_recipe,
     unit_rows,
 )
@@ -191,7 +191,7 @@ class ClipEmbedder(TextQueries):
         folder = text_ir_dir(self.family.name, key)
         backend_tokenizer = getattr(self.tokenizer, "backend_tokenizer", None)
         pad_id = getattr(self.tokenizer, "pad_token_id", None)
-        if backend_tokenizer is None or pad_id is None or (folder / RECIPE_NAME).is_file():
+        if backend_tokenizer is None or pad_id is None or recipe_recorded(folder):
             return  # e.g. a SentencePiece-only tokenizer: text searches load the full model
         recipe = QueryRecipe(
             family=self.family.name,

@@ -144,14 +144,20 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def recipe_recorded(folder: Path) -> bool:
+    """True when ``folder`` holds both the recipe and the tokenizer."""
+    return (folder / RECIPE_NAME).is_file() and (folder / TOKENIZER_NAME).is_file()
+
+
 def save_recipe(folder: Path, recipe: QueryRecipe, tokenizer_json: str) -> bool:
-    """Record ``recipe`` and the tokenizer beside a converted text tower (once).
+    """Record ``recipe`` and the tokenizer beside a converted text tower (once; again if
+    one of the two files went missing).
 
     The tokenizer goes first and the recipe last, so a reader that finds the recipe finds
     both. Returns False when the cache cannot be written (the next run tries again).
     """
     recipe_path = folder / RECIPE_NAME
-    if not folder.is_dir() or recipe_path.is_file():
+    if not folder.is_dir() or recipe_recorded(folder):
         return False
     try:
         _write_atomic(folder / TOKENIZER_NAME, tokenizer_json)

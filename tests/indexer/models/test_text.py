@@ -174,6 +174,9 @@ def test_recipe_is_written_once_and_read_back(tmp_path: Path) -> None:
     assert not save_recipe(tmp_path, other, "{}")  # the first recipe stays
     assert QueryRecipe.from_json((tmp_path / RECIPE_NAME).read_text()) == recipe
     assert sorted(os.listdir(tmp_path)) == [RECIPE_NAME, TOKENIZER_NAME]  # no temp files
+    (tmp_path / TOKENIZER_NAME).unlink()  # half a record is written again
+    assert save_recipe(tmp_path, recipe, '{"tokenizer": 2}')
+    assert json.loads((tmp_path / TOKENIZER_NAME).read_text()) == {"tokenizer": 2}
 
 
 def test_openvino_imports_without_its_converter() -> None:
