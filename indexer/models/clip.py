@@ -175,7 +175,10 @@ class ClipEmbedder(TextQueries):
                     self.precision,
                 )
                 if key is not None:
-                    self._record_recipe(key)
+                    try:
+                        self._record_recipe(key)
+                    except Exception as exc:  # only text searches' start-up depends on it
+                        log.debug("No text recipe recorded: %s", first_line(exc))
                 return session
             except Exception as exc:  # a conversion problem must not stop the run
                 log.warning(
