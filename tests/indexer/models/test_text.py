@@ -124,6 +124,16 @@ def test_files_changed_since_conversion_mean_none(tiny_clip_dir: Path, tmp_path:
     assert load_text_encoder(str(copy), "cpu") is None
 
 
+def test_a_damaged_cache_entry_means_none(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(tiny_clip_dir, tmp_path / "clip"))
+    _pair(copy)
+    ir = text_ir_dir("clip", find_source(str(copy)).files_key() or "")
+    (ir / TOKENIZER_NAME).write_text("{not json")
+    assert load_text_encoder(str(copy), "cpu") is None
+    (ir / RECIPE_NAME).write_text('{"family": "clip"}')  # fields missing
+    assert load_text_encoder(str(copy), "cpu") is None
+
+
 def test_hub_ids_are_found_in_the_hugging_face_cache(tiny_clip_dir: Path, tmp_path: Path) -> None:
     """A hub id resolves to its snapshot of ``main``, with the key transformers' lookup gives.
 
