@@ -126,6 +126,7 @@ def test_files_changed_since_conversion_mean_none(tiny_clip_dir: Path, tmp_path:
 
 def test_a_damaged_cache_entry_means_none(tiny_clip_dir: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(tiny_clip_dir, tmp_path / "clip"))
+    os.utime(copy / "config.json", ns=(1, 1))  # its own files key: damage only its own entry
     _pair(copy)
     ir = text_ir_dir("clip", find_source(str(copy)).files_key() or "")
     (ir / TOKENIZER_NAME).write_text("{not json")
