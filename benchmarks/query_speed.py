@@ -6,9 +6,11 @@ ivf) is built with ``Store.rebuild_vectors`` and cached under ``benchmarks/resul
 For each size and kind it measures FAISS alone (k=100), recall@10 against exact search,
 ``Searcher.search_vector`` (FAISS + SQLite join + grouping) and ``Searcher.search(text=...)``
 end to end with a random ViT-B/32 CLIP (distinct texts, then the same texts cached). At the
-largest size it sweeps HNSW ``efSearch`` and IVF ``nprobe``.
+largest size it sweeps HNSW ``efSearch`` and IVF ``nprobe``. At 10k regions it also times the
+cold-CLI row: whole ``objsearch search "a dog" --index I`` processes (see ``_cold.py``).
 
     python benchmarks/query_speed.py --sizes 10000          # quick, under a minute
+    python benchmarks/query_speed.py --sizes 10000 --cold-only   # the cold-CLI row alone
     python benchmarks/query_speed.py                        # 10k, 100k, 1M
     python benchmarks/query_speed.py --incremental          # small runs on a 1M store
 """
@@ -33,6 +35,7 @@ from indexer.settings import configure_ultralytics  # noqa: E402
 
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
 
+from _cold import measure_cold, print_cold  # noqa: E402
 from _common import (  # noqa: E402
     DEFAULT_DETECTOR,
     REGION_INSERT,
@@ -170,6 +173,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="FAISS type of the main segment (flat: the check compares with a fresh rebuild)",
     )
     p.add_argument("--detector", default=str(DEFAULT_DETECTOR), help="YOLO weights")
+    cold = p.add_mutually_exclusive_group()
+    cold.add_argument(
+        "--cold-cli",
+        action="store_true",
+        help="time whole `objsearch search` processes (on by default when --sizes has 10000; "
+        "forced on, it uses the smallest size)",
+    )
+    cold.add_argument("--no-cold-cli", action="store_true", help="skip the cold-CLI row")
+    p.add_argument("--cold-only", action="store_true", help="measure only the cold-CLI row")
+    p.add_argument("--cold-runs", type=int, default=5, help="timed cold-CLI processes")
     p.add_argument("--output", default=str(RESULTS_DIR / "query_speed.json"))
     args = p.parse_args(argv)
     args.size_list = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
@@ -182,7 +195,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ef_list = [int(x) for x in args.ef_search.split(",") if x.strip()]
     args.nprobe_list = [int(x) for x in args.nprobe.split(",") if x.strip()]
     args.dup_list = [int(float(x)) for x in args.dup_photos.split(",") if x.strip()]
+    args.cold_size = cold_size(args)
+    if args.cold_only:
+        if args.cold_size is None:
+            p.error("--cold-only needs the cold-CLI row: add 10000 to --sizes or pass --cold-cli")
+        args.size_list, args.no_filtered, args.dup_list = [args.cold_size], True, []
     return args
+
+
+COLD_SIZE = 10_000  # the store size of the cold-CLI row (issue target: 10k regions)
+
+
+def cold_size(args: argparse.Namespace) -> int | None:
+    """The store size the cold-CLI row runs on, or None when it is off."""
+    if args.no_cold_cli:
+        return None
+    if COLD_SIZE in args.size_list:
+        return COLD_SIZE
+    return min(args.size_list) if args.cold_cli else None
 
 
 # -- synthetic data ------------------------------------------------------------------------
@@ -1018,8 +1048,9 @@ def main(argv: list[str] | None = None) -> None:
     sweeps: list[dict[str, Any]] = []
     filtered: list[dict[str, Any]] = []
     text_offset = 0
+    cold: dict[str, Any] | None = None
     started = time.perf_counter()
-    if args.filtered_only:
+    if args.filtered_only or args.cold_only:
         sizes = sorted(set(args.size_list))
     for size in sizes:
         cached = set()
@@ -1040,7 +1071,12 @@ def main(argv: list[str] | None = None) -> None:
                     measure_filtered(folder, kind, embedder, queries, args, text_offset)
                 )
                 text_offset += 2 * args.text_queries  # texts and encoding-only texts
-        if size in args.size_list and not args.filtered_only:
+        if size == args.cold_size:
+            kind = "flat" if "flat" in args.kind_list else args.kind_list[0]
+            activate(folder, kind)
+            log(f"cold-CLI row: whole `objsearch search` processes on the {kind} store ...")
+            cold = {**measure_cold(folder, args.cold_runs), "size": size, "kind": kind}
+        if size in args.size_list and not args.filtered_only and not args.cold_only:
             for kind in args.kind_list:
                 log(
                     f"measuring {kind} at {size:,} regions ({time.perf_counter() - started:.0f} s) ..."
@@ -1050,7 +1086,7 @@ def main(argv: list[str] | None = None) -> None:
                 row.update(info["kinds"][kind])
                 row["build_cached"] = kind in cached
                 rows.append(row)
-        if size == sweep_size and not args.filtered_only:
+        if size == sweep_size and not args.filtered_only and not args.cold_only:
             if "hnsw" in args.kind_list:
                 sweeps += sweep(folder, "hnsw", embedder, queries, exact, args.ef_list, args)
             if "ivf" in args.kind_list:
@@ -1065,7 +1101,10 @@ def main(argv: list[str] | None = None) -> None:
         f"CLIP text {embedder.precision} {embedder.backend} on {args.device}, torch threads "
         f"{torch.get_num_threads()}, FAISS threads {args.faiss_threads or default_faiss_threads}"
     )
-    print_tables(rows, sweeps, args, setup, filtered, dups)
+    if rows or sweeps or filtered or dups:
+        print_tables(rows, sweeps, args, setup, filtered, dups)
+    if cold is not None:
+        print_cold(cold, cold["size"])
     config = {k: v for k, v in vars(args).items()}
     write_json(
         args.output,
@@ -1079,6 +1118,7 @@ def main(argv: list[str] | None = None) -> None:
             "sweeps": sweeps,
             "filtered": filtered,
             "duplicates": dups,
+            "cold_cli": cold,
         },
     )
     log(f"wrote {args.output} ({time.perf_counter() - started:.0f} s)")

@@ -9,6 +9,8 @@ Layers (imports only point down): ``settings``/``errors``/``geometry`` -> ``medi
 ``models``, ``store`` -> ``indexing``. See docs/architecture.md.
 """
 
+from importlib import import_module
+
 from .errors import (
     CorruptIndexError,
     IndexLockedError,
@@ -18,11 +20,18 @@ from .errors import (
     StoreError,
     UsageError,
 )
-from .geometry import Detections
-from .indexing import Indexer, IndexStats
-from .models import ClipEmbedder, Detector
 from .settings import DetectOptions, RaySettings
-from .store import Store
+
+# Imported on first use (PEP 562): a text search imports ``indexer.store`` and
+# ``indexer.models.text`` only, never the indexing pipeline, PyTorch or the detector.
+_LAZY = {
+    "ClipEmbedder": ".models.clip",
+    "Detections": ".geometry",
+    "Detector": ".models.detector",
+    "IndexStats": ".indexing",
+    "Indexer": ".indexing",
+    "Store": ".store",
+}
 
 __all__ = [
     "ClipEmbedder",
@@ -41,3 +50,9 @@ __all__ = [
     "StoreError",
     "UsageError",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -45,6 +45,9 @@ DEFAULT_RAY_ADDRESS = "auto"
 DEFAULT_MAX_MEGAPIXELS = 180.0
 DEFAULT_DECODE_SIDE = 1280
 
+# Near-duplicate photos: whole-photo cosine at or above this (see retrieval.duplicates).
+DEFAULT_DUPLICATE_THRESHOLD = 0.95
+
 # The HTTP server (see retrieval.serve): loopback only unless a token is set.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -9,8 +9,7 @@ Sub-packages: ``search`` (the searcher, query composition, filters), ``duplicate
 ``export`` (JSON Lines), ``cli`` (the ``objsearch`` command).
 """
 
-from .export import export_jsonl, export_records
-from .search import Searcher, SearchFilters, SearchResult
+from importlib import import_module
 
 __all__ = [
     "SearchFilters",
@@ -22,10 +21,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """``create_app`` on first use, so plain searches do not import the web stack."""
-    if name == "create_app":
-        from .serve import create_app
+# Imported on first use (PEP 562): the web stack, the exporters and even the searcher (and
+# with it SQLAlchemy) load only when a caller asks for them.
+_LAZY = {
+    "SearchFilters": ".search",
+    "SearchResult": ".search",
+    "Searcher": ".search",
+    "create_app": ".serve",
+    "export_jsonl": ".export",
+    "export_records": ".export",
+}
 
-        return create_app
-    raise AttributeError(name)
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,9 +18,10 @@ import numpy as np
 from sqlalchemy import select
 
 from indexer.errors import QueryError
+from indexer.settings import DEFAULT_DUPLICATE_THRESHOLD
 from indexer.store import KIND_IMAGE, Photo, Region, Store
 
-DEFAULT_THRESHOLD = 0.95
+DEFAULT_THRESHOLD = DEFAULT_DUPLICATE_THRESHOLD
 EXACT_SEARCH_MAX = 20_000  # photos; above this, range search runs on an IVF index
 _CHUNK = 2048
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
-from ..errors import NO_INTERNET_HINT, ModelLoadError, ObjsearchError, QueryError, first_line
+from ..errors import NO_INTERNET_HINT, ModelLoadError, ObjsearchError, first_line
 from ..settings import (
     ENV_CLIP_MODEL,
     QUANTIZED_PRECISIONS,
@@ -32,28 +32,21 @@ from ..settings import (
     resolve_clip_model,
 )
 from .families import Family, family_of
-from .openvino import OpenVinoClipSession
+from .openvino import OpenVinoClipSession, text_ir_dir
 from .source import ModelSource, canonical_model_id, find_source
+from .text import (
+    PROBE_TEXT,
+    QueryRecipe,
+    TextQueries,
+    normalise_query,
+    recipe_recorded,
+    save_recipe,
+    unit_rows,
+)
 
 log = logging.getLogger("objsearch")
 
-# A fixed probe, embedded at index time and again at search time: equal vectors mean the
-# same weights, whatever path or hub id the model was loaded from.
-PROBE_TEXT = "a photo of a cat sitting on a red sofa"
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, as float32 (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-
-
-def normalise_query(text: str) -> str:
-    """A text query with runs of whitespace collapsed; refuses an empty one."""
-    query = " ".join(text.split())
-    if not query:
-        raise QueryError("The text query is empty.")
-    return query
+__all__ = ["PROBE_TEXT", "ClipEmbedder", "normalise_query", "unit_rows"]
 
 
 class ClipSession(Protocol):
@@ -145,7 +138,7 @@ def find_clip_source(model_id: str | None) -> ModelSource:
         raise clip_load_error(name, first_line(exc)) from None
 
 
-class ClipEmbedder:
+class ClipEmbedder(TextQueries):
     """Embeds images and text into one L2-normalised float32 space with a dual encoder.
 
     The family (CLIP, SigLIP, SigLIP 2, AltCLIP) is read from the checkpoint's config; its
@@ -204,14 +197,21 @@ class ClipEmbedder:
             if self.precision in QUANTIZED_PRECISIONS:
                 quantize = self._quantize
             try:
-                return OpenVinoClipSession.load(
+                key = self._source.files_key()
+                session = OpenVinoClipSession.load(
                     self._load_weights,
-                    self._source.files_key(),
+                    key,
                     self.family,
                     self.preprocess(_example_images()),
                     self.precision,
                     quantize,
                 )
+                if key is not None:
+                    try:
+                        self._record_recipe(key)
+                    except Exception as exc:  # only text searches' start-up depends on it
+                        log.debug("No text recipe recorded: %s", first_line(exc))
+                return session
             except ObjsearchError:
                 raise
             except Exception as exc:  # a conversion problem must not stop the run
@@ -231,6 +231,26 @@ class ClipEmbedder:
         from .quantize import quantized_tower
 
         return quantized_tower(xml, names, self.preprocess, self.calibration)
+
+    def _record_recipe(self, key: str) -> None:
+        """Leave what a torch-free text search needs beside the text tower's conversion."""
+        folder = text_ir_dir(self.family.name, key)
+        backend_tokenizer = getattr(self.tokenizer, "backend_tokenizer", None)
+        pad_id = getattr(self.tokenizer, "pad_token_id", None)
+        if backend_tokenizer is None or pad_id is None or recipe_recorded(folder):
+            return  # e.g. a SentencePiece-only tokenizer: text searches load the full model
+        recipe = QueryRecipe(
+            family=self.family.name,
+            dim=self.dim,
+            max_length=self._text_length,
+            padding=self.family.text.padding,
+            padding_side=self.family.text.padding_side or self.tokenizer.padding_side,
+            truncation_side=self.tokenizer.truncation_side,
+            pad_id=int(pad_id),
+            pad_token=str(self.tokenizer.pad_token),
+            pad_type_id=int(getattr(self.tokenizer, "pad_token_type_id", 0) or 0),
+        )
+        save_recipe(folder, recipe, backend_tokenizer.to_str())
 
     def _load_weights(self) -> Any:
         try:
@@ -307,27 +327,6 @@ class ClipEmbedder:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return unit_rows(self.session.text_features(self.tokenize(texts)))
-
-    def embed_text(self, query: str, *, ensemble: bool = True) -> np.ndarray:
-        """One normalised vector for a text query, averaged over the family's templates."""
-        query = normalise_query(query)
-        key = (query, ensemble)
-        cached = self._text_cache.get(key)
-        if cached is None:
-            prompts = [t.format(query) for t in self.templates] if ensemble else [query]
-            cached = self.embed_texts(prompts).mean(axis=0)
-            cached /= max(float(np.linalg.norm(cached)), 1e-12)
-            cached.setflags(write=False)
-            self._text_cache[key] = cached
-            if len(self._text_cache) > 512:
-                self._text_cache.popitem(last=False)
-        else:
-            self._text_cache.move_to_end(key)
-        return cached
-
-    def fingerprint(self) -> np.ndarray:
-        """A vector that identifies these weights (see :data:`PROBE_TEXT`)."""
-        return self.embed_texts([PROBE_TEXT])[0]
 
 
 def _example_images() -> list[Image.Image]:

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .clip import ClipEmbedder
 from .families import DEFAULT_FAMILY, family_title
+
+if TYPE_CHECKING:  # either encoder: identity needs the text side only
+    from .clip import ClipEmbedder
+    from .text import OpenVinoTextEncoder
+
+    Encoder = ClipEmbedder | OpenVinoTextEncoder
 
 # Probe vectors of two loadings of the same weights agree to ~1e-6 in fp32 and stay above
 # 0.99 across fp32/bf16/fp16; different models land near 0.
@@ -35,15 +41,15 @@ class ModelIdentity:
     family: str = DEFAULT_FAMILY  # a family name (see families.py), so the record pickles small
 
     @classmethod
-    def of(cls, embedder: ClipEmbedder) -> ModelIdentity:
+    def of(cls, embedder: Encoder) -> ModelIdentity:
         return cls(embedder.model_id, embedder.dim, embedder.fingerprint(), embedder.family.name)
 
 
-def _identity(model: ClipEmbedder | ModelIdentity) -> ModelIdentity:
+def _identity(model: Encoder | ModelIdentity) -> ModelIdentity:
     return model if isinstance(model, ModelIdentity) else ModelIdentity.of(model)
 
 
-def model_record(model: ClipEmbedder | ModelIdentity) -> dict[str, object]:
+def model_record(model: Encoder | ModelIdentity) -> dict[str, object]:
     """The meta entries that record ``model`` in a new index."""
     identity = _identity(model)
     return {
@@ -54,7 +60,7 @@ def model_record(model: ClipEmbedder | ModelIdentity) -> dict[str, object]:
     }
 
 
-def model_mismatch(meta: dict[str, str], model: ClipEmbedder | ModelIdentity) -> str | None:
+def model_mismatch(meta: dict[str, str], model: Encoder | ModelIdentity) -> str | None:
     """Why ``model`` cannot serve an index with this ``meta``, or None when it can."""
     embedder = _identity(model)
     stored_family = meta.get("model_family") or DEFAULT_FAMILY

@@ -14,10 +14,12 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,49 @@ from ..settings import cache_dir
 from .families import Family
 
 log = logging.getLogger("objsearch")
+
+
+def import_openvino() -> ModuleType:
+    """``openvino``, imported without its model-conversion tools until they are used.
+
+    ``import openvino`` also imports ``convert_model`` and with it a telemetry client,
+    urllib and email (about a tenth of a second), which running an already converted model
+    never needs. Blocking that one optional import during ``import openvino`` leaves the
+    runtime whole; ``openvino.convert_model`` is then imported on first access.
+    """
+    loaded = sys.modules.get("openvino")
+    if loaded is not None:
+        return loaded
+    blocked = "openvino.tools.ovc" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # type: ignore[assignment]
+    try:
+        import openvino as ov
+    finally:
+        if blocked and sys.modules.get("openvino.tools.ovc", False) is None:
+            del sys.modules["openvino.tools.ovc"]
+    if "convert_model" not in vars(ov):
+
+        def __getattr__(name: str) -> Any:
+            if name == "convert_model":
+                from openvino.tools.ovc import convert_model
+
+                ov.convert_model = convert_model
+                return convert_model
+            raise AttributeError(f"module 'openvino' has no attribute {name!r}")
+
+        ov.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    return ov
+
+
+def converted_dir(name: str, key: str) -> Path:
+    """The cache folder of one converted model (``name`` says which, ``key`` which weights)."""
+    return cache_dir() / "openvino" / f"{name}-{key}"
+
+
+def text_ir_dir(family: str, key: str) -> Path:
+    """The cache folder of a family's text tower converted from the files with ``key``."""
+    return converted_dir(f"{family}-text-encoder", key)
 
 
 def publish(tmp: Path, final: Path) -> None:
@@ -55,8 +100,7 @@ def compile_ir(xml: Path, precision: str) -> Any:
     OpenVINO keeps the compiled blob under the cache folder (``CACHE_DIR``), so a later run
     imports it instead of compiling the graph again.
     """
-    import openvino as ov
-
+    ov = import_openvino()
     config = {
         "INFERENCE_PRECISION_HINT": _ov_precision(precision),
         "PERFORMANCE_HINT": "LATENCY",
@@ -84,9 +128,8 @@ def _convert_cached(name: str, key: str, convert: Callable[[], Any]) -> Path:
     ``convert`` (which loads the PyTorch model) is only called when no converted copy
     exists yet, so a cached model needs neither torch nor the weights.
     """
-    import openvino as ov
-
-    target = cache_dir() / "openvino" / f"{name}-{key}"
+    ov = import_openvino()
+    target = converted_dir(name, key)
     xml = target / "model.xml"
     if not xml.exists():
         log.info("Converting the %s for OpenVINO (once per model)...", name.replace("-", " "))

@@ -152,13 +152,49 @@ class ModelSource:
             return None
         if not config_path:
             return None
-        folder = os.path.dirname(config_path)
-        digest = hashlib.blake2b(digest_size=12)
-        for name in sorted(os.listdir(folder)):
-            if name.endswith((".json", ".safetensors", ".bin", ".txt", ".model")):
-                st = os.stat(os.path.join(folder, name))
-                digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
-        return digest.hexdigest()
+        return folder_key(os.path.dirname(config_path))
+
+
+def folder_key(folder: str) -> str:
+    """The digest :meth:`ModelSource.files_key` gives for the model files in ``folder``."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name in sorted(os.listdir(folder)):
+        if name.endswith((".json", ".safetensors", ".bin", ".txt", ".model")):
+            st = os.stat(os.path.join(folder, name))
+            digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return digest.hexdigest()
+
+
+def hub_cache_root() -> str:
+    """The Hugging Face hub cache folder, as ``huggingface_hub`` resolves it."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return os.path.expanduser(explicit)
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+    )
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def model_folder(model_id: str) -> str | None:
+    """The folder holding ``model_id``'s files on this machine, found without transformers.
+
+    A local folder is itself; a hub id is its snapshot of ``main`` in the Hugging Face
+    cache. None when the files are not here (the full loading path then decides).
+    """
+    path = os.path.expanduser(model_id)
+    if os.path.isdir(path):
+        return path
+    if looks_like_path(model_id) or not is_hub_id(model_id) or "/" not in model_id:
+        return None
+    repo = os.path.join(hub_cache_root(), "models--" + model_id.replace("/", "--"))
+    try:
+        with open(os.path.join(repo, "refs", "main"), encoding="utf-8") as fh:
+            commit = fh.read().strip()
+    except OSError:
+        return None
+    folder = os.path.join(repo, "snapshots", commit)
+    return folder if os.path.isfile(os.path.join(folder, "config.json")) else None
 
 
 def _sized(data: dict[str, Any]) -> SimpleNamespace | None:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from retrieval.duplicates import DEFAULT_THRESHOLD
+from indexer.settings import DEFAULT_DUPLICATE_THRESHOLD as DEFAULT_THRESHOLD
 
 from .app import IndexDir, JsonOpt, friendly, out
 

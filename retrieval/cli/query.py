@@ -151,83 +151,99 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search INDEX by text (QUERY), by example (--image, --like-region, --like-photo) or both."""
-    from retrieval.search import Searcher, SearchFilters
+    preload = None
+    if query is not None and image is None and like_region is None and like_photo is None:
+        from retrieval.search.preload import preload_text_encoder
 
-    # Every argument is checked before a model loads (that takes seconds).
-    if top_k < 1:
-        raise QueryError("--top-k must be at least 1.")
-    if refine_top < 0:
-        raise QueryError("--refine-top must be 0 or more.")
-    if objects_only and photos_only:
-        raise QueryError("--objects-only and --photos-only exclude each other.")
-    example = image is not None or like_region is not None or like_photo is not None
-    if query is None and not example:
-        raise QueryError("Give a text QUERY, --image, --like-region or --like-photo.")
-    if image_weight is not None and not (query is not None and example):
-        raise QueryError("--image-weight weighs an example against a text QUERY: give both.")
-    if refine and query is None and image is None:
-        raise QueryError("--refine localizes a text QUERY or an --image: give one.")
-    kind = "object" if objects_only else "image" if photos_only else None
-    Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
-    filters = SearchFilters(
-        after=after,
-        before=before,
-        folders=folders,
-        labels=labels,
-        camera=camera,
-        near=near,
-        min_score=min_score,
-        match=match,
-    )
-    example = Searcher.query_image(image) if image is not None else None
-    with Searcher(
-        index_dir, clip_model=clip_model, device=device, precision=precision, backend=backend
-    ) as searcher:
-        results = searcher.search(
-            text=query,
-            image=example,
-            top_k=top_k,
-            kind=kind,
-            filters=filters,
-            negatives=negatives or (),
-            not_weight=not_weight,
-            image_weight=DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight,
-            like_region=like_region,
-            like_photo=like_photo,
-            group=group,  # type: ignore[arg-type]
+        # A text-only query: the text tower compiles on a second core while the rest of
+        # the search (SQLAlchemy, FAISS) imports and loads.
+        preload = preload_text_encoder(index_dir, clip_model, device, precision, backend)
+    try:
+        from retrieval.search import Searcher, SearchFilters
+
+        # Every argument is checked before a model loads (that takes seconds).
+        if top_k < 1:
+            raise QueryError("--top-k must be at least 1.")
+        if refine_top < 0:
+            raise QueryError("--refine-top must be 0 or more.")
+        if objects_only and photos_only:
+            raise QueryError("--objects-only and --photos-only exclude each other.")
+        example = image is not None or like_region is not None or like_photo is not None
+        if query is None and not example:
+            raise QueryError("Give a text QUERY, --image, --like-region or --like-photo.")
+        if image_weight is not None and not (query is not None and example):
+            raise QueryError("--image-weight weighs an example against a text QUERY: give both.")
+        if refine and query is None and image is None:
+            raise QueryError("--refine localizes a text QUERY or an --image: give one.")
+        kind = "object" if objects_only else "image" if photos_only else None
+        Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
+        filters = SearchFilters(
+            after=after,
+            before=before,
+            folders=folders,
+            labels=labels,
+            camera=camera,
+            near=near,
+            min_score=min_score,
+            match=match,
         )
-        if not results and searcher.empty:
-            err.print(
-                f"note: the index at {escape(searcher.store.dir)} holds no photos yet (an "
-                "index run may still be committing its first batch).",
-                highlight=False,
-                soft_wrap=True,
-            )
-        elif not results:
-            _explain_empty(searcher, filters)
-        if refine:
-            from retrieval.localize.refine import refine_results
-
-            refine_results(
-                searcher,
-                results,
+        example = Searcher.query_image(image) if image is not None else None
+        with Searcher(
+            index_dir,
+            clip_model=clip_model,
+            device=device,
+            precision=precision,
+            backend=backend,
+            preload=preload,
+        ) as searcher:
+            results = searcher.search(
                 text=query,
-                image=example if query is None else None,
-                top=refine_top,
+                image=example,
+                top_k=top_k,
+                kind=kind,
+                filters=filters,
+                negatives=negatives or (),
+                not_weight=not_weight,
+                image_weight=DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight,
+                like_region=like_region,
+                like_photo=like_photo,
+                group=group,  # type: ignore[arg-type]
             )
-    if as_json:
-        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
-        return
-    if not results:
-        err.print("No results.")
-        return
-    what = "crops" if group == "object" else "photos"
-    title = (
-        f"{len(results)} {what} for {query!r}"
-        if query
-        else f"{len(results)} {what} like the example"
-    )
-    print_rows(title, *_result_rows(results, refined=refine))
+            if not results and searcher.empty:
+                err.print(
+                    f"note: the index at {escape(searcher.store.dir)} holds no photos yet (an "
+                    "index run may still be committing its first batch).",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            elif not results:
+                _explain_empty(searcher, filters)
+            if refine:
+                from retrieval.localize.refine import refine_results
+
+                refine_results(
+                    searcher,
+                    results,
+                    text=query,
+                    image=example if query is None else None,
+                    top=refine_top,
+                )
+        if as_json:
+            print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
+            return
+        if not results:
+            err.print("No results.")
+            return
+        what = "crops" if group == "object" else "photos"
+        title = (
+            f"{len(results)} {what} for {query!r}"
+            if query
+            else f"{len(results)} {what} like the example"
+        )
+        print_rows(title, *_result_rows(results, refined=refine))
+    finally:
+        if preload is not None:
+            preload.result()  # never leave its thread running native code at exit
 
 
 def _explain_empty(searcher: object, filters: object) -> None:

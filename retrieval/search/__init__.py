@@ -1,6 +1,17 @@
-"""Query -> results: the :class:`Searcher`, query composition and search filters."""
+"""Query -> results: the :class:`Searcher`, query composition and search filters.
 
-from .filters import SearchFilters
-from .searcher import Searcher, SearchResult
+Imported on first use (PEP 562): a command can import :mod:`.compose` or :mod:`.preload`
+without SQLAlchemy, which the searcher and the filters need.
+"""
+
+from importlib import import_module
+
+_LAZY = {"SearchFilters": ".filters", "Searcher": ".searcher", "SearchResult": ".searcher"}
 
 __all__ = ["SearchFilters", "SearchResult", "Searcher"]
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

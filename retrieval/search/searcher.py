@@ -18,21 +18,26 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from PIL import Image
 from sqlalchemy import select
 
 from indexer.errors import QueryError, StoreError
-from indexer.media.decode import DecodeError, load_query_image
-from indexer.models.clip import ClipEmbedder, normalise_query
 from indexer.models.identity import model_mismatch
-from indexer.settings import resolve_clip_model, resolve_device
+from indexer.models.text import TextQueries, load_text_encoder, normalise_query
+from indexer.settings import resolve_clip_model
 from indexer.store import KIND_IMAGE, KIND_OBJECT, IndexParams, LiveVectors, Photo, Region, Store
 
 from .compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT, blend, clean_negatives, push_away
 from .filters import SearchFilters, matching_region_ids
+
+if TYPE_CHECKING:  # a text search never imports PIL's codecs, transformers or torch
+    from PIL import Image
+
+    from indexer.models.clip import ClipEmbedder
+
+    from .preload import TextPreload
 
 RegionKind = Literal["object", "image"]
 Group = Literal["photo", "object"]
@@ -110,7 +115,10 @@ class Searcher:
     """Searches an index folder by text or by example image.
 
     The CLIP model defaults to the one recorded in the index; another model is refused
-    unless its vectors match (the same weights from another path).
+    unless its vectors match (the same weights from another path). Text queries use the
+    torch-free text encoder (:mod:`indexer.models.text`) when the model's conversion is
+    cached on this machine; the full model loads only for what needs it (image queries,
+    refinement), or for text when nothing is cached.
     """
 
     def __init__(
@@ -123,11 +131,14 @@ class Searcher:
         backend: str | None = None,
         params: IndexParams | None = None,
         embedder: ClipEmbedder | None = None,
+        preload: TextPreload | None = None,
     ) -> None:
         self.store = Store(index_dir)
+        self._preload = preload  # a text encoder already loading (see .preload)
         self.params = params or IndexParams()
         self._model = (clip_model, device, precision, backend)
         self._embedder = embedder
+        self._text: TextQueries | None = None  # the torch-free text encoder, once checked
         self._checked = False
         self._generation = -1
         self._index: LiveVectors | None = None
@@ -135,7 +146,41 @@ class Searcher:
         # filters, and the SQL is then skipped. Cleared whenever the index changes.
         self._allowed: dict[tuple[SearchFilters, str | None], tuple[np.ndarray, np.ndarray]] = {}
         if "clip_model" in self.store.meta():
-            self.embedder  # noqa: B018 - load and check the model now, not at the first query
+            self.text_encoder  # noqa: B018 - load and check the model now, not at the first query
+
+    def _recorded_model(self, meta: dict[str, str]) -> str:
+        """The model to load: the one asked for, else the index's (refused while it has none)."""
+        if "clip_model" not in meta:
+            raise StoreError(
+                f"The index at {self.store.dir} holds no photos yet: run 'objsearch index' first."
+            )
+        return resolve_clip_model(self._model[0], meta["clip_model"])
+
+    @property
+    def text_encoder(self) -> TextQueries:
+        """What embeds text queries, checked against the index like :attr:`embedder`.
+
+        The full model once it is loaded (or given); else the torch-free text encoder when
+        this machine has the model's text tower converted; else the full model.
+        """
+        if self._embedder is not None or self._checked:
+            return self.embedder
+        if self._text is None:
+            meta = self.store.meta()
+            _, device, precision, backend = self._model
+            model = self._recorded_model(meta)
+            preload, self._preload = self._preload, None
+            if preload is not None and preload.model_id == model:
+                light = preload.result()
+            else:
+                light = load_text_encoder(model, device, precision=precision, backend=backend)
+            if light is None:
+                return self.embedder
+            problem = model_mismatch(meta, light)
+            if problem:
+                raise StoreError(problem)
+            self._text = light
+        return self._text
 
     @property
     def embedder(self) -> ClipEmbedder:
@@ -146,14 +191,12 @@ class Searcher:
         """
         meta = self.store.meta() if not self._checked else {}
         if self._embedder is None:
-            clip_model, device, precision, backend = self._model
-            if "clip_model" not in meta:
-                raise StoreError(
-                    f"The index at {self.store.dir} holds no photos yet: run 'objsearch index' "
-                    "first."
-                )
+            from indexer.models.clip import ClipEmbedder
+            from indexer.settings import resolve_device
+
+            _, device, precision, backend = self._model
             self._embedder = ClipEmbedder(
-                resolve_clip_model(clip_model, meta["clip_model"]),
+                self._recorded_model(meta),
                 resolve_device(device),
                 precision=precision,
                 backend=backend,
@@ -199,12 +242,16 @@ class Searcher:
         """The unit query vector for a text (prompt-ensembled) or an image."""
         check_query(text, image)
         if text is not None:
-            return self.embedder.embed_text(normalise_query(text))
+            return self.text_encoder.embed_text(normalise_query(text))
         return self.embedder.embed_image(self.query_image(image))
 
     @staticmethod
     def query_image(image: str | os.PathLike[str] | Image.Image) -> Image.Image:
         """A query image, decoded: a path (``~`` expanded) or an already-open image."""
+        from PIL import Image
+
+        from indexer.media.decode import DecodeError, load_query_image
+
         if isinstance(image, Image.Image):
             return image
         try:

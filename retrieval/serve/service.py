@@ -77,6 +77,11 @@ class FollowingSearcher(Searcher):
                 self._serial = SerialEmbedder(inner)
             return self._serial
 
+    @property
+    def text_encoder(self):  # type: ignore[override]
+        """Text too goes through the one serialised model (loaded once at start-up)."""
+        return self.embedder
+
 
 def urls(data: dict[str, Any]) -> dict[str, Any]:
     """Add ``thumb_url`` and ``photo_url`` to a result's JSON."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -92,3 +93,37 @@ def test_index_without_photos_searches_to_nothing(tmp_path: Path) -> None:
             searcher.search(text="  ")  # the query is still checked
         with pytest.raises(StoreError, match="no photos yet"):
             searcher.embedder  # noqa: B018 - no model is recorded to load
+
+
+def test_text_queries_use_the_torch_free_encoder(tiny_index: Path, sample_photos_dir: Path) -> None:
+    """Text first loads only the cached text tower; an image query then loads the full model,
+    and both give the full model's text results."""
+    from indexer.models.clip import ClipEmbedder
+    from indexer.models.text import OpenVinoTextEncoder
+
+    with Store(tiny_index) as store:
+        model = store.get_meta("clip_model")
+    full = ClipEmbedder(model, "cpu", precision=None, backend="openvino")  # as Searcher does
+    with Searcher(tiny_index, embedder=full) as reference:
+        want = reference.search(text="a cat", top_k=4, group="object")
+    with Searcher(tiny_index, device="cpu") as searcher:
+        assert isinstance(searcher.text_encoder, OpenVinoTextEncoder)
+        light = searcher.search(text="a cat", top_k=4, group="object")
+        assert searcher._embedder is None  # nothing but the text tower so far
+        photo = next(p for p in sorted(sample_photos_dir.rglob("*.png")))
+        assert searcher.search(image=photo, top_k=1)
+        assert isinstance(searcher.embedder, ClipEmbedder)
+        again = searcher.search(text="a cat", top_k=4, group="object")
+    for got in (light, again):
+        assert [r.region_id for r in got] == [r.region_id for r in want]
+        assert [r.score for r in got] == pytest.approx([r.score for r in want], abs=1e-5)
+
+
+def test_light_encoder_is_checked_against_the_index(tiny_index: Path, tmp_path: Path) -> None:
+    """The probe check runs through the torch-free encoder too: other weights are refused."""
+    copy = Path(shutil.copytree(tiny_index, tmp_path / "index"))
+    with Store(copy) as store:
+        probe = json.loads(store.get_meta("clip_probe"))
+        store.set_meta(clip_probe=json.dumps([-v for v in probe]))
+    with pytest.raises(StoreError, match="not comparable"):
+        Searcher(copy, device="cpu")

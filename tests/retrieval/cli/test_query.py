@@ -1,0 +1,81 @@
+"""``objsearch search``: a cold text search imports no torch and compiles no image tower."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from indexer.settings import openvino_available
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+HEAVY = ("torch", "torchvision", "transformers", "ultralytics", "fastapi", "indexer.models.clip")
+
+# Runs the real CLI entry point in a fresh process, then reports what it imported and which
+# converted models it compiled (every compile goes through ``compile_ir``).
+_PROBE = """
+import json, sys
+import indexer.models.openvino as ov_models
+compiled = []
+compile_ir = ov_models.compile_ir
+def recording(xml, *args, **kwargs):
+    compiled.append(str(xml))
+    return compile_ir(xml, *args, **kwargs)
+ov_models.compile_ir = recording
+from retrieval.cli import main
+sys.argv = ["objsearch", "search", *json.loads(sys.argv[1])]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code or 0
+with open(REPORT, "w") as fh:
+    json.dump({"code": code, "modules": sorted(sys.modules), "compiled": compiled}, fh)
+"""
+
+
+def _cold_search(args: list[str], report: Path, **env: str) -> tuple[list[dict], dict]:
+    code = _PROBE.replace("REPORT", repr(str(report)))
+    run = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        timeout=300,
+    )
+    found = json.loads(report.read_text())
+    assert found["code"] == 0, run.stderr
+    return json.loads(run.stdout), found
+
+
+@pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
+def test_cold_text_search_loads_only_the_text_tower(tiny_index: Path, tmp_path: Path) -> None:
+    args = ["a cat", "--index", str(tiny_index), "--json", "--top-k", "4", "--device", "cpu"]
+    light, report = _cold_search(args, tmp_path / "light.json")
+    assert light and [r["rank"] for r in light] == list(range(1, len(light) + 1))
+    loaded = set(report["modules"])
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    assert report["compiled"] and all("text-encoder" in x for x in report["compiled"])
+
+    # No conversion cached (another machine, a cleared cache): the full model loads, converts
+    # both towers, and the answer is the same.
+    full, report = _cold_search(
+        args, tmp_path / "full.json", OBJSEARCH_CACHE=str(tmp_path / "empty-cache")
+    )
+    assert "torch" in report["modules"]
+    assert any("image-encoder" in x for x in report["compiled"])
+    assert [r["region_id"] for r in full] == [r["region_id"] for r in light]
+    assert [r["score"] for r in full] == pytest.approx([r["score"] for r in light], abs=1e-5)
+
+
+def test_image_queries_still_load_the_full_model(
+    tiny_index: Path, sample_photos_dir: Path, tmp_path: Path
+) -> None:
+    photo = sorted(sample_photos_dir.rglob("*.png"))[0]
+    args = ["--image", str(photo), "--index", str(tiny_index), "--json", "--top-k", "2"]
+    results, report = _cold_search(args, tmp_path / "image.json")
+    assert results and "indexer.models.clip" in report["modules"]
