@@ -17,7 +17,6 @@ NaFlex models (per-photo patch grids) keep the PIL path.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +29,7 @@ from ..models.detector import Detector
 from ..models.families import CentreCrop, Squash
 from ..settings import DetectOptions
 from ..store.records import NewPhoto
-from .regions import RegionEmbedder, kept_detections, photo_record
+from .regions import RegionEmbedder, kept_detections, photo_records
 
 LETTERBOX_FILL = 114 / 255  # ultralytics' grey padding
 STRIDE = 32  # the detector's input sides must be multiples of its largest stride
@@ -111,11 +110,11 @@ def clip_boxes(boxes: Sequence[tuple[int, int, int, int]], centre_square: bool) 
     return out
 
 
-class DeviceRegionEmbedder:
+class DeviceRegionEmbedder(RegionEmbedder):
     """:class:`~indexer.indexing.regions.RegionEmbedder` with the pixels on the device.
 
-    Same interface (``embed(photos) -> list[NewPhoto]``); use it when
-    :func:`supports_device_regions` is true. ``detector=None`` embeds whole photos only.
+    Use it when :func:`supports_device_regions` is true (see :func:`region_step`).
+    ``detector=None`` embeds whole photos only.
     """
 
     def __init__(
@@ -129,10 +128,7 @@ class DeviceRegionEmbedder:
 
         if not supports_device_regions(embedder, detector):
             raise ValueError("device regions need PyTorch models and a box-resample family")
-        self.embedder = embedder
-        self.detector = detector
-        self.options = options
-        self.timings = timings if timings is not None else defaultdict(float)
+        super().__init__(embedder, detector, options, timings)
         self.device = embedder.session.device
         pixels = embedder.pixels
         self.centre_square = isinstance(pixels, CentreCrop) and pixels.do_center_crop
@@ -189,15 +185,7 @@ class DeviceRegionEmbedder:
             t = time.perf_counter()
             vectors = self.embedder.embed_pixels(pixels)
             self.timings["embed"] += time.perf_counter() - t
-        out: list[NewPhoto] = []
-        row = 0
-        for photo, det in zip(photos, kept, strict=True):
-            out.append(photo_record(photo, det, vectors[row : row + 1 + len(det)]))
-            row += 1 + len(det)
-        return out
-
-
-RegionStep = RegionEmbedder | DeviceRegionEmbedder
+        return photo_records(photos, kept, vectors)
 
 
 def region_step(
@@ -205,7 +193,7 @@ def region_step(
     detector: Detector | None,
     options: DetectOptions,
     timings: dict[str, float] | None = None,
-) -> RegionStep:
+) -> RegionEmbedder:
     """The detect + crop + embed step for these models: on the device when CLIP runs on CUDA."""
     if embedder.device.startswith("cuda") and supports_device_regions(embedder, detector):
         return DeviceRegionEmbedder(embedder, detector, options, timings)

@@ -67,9 +67,9 @@ from ..store.records import (
 )
 from ..store.schema import DB_NAME
 from ..store.vectors import INDEX_TYPES, choose_index_type
-from .device_regions import RegionStep, region_step
+from .device_regions import region_step
 from .plan import Plan, Work, existing_roots, plan_run
-from .regions import EmbedFn, embed_isolating
+from .regions import EmbedFn, RegionEmbedder, embed_isolating
 
 if TYPE_CHECKING:
     from .ray_stage import RayStage
@@ -183,7 +183,7 @@ class Indexer:
         self.models_started_at: float | None = None
         """Epoch seconds when the first photo of this indexer's runs entered the models."""
         self._checked_store: str | None = None
-        self._region_embedder: RegionStep | None = None
+        self._region_embedder: RegionEmbedder | None = None
 
     # -- models --------------------------------------------------------------------------
     @property
@@ -255,7 +255,7 @@ class Indexer:
             store.set_meta(detector=self.detector.model_id)
         return self.detector
 
-    def region_embedder(self, store: Store) -> RegionStep:
+    def region_embedder(self, store: Store) -> RegionEmbedder:
         """The detect + crop + embed step with this run's models (loaded and checked)."""
         self.load_models(store)
         assert self.embedder is not None

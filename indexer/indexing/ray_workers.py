@@ -27,8 +27,8 @@ from ..media.decode import DecodedPhoto, DecodeError, read_photo
 from ..models.identity import ModelIdentity
 from ..settings import DetectOptions, configure_ultralytics
 from ..store.records import FailureRecord, NewPhoto
-from .device_regions import RegionStep, region_step
-from .regions import embed_isolating
+from .device_regions import region_step
+from .regions import RegionEmbedder, embed_isolating
 
 STAGE_DECODE = "decode"
 STAGE_MODEL = "model"
@@ -99,7 +99,7 @@ class ModelSpec:
     detector_classes: tuple[str, ...] = ()  # what an open-vocabulary detector looks for
 
 
-def load_region_embedder(spec: ModelSpec) -> RegionStep:
+def load_region_embedder(spec: ModelSpec) -> RegionEmbedder:
     """Load the models of ``spec`` in this process and wrap them in their region step."""
     configure_ultralytics()
     import torch
@@ -134,7 +134,7 @@ class ModelProbe:
     detector_id: str | None
 
     @classmethod
-    def of(cls, regions: RegionStep) -> ModelProbe:
+    def of(cls, regions: RegionEmbedder) -> ModelProbe:
         detector = regions.detector
         return cls(
             ModelIdentity.of(regions.embedder),
@@ -173,7 +173,7 @@ class RegionActor:
 
     def __init__(self, spec: ModelSpec) -> None:
         self._pid = os.getpid()
-        self._regions: RegionStep | None = None
+        self._regions: RegionEmbedder | None = None
         self._identity = b""
         self._load_error = ""
         try:

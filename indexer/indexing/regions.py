@@ -59,6 +59,18 @@ def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence) -> New
     )
 
 
+def photo_records(
+    photos: Sequence[DecodedPhoto], kept: Sequence[Detections], vectors: np.ndarray
+) -> list[NewPhoto]:
+    """The records of a batch whose vectors are stacked photo by photo: whole, then objects."""
+    out: list[NewPhoto] = []
+    row = 0
+    for photo, det in zip(photos, kept, strict=True):
+        out.append(photo_record(photo, det, vectors[row : row + 1 + len(det)]))
+        row += 1 + len(det)
+    return out
+
+
 class RegionEmbedder:
     """Detect objects and embed photos + crops; ``detector=None`` embeds whole photos only."""
 
@@ -91,13 +103,7 @@ class RegionEmbedder:
             images.append(photo.image)
             images += object_crops(photo, det, self.options.padding)
         self.timings["crop"] += time.perf_counter() - t
-        vectors = self._vectors(images)
-        out: list[NewPhoto] = []
-        row = 0
-        for photo, det in zip(photos, kept, strict=True):
-            out.append(photo_record(photo, det, vectors[row : row + 1 + len(det)]))
-            row += 1 + len(det)
-        return out
+        return photo_records(photos, kept, self._vectors(images))
 
     def _vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Embed in the embedder's batches, timing preprocessing and the model apart."""
