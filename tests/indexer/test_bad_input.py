@@ -558,20 +558,28 @@ def _built_index(models: Models, tmp_path: Path) -> tuple[Path, Path]:
     return folder, index_dir
 
 
+def _assert_no_change_run_is_clean(
+    runner: CliRunner, models: Models, folder: Path, index_dir: Path
+) -> None:
+    """An index run over a damaged database: a clean error naming ``doctor``, or no change.
+
+    A run with nothing to do reads no region row (the FAISS file and SQLite's counts say
+    what is searchable), so it may finish without meeting damaged pages.
+    """
+    result = runner.invoke(app, _cli_index_args(models, folder, index_dir))
+    if result.exit_code != 0:
+        _assert_clean_error(result, "objsearch doctor")
+    else:
+        assert "0 photos indexed" in result.output, result.output
+
+
 def test_garbage_database_is_a_clear_error(models: Models, tmp_path: Path) -> None:
     folder, index_dir = _built_index(models, tmp_path)
     for suffix in ("-wal", "-shm"):
         (index_dir / (DB_NAME + suffix)).unlink(missing_ok=True)
     (index_dir / DB_NAME).write_bytes(np.random.default_rng(1).bytes(64 * 1024))
     runner = CliRunner()
-    # A run with nothing to do reads no region row (the FAISS file and SQLite's counts
-    # say what is searchable), so it may finish without meeting the damage; if it does
-    # meet it, it says so cleanly.
-    result = runner.invoke(app, _cli_index_args(models, folder, index_dir))
-    if result.exit_code != 0:
-        _assert_clean_error(result, "objsearch doctor")
-    else:
-        assert "0 photos indexed" in result.output, result.output
+    _assert_no_change_run_is_clean(runner, models, folder, index_dir)
     for args in (
         ["search", "cat", "--index", str(index_dir), "--device", "cpu"],
         ["status", "--index", str(index_dir)],
@@ -595,14 +603,7 @@ def test_damaged_database_pages_are_a_clear_error(models: Models, tmp_path: Path
     db.write_bytes(bytes(data))
 
     runner = CliRunner()
-    # A run with nothing to do reads no region row (the FAISS file and SQLite's counts
-    # say what is searchable), so it may finish without meeting the damage; if it does
-    # meet it, it says so cleanly.
-    result = runner.invoke(app, _cli_index_args(models, folder, index_dir))
-    if result.exit_code != 0:
-        _assert_clean_error(result, "objsearch doctor")
-    else:
-        assert "0 photos indexed" in result.output, result.output
+    _assert_no_change_run_is_clean(runner, models, folder, index_dir)
     for args in (
         ["search", "cat", "--index", str(index_dir), "--device", "cpu"],
         ["status", "--index", str(index_dir)],
@@ -652,14 +653,7 @@ def test_doctor_reads_around_one_damaged_page(models: Models, tmp_path: Path) ->
     db.write_bytes(bytes(data))
 
     runner = CliRunner()
-    # A run with nothing to do reads no region row (the FAISS file and SQLite's counts
-    # say what is searchable), so it may finish without meeting the damage; if it does
-    # meet it, it says so cleanly.
-    result = runner.invoke(app, _cli_index_args(models, folder, index_dir))
-    if result.exit_code != 0:
-        _assert_clean_error(result, "objsearch doctor")
-    else:
-        assert "0 photos indexed" in result.output, result.output
+    _assert_no_change_run_is_clean(runner, models, folder, index_dir)
     for args in (
         ["search", "cat", "--index", str(index_dir), "--device", "cpu"],
         ["status", "--index", str(index_dir)],
