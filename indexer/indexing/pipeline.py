@@ -405,17 +405,24 @@ class Indexer:
         """
         total, done = len(plan.work), 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as writer:
-            pending: Future[None] | None = None
-            for batch in _batches(self._decoded(plan.work), self.batch_size):
-                staged = run.embed_batch(batch)
-                if pending is not None:
-                    pending.result()  # the previous commit's error stops the run here
-                pending = writer.submit(run.commit_staged, staged)
-                done += len(batch)
+            pending: tuple[Future[None], int] | None = None
+
+            def committed() -> None:
+                """Wait for the commit in flight; progress counts committed photos only."""
+                nonlocal done
+                if pending is None:
+                    return
+                future, size = pending
+                future.result()  # a commit's error stops the run here
+                done += size
                 if progress:
                     progress(done, total)
-            if pending is not None:
-                pending.result()
+
+            for batch in _batches(self._decoded(plan.work), self.batch_size):
+                staged = run.embed_batch(batch)
+                committed()
+                pending = (writer.submit(run.commit_staged, staged), len(batch))
+            committed()
 
     def _model_spec(self, store: Store) -> ModelSpec:
         """The models Ray actors load: names and choices resolved here, devices on each node."""

@@ -39,8 +39,8 @@ def photos(folder: Path, n: int = 2) -> Path:
     return folder
 
 
-def api_indexer(models: Models, index_dir: str | Path) -> Indexer:
-    return make_indexer(models, index_dir)
+def api_indexer(models: Models, index_dir: str | Path, **kwargs: object) -> Indexer:
+    return make_indexer(models, index_dir, **kwargs)
 
 
 def status(index_dir: Path) -> dict:
@@ -334,8 +334,7 @@ def test_first_batch_commits_after_a_few_photos(models: Models, tmp_path: Path) 
             hits = len(searcher.search(text="a cat", top_k=20))
         seen.append((done, committed, hits))
 
-    indexer = api_indexer(models, index_dir)
-    indexer.batch_size = 16
+    indexer = api_indexer(models, index_dir, batch_size=16)
     stats = indexer.index([folder], progress=progress)
     assert stats.indexed == 12
     done, committed, hits = seen[0]
