@@ -26,7 +26,9 @@ def recording(xml, *args, **kwargs):
     compiled.append(str(xml))
     return compile_ir(xml, *args, **kwargs)
 ov_models.compile_ir = recording
+import retrieval.cli
 from retrieval.cli import main
+retrieval.cli._quick_exit = sys.exit  # end normally, so this report gets written
 sys.argv = ["objsearch", "search", *json.loads(sys.argv[1])]
 code = 0
 try:
@@ -79,3 +81,26 @@ def test_image_queries_still_load_the_full_model(
     args = ["--image", str(photo), "--index", str(tiny_index), "--json", "--top-k", "2"]
     results, report = _cold_search(args, tmp_path / "image.json")
     assert results and "indexer.models.clip" in report["modules"]
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "stream", "expected"),
+    [
+        ("a cat", 0, "stdout", '"rank": 1'),  # complete JSON on a pipe
+        ("   ", 2, "stderr", "The text query is empty."),
+    ],
+)
+def test_search_exits_quickly_with_its_output_and_exit_code(
+    tiny_index: Path, query: str, code: int, stream: str, expected: str
+) -> None:
+    """The console script ends a search without the interpreter's teardown (see main)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "retrieval.cli", "search", query, "--index", str(tiny_index),
+         "--json", "--top-k", "3", "--device", "cpu"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=300,
+    )  # fmt: skip
+    assert run.returncode == code, run.stderr
+    assert expected in getattr(run, stream)
+    if code == 0:
+        assert len(json.loads(run.stdout)) == 3
