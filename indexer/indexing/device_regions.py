@@ -46,12 +46,16 @@ def supports_device_regions(embedder: ClipEmbedder, detector: Detector | None) -
 
 
 def upload(photo: DecodedPhoto, device: str) -> Any:
-    """The decoded RGB photo as a (3, H, W) uint8 tensor on ``device``."""
+    """The decoded RGB photo as a (3, H, W) float tensor of 0-255 values on ``device``.
+
+    It travels as uint8 (a quarter of the bytes) and becomes float once, on the device, for
+    both the detector's letterbox and the crops.
+    """
     import torch
 
     image = photo.image if photo.image.mode == "RGB" else photo.image.convert("RGB")
     array = np.array(image)  # a writable copy: torch refuses read-only buffers
-    return torch.from_numpy(array).to(device, non_blocking=True).permute(2, 0, 1)
+    return torch.from_numpy(array).to(device, non_blocking=True).permute(2, 0, 1).float()
 
 
 def letterbox(images: Sequence[Any], side: int) -> tuple[Any, np.ndarray, np.ndarray]:

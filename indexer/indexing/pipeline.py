@@ -256,15 +256,25 @@ class Indexer:
         return self.detector
 
     def region_embedder(self, store: Store) -> RegionEmbedder:
-        """The detect + crop + embed step with this run's models (loaded and checked)."""
-        self.load_models(store)
-        assert self.embedder is not None
-        detector = self.detector if self.detect_objects else None
+        """The detect + crop + embed step with this run's models (loaded and checked).
+
+        Called for every batch: once the models are loaded and recorded in this store, the
+        step made for them is reused without reading the store's meta again.
+        """
         cached = self._region_embedder
-        if cached is not None and (cached.embedder, cached.detector) == (self.embedder, detector):
-            return cached
-        self._region_embedder = region_step(self.embedder, detector, self.options, self.timings)
-        return self._region_embedder
+        if cached is None or self._checked_store != store.dir or not self._serves(cached):
+            self.load_models(store)
+            assert self.embedder is not None
+            if cached is None or not self._serves(cached):
+                detector = self.detector if self.detect_objects else None
+                cached = region_step(self.embedder, detector, self.options, self.timings)
+                self._region_embedder = cached
+        return cached
+
+    def _serves(self, step: RegionEmbedder) -> bool:
+        """Whether ``step`` runs this indexer's current models."""
+        detector = self.detector if self.detect_objects else None
+        return step.embedder is self.embedder and step.detector is detector
 
     def _embed(self, store: Store, photos: Sequence[DecodedPhoto]) -> list[NewPhoto]:
         step = self.region_embedder(store)
@@ -401,7 +411,7 @@ class Indexer:
 
         One writer thread commits the batches in order, one at a time, so the store sees the
         same sequence of transactions as before. Without it a GPU would wait for every
-        SQLite commit and FAISS update.
+        SQLite commit.
         """
         total, done = len(plan.work), 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as writer:

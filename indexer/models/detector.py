@@ -93,12 +93,13 @@ class YoloSession:
             return [Detections.from_ultralytics(r) for r in results]
         from ultralytics.utils import nms
 
+        same = _predict_options(options, device)  # the thresholds ``predict`` would use
         preds = backend(batch.half() if backend.fp16 else batch.float())
         rows = nms.non_max_suppression(
             preds,
-            min(options.confidence, 0.999),
+            same["conf"],
             predictor.args.iou,
-            max_det=max(options.max_objects * 3, 1),
+            max_det=same["max_det"],
             end2end=getattr(backend, "end2end", False),
         )
         side = int(batch.shape[-1])

@@ -37,7 +37,8 @@ class NewPhoto:
 
 @dataclass
 class BatchChanges:
-    """What one committed batch changed, so the in-memory FAISS index can follow."""
+    """What one committed batch changed: region ids added (with their vectors) and removed,
+    and the store's new generation."""
 
     added_ids: np.ndarray
     added_vectors: np.ndarray
