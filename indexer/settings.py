@@ -100,12 +100,28 @@ def resolve_detector(value: str | None) -> str:
     return resolve(value, ENV_DETECTOR, DEFAULT_DETECTOR) or DEFAULT_DETECTOR
 
 
+# Device files of the GPU drivers torch can use (NVIDIA, AMD ROCm, WSL): with none of them
+# present, ``--device auto`` resolves to the CPU without importing torch to ask.
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
+
+
+def no_gpu_visible() -> bool:
+    """True when no GPU driver is visible, so torch could not use a GPU either."""
+    return not any(os.path.exists(path) for path in GPU_DRIVER_PATHS)
+
+
 def resolve_device(device: str | None = None) -> str:
-    """Map ``auto``/``cpu``/``cuda`` (or ``cuda:N``) to a concrete torch device string."""
+    """Map ``auto``/``cpu``/``cuda`` (or ``cuda:N``) to a concrete torch device string.
+
+    ``cpu``, and ``auto`` on a machine without a GPU driver, are answered without importing
+    torch (seconds of start-up that a CPU run with OpenVINO never needs).
+    """
     choice = (resolve(device, ENV_DEVICE, DEFAULT_DEVICE) or DEFAULT_DEVICE).lower()
     base = choice.split(":", 1)[0]
     if base not in DEVICES:
         raise ObjsearchError(f"Unknown device {choice!r}: use one of auto, cpu, cuda (or cuda:N).")
+    if base == "cpu" or (base == "auto" and no_gpu_visible()):
+        return "cpu" if base == "auto" else choice
     import torch
 
     if base == "auto":

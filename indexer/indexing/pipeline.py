@@ -35,6 +35,7 @@ from ..media.decode import (
 )
 from ..media.scan import under
 from ..models.clip import ClipEmbedder, find_clip_source
+from ..models.converted import load_embedder
 from ..models.detector import Detector, find_detector_weights
 from ..models.identity import ModelIdentity, model_mismatch, model_record
 from ..models.source import canonical_model_id
@@ -229,7 +230,7 @@ class Indexer:
         if self.detect_objects:
             self._ensure_detector(store)
         if self.embedder is None:
-            self.embedder = ClipEmbedder(
+            self.embedder = load_embedder(
                 clip,
                 self.device,
                 precision=self.precision,
@@ -238,8 +239,7 @@ class Indexer:
             )
         if store is not None and self._checked_store != store.dir:
             check_model_matches(store, self.embedder)
-            if store.get_meta("precision") != self.embedder.precision:
-                store.set_meta(precision=self.embedder.precision)  # of the latest run's vectors
+            record_precision(store, self.embedder)
             self._checked_store = store.dir
 
     def _ensure_detector(self, store: Store | None) -> Detector:
@@ -546,6 +546,19 @@ class Indexer:
                 if nxt is not None:
                     pending.append((nxt, pool.submit(load, nxt)))
                 yield item, fut.result()
+
+
+def record_precision(store: Store, embedder: ClipEmbedder) -> None:
+    """Record the precision of the latest run's vectors, and for int8 the calibration that
+    names its quantized tower (a search then finds it without the calibration photos)."""
+    changes: dict[str, object] = {}
+    if store.get_meta("precision") != embedder.precision:
+        changes["precision"] = embedder.precision
+    key = getattr(embedder, "calibration_key", None)
+    if key and store.get_meta("int8_calibration") != key:
+        changes["int8_calibration"] = key
+    if changes:
+        store.set_meta(**changes)
 
 
 def check_model_matches(store: Store, model: ClipEmbedder | ModelIdentity) -> None:

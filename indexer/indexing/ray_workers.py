@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,16 +103,12 @@ class ModelSpec:
 def load_region_embedder(spec: ModelSpec) -> RegionEmbedder:
     """Load the models of ``spec`` in this process and wrap them in their region step."""
     configure_ultralytics()
-    import torch
-
-    from ..models.clip import ClipEmbedder
+    from ..models.converted import load_embedder
     from ..models.detector import Detector
     from ..settings import resolve_device
 
-    if spec.threads > 0:
-        torch.set_num_threads(spec.threads)  # Ray starts workers with one OpenMP thread
     device = resolve_device(spec.device)
-    embedder = ClipEmbedder(
+    embedder = load_embedder(
         spec.clip_model,
         device,
         precision=spec.precision,
@@ -123,6 +120,12 @@ def load_region_embedder(spec: ModelSpec) -> RegionEmbedder:
         if spec.detector
         else None
     )
+    if spec.threads > 0 and "torch" in sys.modules:
+        # Ray starts workers with one OpenMP thread, which PyTorch read at import; OpenVINO
+        # (the CPU default, which never imports torch) sizes its own thread pool.
+        import torch
+
+        torch.set_num_threads(spec.threads)
     return region_step(embedder, detector, spec.options)
 
 

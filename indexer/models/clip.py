@@ -20,7 +20,6 @@ from contextlib import nullcontext
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image
 
 from ..errors import NO_INTERNET_HINT, ModelLoadError, ObjsearchError, first_line
 from ..settings import (
@@ -32,6 +31,7 @@ from ..settings import (
     resolve_clip_model,
 )
 from .families import Family, family_of
+from .images import ImageQueries, example_images
 from .openvino import OpenVinoClipSession, text_ir_dir
 from .source import ModelSource, canonical_model_id, find_source
 from .text import (
@@ -138,13 +138,15 @@ def find_clip_source(model_id: str | None) -> ModelSource:
         raise clip_load_error(name, first_line(exc)) from None
 
 
-class ClipEmbedder(TextQueries):
+class ClipEmbedder(TextQueries, ImageQueries):
     """Embeds images and text into one L2-normalised float32 space with a dual encoder.
 
     The family (CLIP, SigLIP, SigLIP 2, AltCLIP) is read from the checkpoint's config; its
     record in :data:`indexer.models.families.FAMILIES` decides preprocessing, text padding
     and prompt templates. ``calibration`` names the photos that calibrate ``int8``
-    (default: the checkout's ``data/`` photos; see :mod:`indexer.models.quantize`).
+    (default: the checkout's ``data/`` photos; see :mod:`indexer.models.quantize`);
+    ``calibration_key`` names a quantized tower already cached (as an index records it),
+    used without the photos. After loading, ``calibration_key`` is the one in use.
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class ClipEmbedder(TextQueries):
         batch_size: int = 64,
         backend: str | None = None,
         calibration: Sequence[str] | None = None,
+        calibration_key: str | None = None,
     ) -> None:
         self.model_id = canonical_model_id(resolve_clip_model(model_id))
         self.device = device
@@ -177,11 +180,13 @@ class ClipEmbedder(TextQueries):
         self.precision = choose_precision(precision, device)
         backend = choose_backend(backend, device)
         self.calibration = list(calibration or ())
+        self.calibration_key = calibration_key
         if self.precision in QUANTIZED_PRECISIONS:
             from .quantize import default_calibration_photos, require_nncf
 
             check_quantized_backend(self.precision, backend)
-            require_nncf()
+            if calibration_key is None:
+                require_nncf()
             self.calibration = self.calibration or default_calibration_photos()
         self.dim = self.family.embed_dim(self.config)
         self.pixels = self.family.image_inputs(image_processor)
@@ -202,7 +207,7 @@ class ClipEmbedder(TextQueries):
                     self._load_weights,
                     key,
                     self.family,
-                    self.preprocess(_example_images()),
+                    self.preprocess(example_images()),
                     self.precision,
                     quantize,
                 )
@@ -230,7 +235,11 @@ class ClipEmbedder(TextQueries):
     def _quantize(self, xml: Any, names: tuple[str, ...]) -> Any:
         from .quantize import quantized_tower
 
-        return quantized_tower(xml, names, self.preprocess, self.calibration)
+        quantized = quantized_tower(
+            xml, names, self.preprocess, self.calibration, self.calibration_key
+        )
+        self.calibration_key = quantized.parent.name.rsplit("-int8-", 1)[1]
+        return quantized
 
     def _record_recipe(self, key: str) -> None:
         """Leave what a torch-free text search needs beside the text tower's conversion."""
@@ -273,10 +282,6 @@ class ClipEmbedder(TextQueries):
         return min(limit, int(getattr(self.tokenizer, "model_max_length", limit) or limit))
 
     # -- preprocessing -------------------------------------------------------------------
-    def preprocess(self, images: Sequence[Image.Image]) -> dict[str, np.ndarray]:
-        """The image tower's inputs for a batch (``pixel_values`` and, for NaFlex, more)."""
-        return self.pixels(images)
-
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The text tower's inputs, padded the way the family was trained."""
         style = self.family.text
@@ -292,19 +297,8 @@ class ClipEmbedder(TextQueries):
         return {name: np.asarray(tokens[name], dtype=np.int64) for name in style.input_names}
 
     # -- embedding -----------------------------------------------------------------------
-    def embed_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Embed already-preprocessed image inputs (see :meth:`preprocess`)."""
-        return unit_rows(self.session.image_features(inputs))
-
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(N, dim) normalised vectors, computed in batches of ``batch_size``."""
-        if not images:
-            return np.zeros((0, self.dim), np.float32)
-        parts = [
-            self.embed_inputs(self.preprocess(images[i : i + self.batch_size]))
-            for i in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(parts)
+    def image_features(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.image_features(inputs)
 
     def embed_pixels(self, pixels: Any) -> np.ndarray:
         """(N, dim) normalised vectors of a normalised pixel tensor on the PyTorch session's
@@ -319,16 +313,8 @@ class ClipEmbedder(TextQueries):
         ]
         return np.concatenate(parts)
 
-    def embed_image(self, image: Image.Image) -> np.ndarray:
-        return self.embed_images([image])[0]
-
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, dim) normalised vectors for literal texts (no prompt ensembling)."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return unit_rows(self.session.text_features(self.tokenize(texts)))
-
-
-def _example_images() -> list[Image.Image]:
-    """Two photos of different shapes: example inputs for tracing the image tower."""
-    return [Image.new("RGB", (64, 48), (120, 80, 40)), Image.new("RGB", (40, 90), (10, 200, 90))]

@@ -3,9 +3,11 @@
 :class:`Detector` loads an ultralytics model and runs it over batches of photos. Any
 ultralytics model whose results carry boxes works: YOLOv8/11/26, RT-DETR, the
 open-vocabulary YOLO-World and YOLOE, and segmentation or pose models (their boxes are
-used). Each inference backend is one :class:`YoloSession` class (load, predict): PyTorch
-here, the OpenVINO export in :mod:`indexer.models.openvino`; the detector picks one and
-never branches on the backend again.
+used). Each inference backend is one session class (load, predict -> ``Detections``):
+PyTorch here, the OpenVINO export run by ultralytics, and, once a plain detection model
+has been converted on this machine, the same export run by OpenVINO alone
+(:mod:`indexer.models.yolo_openvino`: no torch, torchvision or ultralytics at run time).
+The detector picks one and never branches on the backend again.
 """
 
 from __future__ import annotations
@@ -28,15 +30,17 @@ from ..settings import (
 )
 from .openvino import yolo_openvino_weights
 from .source import detector_weights
+from .yolo_openvino import OpenVinoYoloRunner, cached_export, detector_thresholds, record_recipe
 
 log = logging.getLogger("objsearch")
 
 
 def _predict_options(options: DetectOptions, device: str) -> dict[str, Any]:
     """ultralytics ``predict`` arguments every session passes (3x boxes: filtering follows)."""
+    confidence, max_det = detector_thresholds(options)
     return {
-        "conf": min(options.confidence, 0.999),
-        "max_det": max(options.max_objects * 3, 1),
+        "conf": confidence,
+        "max_det": max_det,
         "device": device,
         "half": device.startswith("cuda"),
         "verbose": False,
@@ -70,10 +74,29 @@ class YoloSession:
 
     def predict(
         self, images: Sequence[Image.Image], options: DetectOptions, device: str
-    ) -> list[Any]:
-        return self.model.predict(
-            list(images), imgsz=options.imgsz, rect=False, **_predict_options(options, device)
-        )
+    ) -> list[Detections]:
+        """``rect=False`` letterboxes every photo to the same square whatever its batch-mates:
+        ultralytics otherwise pads a batch of one shape to a tight rectangle and a mixed
+        batch to a square, so a photo's boxes would depend on which photos shared its batch
+        and an incremental run would not reproduce a full one.
+        """
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            results = self.model.predict(
+                list(images), imgsz=options.imgsz, rect=False, **_predict_options(options, device)
+            )
+        finally:
+            # ultralytics lowers torch's thread count on its first CPU predict (to cores - 1),
+            # which would halve CLIP's speed on a 2-core machine: put it back.
+            torch.set_num_threads(threads)
+        return [Detections.from_ultralytics(r) for r in results]
+
+    @property
+    def names(self) -> dict[int, str]:
+        names = self.model.names
+        return dict(names) if isinstance(names, dict) else dict(enumerate(names))
 
     def predict_tensor(self, batch: Any, options: DetectOptions, device: str) -> list[Detections]:
         """Detections on an already letterboxed (N, 3, S, S) batch in [0, 1] on ``device``.
@@ -126,11 +149,43 @@ class OpenVinoYoloSession(YoloSession):
         return cls(YOLO(yolo_openvino_weights(weights), task=task))
 
 
+class LeanYoloSession:
+    """A converted plain detection model run by OpenVINO alone (see :mod:`.yolo_openvino`)."""
+
+    name = "openvino"
+    task = "detect"
+    open_vocabulary = False
+
+    def __init__(self, runner: OpenVinoYoloRunner) -> None:
+        self.runner = runner
+        self.names = runner.names
+
+    @classmethod
+    def load(cls, weights: str) -> LeanYoloSession | None:
+        """The session for ``weights`` (a ``.pt``) if its export and recipe are cached here."""
+        folder = cached_export(weights)
+        recipe = record_recipe(folder) if folder is not None else None
+        if folder is None or recipe is None or not recipe.runnable:
+            return None
+        return cls(OpenVinoYoloRunner.load(folder, recipe))
+
+    def predict(
+        self, images: Sequence[Image.Image], options: DetectOptions, device: str
+    ) -> list[Detections]:
+        return self.runner.predict(images, options)
+
+    def predict_tensor(self, batch: Any, options: DetectOptions, device: str) -> list[Detections]:
+        raise TypeError("letterboxed device batches need the PyTorch backend")
+
+
+Session = YoloSession | LeanYoloSession
+
+
 # Tasks whose results carry boxes: segmentation masks and pose keypoints are ignored.
 BOX_TASKS = ("detect", "segment", "pose")
 
 
-def _check_task(session: YoloSession, weights: str) -> str:
+def _check_task(session: Session, weights: str) -> str:
     if session.task not in BOX_TASKS:
         raise ModelLoadError(
             f"Detector {weights!r} is a {session.task!r} model, which gives no object boxes. "
@@ -192,28 +247,48 @@ class Detector:
         self.weights = resolve_detector(weights)
         self.device = device
         path = find_detector_weights(self.weights)
-        try:
-            self.session: YoloSession = YoloSession.load(path)
-        except Exception as exc:  # ultralytics raises many types for bad/missing weights
-            raise detector_load_error(self.weights, first_line(exc)) from None
-        self.task = _check_task(self.session, self.weights)
         self.classes = tuple(c.strip() for c in classes or () if c.strip())
-        if self.classes:
-            self._set_classes(class_embeddings)
-        names = self.session.model.names
-        self.names: dict[int, str] = (
-            dict(names) if isinstance(names, dict) else dict(enumerate(names))
-        )
         # A local file is recorded by its absolute path, a fetched name as the name.
         local = os.path.exists(os.path.expanduser(self.weights))
         self.model_id = os.path.abspath(path) if local else self.weights
+        openvino = choose_backend(backend, device) == "openvino"
+        lean = self._lean_session(path) if openvino and not self.classes else None
+        if lean is not None:
+            self.session: Session = lean
+            self.task = lean.task
+        else:
+            self.session = self._ultralytics_session(path, openvino, class_embeddings)
+        self.names: dict[int, str] = self.session.names
         self.weights = path
+
+    def _lean_session(self, path: str) -> LeanYoloSession | None:
+        """The torch-free session when this machine has converted ``path`` before."""
+        if not (path.endswith(".pt") and os.path.isfile(path)):
+            return None
+        try:
+            return LeanYoloSession.load(path)
+        except Exception as exc:  # a damaged cache entry: ultralytics converts it again
+            log.debug("Cached detector export unusable (%s); loading it with ultralytics.", exc)
+            return None
+
+    def _ultralytics_session(self, path: str, openvino: bool, class_embeddings: Any) -> Session:
+        """The model loaded by ultralytics, then converted for OpenVINO where it can be."""
+        try:
+            session = YoloSession.load(path)
+        except Exception as exc:  # ultralytics raises many types for bad/missing weights
+            raise detector_load_error(self.weights, first_line(exc)) from None
+        self.session = session
+        self.task = _check_task(session, self.weights)
+        if self.classes:
+            self._set_classes(class_embeddings)
         # Open-vocabulary classes are set at run time, so those models stay on PyTorch.
-        if choose_backend(backend, device) == "openvino" and not self.session.open_vocabulary:
-            self.session = self._openvino_session()
+        if openvino and not session.open_vocabulary:
+            return self._openvino_session(path)
+        return session
 
     def _set_classes(self, class_embeddings: Any) -> None:
         """Point an open-vocabulary detector at ``self.classes``."""
+        assert isinstance(self.session, YoloSession)
         model = self.session.model
         if not self.session.open_vocabulary:
             raise ModelLoadError(
@@ -233,12 +308,23 @@ class Detector:
                 'internet access (see the README\'s "Detectors" section).'
             ) from None
 
-    def _openvino_session(self) -> YoloSession:
-        """The OpenVINO session, or the PyTorch one when the model cannot be converted."""
-        checkpoint = str(getattr(self.session.model, "ckpt_path", None) or self.weights)
+    def _openvino_session(self, path: str) -> Session:
+        """The OpenVINO session, or the PyTorch one when the model cannot be converted.
+
+        A plain detection model runs torch-free from its first run on (the conversion
+        records what :class:`LeanYoloSession` needs); other tasks run the export through
+        ultralytics.
+        """
+        assert isinstance(self.session, YoloSession)
+        checkpoint = str(getattr(self.session.model, "ckpt_path", None) or path)
         if not (checkpoint.endswith(".pt") and os.path.isfile(checkpoint)):
             return self.session  # not a .pt checkpoint (e.g. an export): run it as given
         try:
+            if self.task == "detect" and type(self.session.model).__name__ == "YOLO":
+                yolo_openvino_weights(checkpoint)
+                lean = LeanYoloSession.load(checkpoint)
+                if lean is not None:
+                    return lean
             return OpenVinoYoloSession.load(checkpoint, self.task)
         except Exception as exc:  # a conversion problem must not stop indexing
             log.warning(
@@ -252,25 +338,10 @@ class Detector:
         return self.session.name
 
     def detect(self, images: Sequence[Image.Image], options: DetectOptions) -> list[Detections]:
-        """Raw detections for a batch of RGB photos (one forward pass per batch).
-
-        ``rect=False`` letterboxes every photo to the same square whatever its batch-mates:
-        ultralytics otherwise pads a batch of one shape to a tight rectangle and a mixed
-        batch to a square, so a photo's boxes would depend on which photos shared its batch
-        and an incremental run would not reproduce a full one.
-        """
+        """Raw detections for a batch of RGB photos, each in its own pixels."""
         if not images:
             return []
-        import torch
-
-        threads = torch.get_num_threads()
-        try:
-            results = self.session.predict(images, options, self.device)
-        finally:
-            # ultralytics lowers torch's thread count on its first CPU predict (to cores - 1),
-            # which would halve CLIP's speed on a 2-core machine: put it back.
-            torch.set_num_threads(threads)
-        return [Detections.from_ultralytics(r) for r in results]
+        return self.session.predict(images, options, self.device)
 
     def detect_tensor(self, batch: Any, options: DetectOptions) -> list[Detections]:
         """Raw detections for a letterboxed batch on the device, in the batch's pixels

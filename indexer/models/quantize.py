@@ -59,11 +59,15 @@ def calibration_windows(image: Image.Image) -> list[Image.Image]:
 
 
 def calibration_key(photos: Sequence[str]) -> str:
-    """A digest of the recipe, the NNCF version and the calibration photos' bytes."""
-    import nncf
+    """A digest of the recipe, the NNCF version and the calibration photos' bytes.
+
+    The version comes from the package's metadata: finding a quantized tower that is
+    already cached must not import NNCF (and with it torch).
+    """
+    from importlib.metadata import version
 
     digest = hashlib.blake2b(digest_size=12)
-    digest.update(f"{RECIPE};nncf {nncf.__version__};".encode())
+    digest.update(f"{RECIPE};nncf {version('nncf')};".encode())
     for path in photos:
         with open(path, "rb") as fh:
             digest.update(hashlib.blake2b(fh.read(), digest_size=16).digest())
@@ -100,13 +104,26 @@ def calibration_samples(
     return samples
 
 
+def quantized_dir(xml: Path, key: str) -> Path:
+    """The cache folder of the int8 copy of the tower ``xml`` calibrated as ``key`` says."""
+    return xml.parent.with_name(f"{xml.parent.name}-int8-{key}")
+
+
 def quantized_tower(
-    xml: Path, names: Sequence[str], preprocess: Preprocess, photos: Sequence[str]
+    xml: Path,
+    names: Sequence[str],
+    preprocess: Preprocess,
+    photos: Sequence[str],
+    key: str | None = None,
 ) -> Path:
     """The int8 copy of the converted tower ``xml``, quantized once and cached beside it.
 
-    ``names`` are the tower's inputs in graph order; ``photos`` calibrate it.
+    ``names`` are the tower's inputs in graph order; ``photos`` calibrate it. ``key`` (a
+    :func:`calibration_key`, as an index records it) names a copy that is already cached:
+    it is used without the photos, which an installation without them cannot read.
     """
+    if key is not None and (quantized_dir(xml, key) / "model.xml").exists():
+        return quantized_dir(xml, key) / "model.xml"
     require_nncf()
     if not photos:
         raise ModelLoadError(
@@ -114,7 +131,7 @@ def quantized_tower(
             f"photos: set {ENV_CALIBRATION} to a folder of a few typical photos (the same "
             "folder for indexing and searching), or pass ClipEmbedder(calibration=[...])."
         )
-    target = xml.parent.with_name(f"{xml.parent.name}-int8-{calibration_key(photos)}")
+    target = quantized_dir(xml, calibration_key(photos))
     quantized = target / "model.xml"
     if quantized.exists():
         return quantized

@@ -82,6 +82,7 @@ class ModelSource:
     kwargs: dict[str, Any]
 
     def config(self) -> Any:
+        _quiet_transformers()
         from transformers import AutoConfig
 
         return AutoConfig.from_pretrained(self.model_id, **self.kwargs)
@@ -96,6 +97,7 @@ class ModelSource:
         settings = self._image_settings()
         if settings is not None:
             return settings
+        _quiet_transformers()
         from transformers import AutoImageProcessor
 
         return AutoImageProcessor.from_pretrained(self.model_id, **self.kwargs)
@@ -131,11 +133,13 @@ class ModelSource:
             return None
 
     def tokenizer(self) -> Any:
+        _quiet_transformers()
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(self.model_id, **self.kwargs)
 
     def model(self, family: Family) -> Any:
+        _quiet_transformers()
         return family.load_class().from_pretrained(self.model_id, **self.kwargs)
 
     def files_key(self) -> str | None:
@@ -214,12 +218,20 @@ def _sized(data: dict[str, Any]) -> SimpleNamespace | None:
     return SimpleNamespace(**{**data, "size": size, "crop_size": crop})
 
 
-def find_source(model_id: str) -> ModelSource:
-    """A local folder, the Hugging Face cache, or (when reachable) the hub, in that order."""
+def _quiet_transformers() -> None:
+    """Load reports and weight-loading bars are noise here (once transformers is needed)."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()  # load reports and weight-loading bars are noise here
+    hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def find_source(model_id: str) -> ModelSource:
+    """A local folder, the Hugging Face cache, or (when reachable) the hub, in that order.
+
+    A local folder, or a hub id whose snapshot is in the cache, is found from the file
+    system alone: transformers is imported only when a model is actually loaded.
+    """
     if os.path.isdir(model_id):
         return ModelSource(model_id, {})
     if os.path.exists(model_id):
@@ -229,6 +241,9 @@ def find_source(model_id: str) -> ModelSource:
     if not is_hub_id(model_id):
         raise OSError("not a folder here, and not a valid Hugging Face hub id (org/name)")
     cached = ModelSource(model_id, {"local_files_only": True})
+    if model_folder(model_id) is not None:
+        return cached
+    _quiet_transformers()
     try:
         cached.config()
         return cached

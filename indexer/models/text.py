@@ -39,6 +39,7 @@ from ..settings import (
     ENV_BACKEND,
     ENV_DEVICE,
     choose_precision,
+    no_gpu_visible,
     resolve,
     resolve_clip_model,
 )
@@ -231,16 +232,6 @@ class OpenVinoTextEncoder(TextQueries):
         return unit_rows(np.asarray(self._request.infer(feeds)[0]))
 
 
-# Device files of the GPU drivers torch can use (NVIDIA, AMD ROCm, WSL): with none of them
-# present, ``--device auto`` resolves to the CPU without importing torch to ask.
-GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg")
-
-
-def no_gpu_visible() -> bool:
-    """True when no GPU driver is visible, so torch could not use a GPU either."""
-    return not any(os.path.exists(path) for path in GPU_DRIVER_PATHS)
-
-
 def _runs_on_openvino_cpu(device: str | None, backend: str | None) -> bool:
     """True when the full embedder would run on the CPU with OpenVINO (its auto choices)."""
     choice = (resolve(device, ENV_DEVICE, DEFAULT_DEVICE) or DEFAULT_DEVICE).lower()
@@ -263,6 +254,55 @@ class _Config:
     model_type: str | None
 
 
+@dataclass(frozen=True)
+class CachedModel:
+    """A model whose conversion this machine has cached: where its files and IRs are.
+
+    Found from file names, sizes and a recipe only: nothing is loaded to find it.
+    """
+
+    model_id: str
+    folder: str
+    family: Family
+    key: str
+    recipe: QueryRecipe
+
+    @property
+    def text_dir(self) -> Path:
+        return text_ir_dir(self.family.name, self.key)
+
+
+def find_cached(
+    model_id: str | None, device: str | None, backend: str | None
+) -> CachedModel | None:
+    """The cached conversion of ``model_id`` when the full embedder would run OpenVINO on the
+    CPU (resolving the arguments as it does) and the text tower's recipe is recorded."""
+    if not _runs_on_openvino_cpu(device, backend):
+        return None
+    name = canonical_model_id(resolve_clip_model(model_id))
+    folder = model_folder(name)
+    if folder is None:
+        return None
+    family = _cached_family(folder, name)
+    key = folder_key(folder)
+    recipe_path = text_ir_dir(family.name, key) / RECIPE_NAME
+    if not recipe_path.is_file():
+        return None
+    recipe = QueryRecipe.from_json(recipe_path.read_text(encoding="utf-8"))
+    if recipe.family != family.name:
+        return None
+    return CachedModel(name, folder, family, key, recipe)
+
+
+def compile_text_encoder(cached: CachedModel, precision: str) -> OpenVinoTextEncoder:
+    """The torch-free text encoder of a cached conversion, compiled for the CPU."""
+    ir = cached.text_dir
+    tokenizer = recipe_tokenizer(cached.recipe, (ir / TOKENIZER_NAME).read_text(encoding="utf-8"))
+    import_openvino()
+    request = compile_ir(ir / "model.xml", precision)
+    return OpenVinoTextEncoder(cached.model_id, cached.family, cached.recipe, tokenizer, request)
+
+
 def load_text_encoder(
     model_id: str | None = None,
     device: str | None = None,
@@ -277,26 +317,11 @@ def load_text_encoder(
     holds the model's text tower with its recipe. It never raises for a model or setting
     problem: the full embedder reports those.
     """
-    if not _runs_on_openvino_cpu(device, backend):
-        return None
-    name = canonical_model_id(resolve_clip_model(model_id))
     try:
-        precision = choose_precision(precision, "cpu")
-        folder = model_folder(name)
-        if folder is None:
+        cached = find_cached(model_id, device, backend)
+        if cached is None:
             return None
-        family = _cached_family(folder, name)
-        ir = text_ir_dir(family.name, folder_key(folder))
-        recipe_path = ir / RECIPE_NAME
-        if not recipe_path.is_file():
-            return None
-        recipe = QueryRecipe.from_json(recipe_path.read_text(encoding="utf-8"))
-        if recipe.family != family.name:
-            return None
-        tokenizer = recipe_tokenizer(recipe, (ir / TOKENIZER_NAME).read_text(encoding="utf-8"))
-        import_openvino()
-        request = compile_ir(ir / "model.xml", precision)
+        return compile_text_encoder(cached, choose_precision(precision, "cpu"))
     except Exception as exc:  # a bad setting, a damaged cache entry, an IR OpenVINO rejects
-        log.debug("Light text encoder unavailable for %s: %s", name, first_line(exc))
+        log.debug("Light text encoder unavailable for %s: %s", model_id, first_line(exc))
         return None
-    return OpenVinoTextEncoder(name, family, recipe, tokenizer, request)

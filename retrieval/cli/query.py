@@ -410,12 +410,15 @@ def _localize_embedder(
     backend: str | None,
 ) -> ClipEmbedder:
     """CLIP for ``localize``: the given model, else the index's, else the default."""
-    from indexer.models.clip import ClipEmbedder
+    from indexer.models.converted import load_embedder
     from indexer.settings import resolve_device
     from indexer.store import Store
 
-    model = clip_model
-    if model is None and index_dir is not None:
+    model, key = clip_model, None
+    if index_dir is not None:
         with Store(index_dir) as store:
-            model = store.get_meta("clip_model")
-    return ClipEmbedder(model, resolve_device(device), precision=precision, backend=backend)
+            model = model or store.get_meta("clip_model")
+            key = store.get_meta("int8_calibration")
+    return load_embedder(
+        model, resolve_device(device), precision=precision, backend=backend, calibration_key=key
+    )

@@ -191,15 +191,16 @@ class Searcher:
         """
         meta = self.store.meta() if not self._checked else {}
         if self._embedder is None:
-            from indexer.models.clip import ClipEmbedder
+            from indexer.models.converted import load_embedder
             from indexer.settings import resolve_device
 
             _, device, precision, backend = self._model
-            self._embedder = ClipEmbedder(
+            self._embedder = load_embedder(
                 self._recorded_model(meta),
                 resolve_device(device),
                 precision=precision,
                 backend=backend,
+                calibration_key=meta.get("int8_calibration"),
             )
         if not self._checked and "clip_model" in meta:
             problem = model_mismatch(meta, self._embedder)

@@ -116,11 +116,23 @@ def test_cli_indexes_and_searches_in_int8(
     assert json.loads(result.stdout.strip().splitlines()[-1])["indexed"] > 0
     with Store(index_dir) as store:
         assert store.get_meta("precision") == "int8"
+        key = store.get_meta("int8_calibration")
+    assert key == quantize.calibration_key(quantize.default_calibration_photos())
     monkeypatch.setenv("OBJSEARCH_PRECISION", "int8")
+    photo = sorted(sample_photos_dir.glob("*.jpg"))[0]
     with Searcher(index_dir, clip_model=str(models.clip_dir), device="cpu") as searcher:
         assert searcher.embedder.precision == "int8"
-        hits = searcher.search(image=sorted(sample_photos_dir.glob("*.jpg"))[0], top_k=3)
+        hits = searcher.search(image=photo, top_k=3)
     assert hits and hits[0].score > 0.9  # the photo finds itself through the int8 tower
+    # An installation without the calibration photos (a wheel) finds the same int8 tower
+    # through the key the index recorded.
+    monkeypatch.setattr(quantize, "DATA_DIR", tmp_path / "absent")
+    monkeypatch.delenv("OBJSEARCH_CALIBRATION", raising=False)
+    with Searcher(index_dir, clip_model=str(models.clip_dir), device="cpu") as searcher:
+        assert searcher.embedder.precision == "int8"
+        again = searcher.search(image=photo, top_k=3)
+    assert [h.region_id for h in again] == [h.region_id for h in hits]
+    assert again[0].score == pytest.approx(hits[0].score, abs=1e-5)
     refused = CliRunner().invoke(app, [*args, "--precision", "int8", "--backend", "torch"])
     assert refused.exit_code != 0
     assert "needs the OpenVINO backend" in refused.output
