@@ -8,7 +8,13 @@ which the first photo entered the models (recorded by the Indexer) and the secon
 per stage; the command start is taken just before the process is spawned, so "command
 start to first photo" includes the interpreter, imports, model loading and compiling.
 A warm-up run on two photos first fills the conversion caches (conversion, int8
-quantization, OpenVINO's compiled blobs), so every timed run sees them warm.
+quantization, OpenVINO's compiled blobs), so every timed run sees them warm. Each run's
+peak resident memory is the child's own ``ru_maxrss`` (from ``wait4``).
+
+The small update (:func:`measure_update`) is the everyday step: a folder of ``base`` photos
+indexed once, then ``added`` more photos copied in and ``objsearch index`` run again. The
+folder holds distinct files (each a copy of a COCO photo with its own JPEG comment, so
+the same pixels but other bytes), as many as asked for whatever the source folder holds.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -47,9 +54,54 @@ def photo_folder(photos: list[str], n: int, root: Path) -> Path:
     return folder
 
 
-def cli_index(args: Namespace, folder: Path, flags: list[str]) -> dict[str, Any]:
-    """One ``objsearch index`` process into a fresh index: wall time, first photo, stages."""
-    index_dir = Path(tempfile.mkdtemp(prefix="objsearch-cli-bench-")) / "index"
+def distinct_copies(photos: list[str], n: int, folder: Path, start: int = 0) -> list[Path]:
+    """``n`` JPEG files in ``folder``, copies of ``photos`` (cycled) with distinct bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i in range(start, start + n):
+        data = Path(photos[i % len(photos)]).read_bytes()
+        if data[:2] != b"\xff\xd8":
+            sys.exit(f"error: {photos[i % len(photos)]} is not a JPEG; --update needs JPEGs")
+        note = f"objsearch benchmark copy {i}".encode()
+        comment = b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big") + note
+        path = folder / f"copy-{i:06d}.jpg"
+        path.write_bytes(data[:2] + comment + data[2:])
+        written.append(path)
+    return written
+
+
+def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float, float]:
+    """Run ``cmd``: its result, wall seconds and the child's own peak RSS in MiB.
+
+    The child is reaped with ``wait4``, whose usage record is that one process's (the
+    ``RUSAGE_CHILDREN`` maximum would mix every earlier run in).
+    """
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    streams: dict[str, str] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        streams[name] = stream.read()
+
+    readers = [
+        threading.Thread(target=drain, args=("out", proc.stdout)),
+        threading.Thread(target=drain, args=("err", proc.stderr)),
+    ]
+    for reader in readers:
+        reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    result = subprocess.CompletedProcess(cmd, proc.returncode, streams["out"], streams["err"])
+    return result, wall, usage.ru_maxrss / 1024.0  # KiB on Linux
+
+
+def index_command(args: Namespace, folder: Path, index_dir: Path, flags: list[str]) -> list[str]:
+    """``objsearch index FOLDER --index INDEX`` with the benchmark's models and settings."""
     cmd = [sys.executable, "-m", "retrieval.cli", "index", str(folder), "--index", str(index_dir)]
     cmd += ["--json", "--clip-model", args.clip_model, "--detector", args.detector]
     cmd += ["--device", args.device, "--backend", args.backend]
@@ -58,17 +110,25 @@ def cli_index(args: Namespace, folder: Path, flags: list[str]) -> dict[str, Any]
         cmd += ["--detector-imgsz", str(args.imgsz)]
     if "--precision" not in flags:
         cmd += ["--precision", args.precision]
-    cmd += flags
-    try:
-        started = time.time()
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
-        wall = time.perf_counter() - t
-    finally:
-        shutil.rmtree(index_dir.parent, ignore_errors=True)
+    return cmd + flags
+
+
+def run_index(cmd: list[str]) -> tuple[dict[str, Any], float, float, float]:
+    """Run one index command: its JSON summary, start epoch, wall seconds and peak RSS."""
+    started = time.time()
+    proc, wall, rss = run_measured(cmd)
     if proc.returncode != 0:
         sys.exit(f"error: {' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1]), started, wall, rss
+
+
+def cli_index(args: Namespace, folder: Path, flags: list[str]) -> dict[str, Any]:
+    """One ``objsearch index`` process into a fresh index: wall time, first photo, stages."""
+    index_dir = Path(tempfile.mkdtemp(prefix="objsearch-cli-bench-")) / "index"
+    try:
+        data, started, wall, rss = run_index(index_command(args, folder, index_dir, flags))
+    finally:
+        shutil.rmtree(index_dir.parent, ignore_errors=True)
     if data["failures"]:
         log(f"warning: {data['failures']} photo(s) failed in {folder}")
     at = data.get("models_started_at")
@@ -78,6 +138,7 @@ def cli_index(args: Namespace, folder: Path, flags: list[str]) -> dict[str, Any]
         "wall_s": wall,
         "first_photo_s": (at - started) if at else None,
         "stages": data.get("stage_seconds", {}),
+        "peak_rss_mib": rss,
     }
 
 
@@ -111,7 +172,57 @@ def measure_mode(args: Namespace, mode: str, photos: list[str], root: Path) -> d
         "fixed_s": fixed,
         "first_photo_s": min(firsts) if firsts else None,
         "objects_per_photo": large["objects"] / max(large["photos"], 1),
+        "peak_rss_mib": max(small["peak_rss_mib"], large["peak_rss_mib"]),
         "stage_ms_per_photo": per_photo_ms,
         "stages_large_s": large["stages"],
         "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def measure_update(args: Namespace, photos: list[str], root: Path) -> dict[str, Any]:
+    """The small update: ``args.update_add`` photos added to an indexed folder of
+    ``args.update_base``, then ``objsearch index`` (objects mode) run again.
+
+    The base run (a fresh index of the whole folder) is timed for its peak memory. Each
+    timed round takes the added photos out (a pruning run, untimed), puts them back and
+    times the run that indexes them; the fastest round is kept.
+    """
+    base, add = args.update_base, args.update_add
+    folder = root / f"update-{base}"
+    index_dir = root / f"update-index-{base}"
+    distinct_copies(photos, base, folder)
+    extra = [p.name for p in distinct_copies(photos, add, root / "update-extra", start=base)]
+    cmd = index_command(args, folder, index_dir, ["--json"])
+    cli_index(args, photo_folder(photos, 2, root), [])  # warm the caches, untimed
+    log(f"[update] indexing the base folder of {base} photos ...")
+    first, _, base_wall, base_rss = run_index(cmd)
+    best: dict[str, Any] | None = None
+    for _ in range(max(2, args.repeat)):
+        for name in extra:
+            (folder / name).unlink(missing_ok=True)
+        run_index(cmd)  # prunes the added photos
+        for name in extra:
+            shutil.copy(root / "update-extra" / name, folder / name)
+        data, started, wall, rss = run_index(cmd)
+        if data["indexed"] != add:
+            sys.exit(f"error: the update run indexed {data['indexed']} photos, not {add}")
+        at = data.get("models_started_at")
+        run = {
+            "wall_s": wall,
+            "peak_rss_mib": rss,
+            "first_photo_s": (at - started) if at else None,
+            "stages": data.get("stage_seconds", {}),
+        }
+        log(f"[update] +{add} photos: {wall:.2f} s, {rss:.0f} MiB")
+        if best is None or wall < best["wall_s"]:
+            best = run
+    shutil.rmtree(index_dir, ignore_errors=True)
+    assert best is not None
+    return {
+        "base": base,
+        "added": add,
+        "base_wall_s": base_wall,
+        "base_objects": first["objects"],
+        "base_peak_rss_mib": base_rss,
+        **best,
     }

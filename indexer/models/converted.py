@@ -49,7 +49,14 @@ class ConvertedEmbedder(OpenVinoTextEncoder, ImageQueries):
         batch_size: int,
         calibration_key: str | None,
     ) -> None:
-        super().__init__(text.model_id, text.family, text.recipe, text._tokenizer, text._request)
+        super().__init__(
+            text.model_id,
+            text.family,
+            text.recipe,
+            text._tokenizer,
+            text._request or text._compile,
+            text._probe_file,
+        )
         self._vision = vision
         self.pixels = pixels
         self.precision = precision
@@ -106,7 +113,7 @@ def load_converted_embedder(
         example = pixels(example_images())
         names = tuple(example)
         vision = runner(compile_ir(xml, chosen), names, {n: example[n].dtype for n in names})
-        text = compile_text_encoder(cached, chosen)
+        text = compile_text_encoder(cached, chosen, lazy=True)
     except Exception as exc:  # a damaged cache entry, an IR OpenVINO rejects, a bad setting
         log.debug("Converted embedder unavailable for %s: %s", model_id, first_line(exc))
         return None

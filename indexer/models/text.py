@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -44,7 +45,7 @@ from ..settings import (
     resolve_clip_model,
 )
 from .families import Family, family_of
-from .openvino import compile_ir, import_openvino, text_ir_dir
+from .openvino import compile_ir, import_openvino, infer_rows, text_ir_dir
 from .source import canonical_model_id, folder_key, model_folder
 
 log = logging.getLogger("objsearch")
@@ -187,17 +188,37 @@ def recipe_tokenizer(recipe: QueryRecipe, tokenizer_json: str) -> Any:
     return tokenizer
 
 
+@dataclass(frozen=True)
+class LazyTower:
+    """A converted tower to compile on first use."""
+
+    xml: Path
+    precision: str
+
+    def __call__(self) -> Any:
+        return compile_ir(self.xml, self.precision)
+
+
 class OpenVinoTextEncoder(TextQueries):
     """The text half of a dual encoder: a ``tokenizers`` tokenizer and a compiled OpenVINO IR.
 
     Offers what a text search needs from :class:`ClipEmbedder` (``embed_text``,
     ``embed_texts``, ``fingerprint``, ``model_id``, ``family``, ``dim``) and no image side.
+    ``request`` is the compiled tower, or a function that compiles it on first use; the
+    probe vector is kept in ``probe_file`` once computed, so a run that only needs the
+    probe (an index run checking its model) never compiles the tower.
     """
 
     backend = "openvino"
 
     def __init__(
-        self, model_id: str, family: Family, recipe: QueryRecipe, tokenizer: Any, request: Any
+        self,
+        model_id: str,
+        family: Family,
+        recipe: QueryRecipe,
+        tokenizer: Any,
+        request: Any,
+        probe_file: Path | None = None,
     ) -> None:
         self.model_id = model_id
         self.family = family
@@ -205,14 +226,37 @@ class OpenVinoTextEncoder(TextQueries):
         self.dim = recipe.dim
         self.templates = family.templates
         self._tokenizer = tokenizer
-        self._request = request
+        # A compiled tower, or (lazy) the function that compiles it.
+        self._request, self._compile = (
+            (None, request)
+            if isinstance(request, LazyTower)
+            else (
+                request,
+                None,
+            )
+        )
+        self._probe_file = probe_file
+        self._lock = threading.Lock()
         self._text_cache = OrderedDict()
         self._probe: np.ndarray | None = None
 
+    @property
+    def request(self) -> Any:
+        """The compiled text tower (compiled now if it was left for first use)."""
+        with self._lock:
+            if self._request is None and self._compile is not None:
+                self._request = self._compile()
+            return self._request
+
     def fingerprint(self) -> np.ndarray:
-        """The probe vector (computed once: a preloading thread may have done it already)."""
+        """The probe vector: computed once per conversion and precision, then read back (a
+        preloading thread may have computed it already)."""
+        if self._probe is None:
+            self._probe = _read_probe(self._probe_file, self.dim)
         if self._probe is None:
             self._probe = super().fingerprint()
+            if self._probe_file is not None:
+                _write_probe(self._probe_file, self._probe)
         return self._probe
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -229,7 +273,25 @@ class OpenVinoTextEncoder(TextQueries):
             return np.zeros((0, self.dim), np.float32)
         tokens = self.tokenize(texts)
         feeds = {i: tokens[name] for i, name in enumerate(self.family.text.input_names)}
-        return unit_rows(np.asarray(self._request.infer(feeds)[0]))
+        return unit_rows(infer_rows(self.request, feeds))
+
+
+def _read_probe(path: Path | None, dim: int) -> np.ndarray | None:
+    """A recorded probe vector of ``dim`` values, or None (absent, damaged, other size)."""
+    if path is None:
+        return None
+    try:
+        values = np.asarray(json.loads(path.read_text(encoding="utf-8")), dtype=np.float32)
+    except (OSError, ValueError, TypeError):
+        return None
+    return values if values.shape == (dim,) and np.isfinite(values).all() else None
+
+
+def _write_probe(path: Path, probe: np.ndarray) -> None:
+    try:
+        _write_atomic(path, json.dumps([float(v) for v in probe]))
+    except OSError as exc:  # a read-only cache: the next run computes it again
+        log.debug("Could not record the probe vector in %s: %s", path, first_line(exc))
 
 
 def _runs_on_openvino_cpu(device: str | None, backend: str | None) -> bool:
@@ -294,13 +356,24 @@ def find_cached(
     return CachedModel(name, folder, family, key, recipe)
 
 
-def compile_text_encoder(cached: CachedModel, precision: str) -> OpenVinoTextEncoder:
-    """The torch-free text encoder of a cached conversion, compiled for the CPU."""
+def compile_text_encoder(
+    cached: CachedModel, precision: str, *, lazy: bool = False
+) -> OpenVinoTextEncoder:
+    """The torch-free text encoder of a cached conversion, compiled for the CPU (``lazy``:
+    on its first text, which a run that needs only the probe never reaches)."""
     ir = cached.text_dir
     tokenizer = recipe_tokenizer(cached.recipe, (ir / TOKENIZER_NAME).read_text(encoding="utf-8"))
     import_openvino()
-    request = compile_ir(ir / "model.xml", precision)
-    return OpenVinoTextEncoder(cached.model_id, cached.family, cached.recipe, tokenizer, request)
+
+    tower = LazyTower(ir / "model.xml", precision)
+    return OpenVinoTextEncoder(
+        cached.model_id,
+        cached.family,
+        cached.recipe,
+        tokenizer,
+        tower if lazy else tower(),
+        probe_file=ir / f"probe-{precision}.json",
+    )
 
 
 def load_text_encoder(
