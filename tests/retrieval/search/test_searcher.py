@@ -96,9 +96,11 @@ def test_index_without_photos_searches_to_nothing(tmp_path: Path) -> None:
 
 
 def test_text_queries_use_the_torch_free_encoder(tiny_index: Path, sample_photos_dir: Path) -> None:
-    """Text first loads only the cached text tower; an image query then loads the full model,
-    and both give the full model's text results."""
+    """Text first loads only the cached text tower; an image query then loads the image
+    tower (from the conversion cache too, still without torch), and both give the full
+    model's text results."""
     from indexer.models.clip import ClipEmbedder
+    from indexer.models.converted import ConvertedEmbedder
     from indexer.models.text import OpenVinoTextEncoder
 
     with Store(tiny_index) as store:
@@ -112,7 +114,7 @@ def test_text_queries_use_the_torch_free_encoder(tiny_index: Path, sample_photos
         assert searcher._embedder is None  # nothing but the text tower so far
         photo = next(p for p in sorted(sample_photos_dir.rglob("*.png")))
         assert searcher.search(image=photo, top_k=1)
-        assert isinstance(searcher.embedder, ClipEmbedder)
+        assert isinstance(searcher.embedder, ConvertedEmbedder)
         again = searcher.search(text="a cat", top_k=4, group="object")
     for got in (light, again):
         assert [r.region_id for r in got] == [r.region_id for r in want]
