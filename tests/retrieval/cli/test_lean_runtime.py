@@ -4,54 +4,21 @@ torchvision or ultralytics (each command runs in a fresh process, as a user runs
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures import write_photo
+from tests.fixtures.cli_probe import run_probed
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "torchvision", "transformers", "ultralytics")
-
-# Runs ``objsearch ARGS`` in this process, then reports its exit code and which heavy
-# packages were imported. A search normally ends without the interpreter's teardown; here
-# it raises instead, so the report is written.
-CHILD = """
-import json, sys
-import retrieval.cli as cli
-
-def finish(code):
-    raise SystemExit(code)
-
-cli._quick_exit = finish
-report, args = sys.argv[1], sys.argv[2:]
-sys.argv = ["objsearch", *args]
-code = 0
-try:
-    cli.main()
-except SystemExit as exc:
-    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-heavy = sorted(m for m in HEAVY if m in sys.modules)
-with open(report, "w") as fh:
-    json.dump({"code": code, "heavy": heavy}, fh)
-""".replace("HEAVY", repr(HEAVY))
 
 
 def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[dict, str]:
-    report = tmp_path / "report.json"
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(report), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
-    assert report.is_file(), proc.stderr
-    return json.loads(report.read_text()), proc.stdout
+    """``objsearch ARGS``: its exit code and the heavy packages it imported, and its stdout."""
+    run, report = run_probed(list(args), tmp_path / "report.json", **env)
+    heavy = sorted(m for m in HEAVY if m in report["modules"])
+    return {"code": report["code"], "heavy": heavy}, run.stdout
 
 
 @pytest.mark.slow  # converts the tiny models once, then four more CLI processes
@@ -59,11 +26,7 @@ def test_converted_models_run_without_torch(models, tmp_path) -> None:
     folder, index_dir = tmp_path / "photos", tmp_path / "index"
     for i in range(3):
         write_photo(folder / f"p{i}.jpg", (160, 120), seed=i)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "OBJSEARCH_CACHE": str(tmp_path / "cache"),  # a fresh cache: the first run converts
-    }
+    env = {"OBJSEARCH_CACHE": str(tmp_path / "cache")}  # a fresh cache: the first run converts
     base = [
         "--index",
         str(index_dir),

@@ -11,45 +11,14 @@ from pathlib import Path
 import pytest
 
 from indexer.settings import openvino_available
+from tests.fixtures.cli_probe import run_probed
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("torch", "torchvision", "transformers", "ultralytics", "fastapi", "indexer.models.clip")
 
-# Runs the real CLI entry point in a fresh process, then reports what it imported and which
-# converted models it compiled (every compile goes through ``compile_ir``).
-_PROBE = """
-import json, sys
-import indexer.models.openvino as ov_models
-compiled = []
-compile_ir = ov_models.compile_ir
-def recording(xml, *args, **kwargs):
-    compiled.append(str(xml))
-    return compile_ir(xml, *args, **kwargs)
-ov_models.compile_ir = recording
-import retrieval.cli
-from retrieval.cli import main
-retrieval.cli._quick_exit = sys.exit  # end normally, so this report gets written
-sys.argv = ["objsearch", "search", *json.loads(sys.argv[1])]
-code = 0
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code or 0
-with open(REPORT, "w") as fh:
-    json.dump({"code": code, "modules": sorted(sys.modules), "compiled": compiled}, fh)
-"""
-
 
 def _cold_search(args: list[str], report: Path, **env: str) -> tuple[list[dict], dict]:
-    code = _PROBE.replace("REPORT", repr(str(report)))
-    run = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
-        timeout=300,
-    )
-    found = json.loads(report.read_text())
+    run, found = run_probed(["search", *args], report, **env)
     assert found["code"] == 0, run.stderr
     return json.loads(run.stdout), found
 
@@ -74,13 +43,16 @@ def test_cold_text_search_loads_only_the_text_tower(tiny_index: Path, tmp_path: 
     assert [r["score"] for r in full] == pytest.approx([r["score"] for r in light], abs=1e-5)
 
 
-def test_image_queries_still_load_the_full_model(
+def test_image_queries_load_the_converted_image_tower(
     tiny_index: Path, sample_photos_dir: Path, tmp_path: Path
 ) -> None:
+    """An image query needs the image tower too: from the conversion cache, still no torch."""
     photo = sorted(sample_photos_dir.rglob("*.png"))[0]
     args = ["--image", str(photo), "--index", str(tiny_index), "--json", "--top-k", "2"]
     results, report = _cold_search(args, tmp_path / "image.json")
-    assert results and "indexer.models.clip" in report["modules"]
+    assert results and results[0]["image"] == str(photo)
+    assert "indexer.models.converted" in report["modules"]
+    assert not {"torch", "transformers"} & set(report["modules"])
 
 
 @pytest.mark.parametrize(
