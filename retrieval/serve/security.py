@@ -9,6 +9,9 @@ Three rules, each an ASGI middleware or a check done once at start-up:
   per client (:mod:`.throttle`);
 * request bodies are cut off at the upload limit before anything parses them
   (``BodyLimitMiddleware``), so a 5 GB upload never reaches the disk.
+
+What a page in the user's own browser may do is limited beside it: :mod:`.hosts` (DNS
+rebinding), :mod:`.origin` (cross-site requests) and :mod:`.headers` (CSP and friends).
 """
 
 from __future__ import annotations
