@@ -52,6 +52,13 @@ DEFAULT_DUPLICATE_THRESHOLD = 0.95
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 DEFAULT_MAX_UPLOAD_MB = 20.0
+# Failed logins (a wrong token) from one client: the first few are answered at once, the
+# next each wait LOGIN_DELAY_S, and after LOGIN_MAX_FAILURES the client gets 429 for
+# LOGIN_LOCKOUT_S.
+LOGIN_FREE_FAILURES = 5
+LOGIN_MAX_FAILURES = 20
+LOGIN_DELAY_S = 1.0
+LOGIN_LOCKOUT_S = 300.0
 
 
 def configure_ultralytics() -> None:

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from indexer.settings import DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, DEFAULT_PORT, ENV_TOKEN
+from indexer.settings import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_UPLOAD_MB,
+    DEFAULT_PORT,
+    ENV_TOKEN,
+    LOGIN_DELAY_S,
+    LOGIN_LOCKOUT_S,
+)
 
 from .app import BackendOpt, ClipOpt, DeviceOpt, IndexDir, PrecisionOpt, friendly
 
@@ -25,6 +32,20 @@ def serve(
     cors: Annotated[
         str | None, typer.Option("--cors", help="Allow this browser origin (CORS).")
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="Also answer requests for this host name (repeatable; e.g. the name a "
+            "reverse proxy serves). Loopback names and the bound address are always allowed.",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", help="Serve HTTPS with this PEM certificate.")
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option("--tls-key", help="The PEM private key of --tls-cert.")
+    ] = None,
     max_upload_mb: Annotated[
         float, typer.Option(help="Largest upload accepted, in MB.")
     ] = DEFAULT_MAX_UPLOAD_MB,
@@ -32,9 +53,13 @@ def serve(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     backend: BackendOpt = None,
+    # Test hooks (hidden): a failed login's wait and the lockout's length, in seconds.
+    login_delay_s: Annotated[float, typer.Option(hidden=True)] = LOGIN_DELAY_S,
+    login_lockout_s: Annotated[float, typer.Option(hidden=True)] = LOGIN_LOCKOUT_S,
 ) -> None:
     """Serve INDEX over HTTP: a JSON API under /api/v1 and a web page at /."""
     from retrieval.serve.run import serve as run_server
+    from retrieval.serve.throttle import LoginThrottle
 
     run_server(
         index_dir,
@@ -42,7 +67,11 @@ def serve(
         port=port,
         token=token,
         cors=cors,
+        allowed_hosts=allowed_host or (),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         max_upload=int(max_upload_mb * 1_000_000),
+        login_throttle=LoginThrottle(delay_s=login_delay_s, lockout_s=login_lockout_s),
         clip_model=clip_model,
         device=device,
         precision=precision,

@@ -8,8 +8,10 @@ inference never blocks the event loop. Every failure a client can cause maps to 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,13 +25,19 @@ from starlette.exceptions import HTTPException
 
 from indexer.errors import ObjsearchError, QueryError, StoreError
 from indexer.models.clip import ClipEmbedder
-from indexer.settings import DEFAULT_DECODE_SIDE
+from indexer.settings import DEFAULT_DECODE_SIDE, DEFAULT_HOST
 from retrieval.search import SearchFilters
 from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT
 from retrieval.serve import security
+from retrieval.serve.docs import add_docs
+from retrieval.serve.headers import SecurityHeadersMiddleware
+from retrieval.serve.hosts import HostAllowList
+from retrieval.serve.hosts import allowed_hosts as hosts_allowed
+from retrieval.serve.origin import SameOriginMiddleware
 from retrieval.serve.params import Shaping, search_filters, shaping
 from retrieval.serve.photos import NotIndexed
 from retrieval.serve.service import API, THUMB_SIZE, Service, decode_image_or_400
+from retrieval.serve.throttle import LoginThrottle
 
 log = logging.getLogger("objsearch.serve")
 STATIC = Path(__file__).with_name("static")
@@ -122,19 +130,32 @@ RefineParam = Annotated[bool, Query(description="Refine the top boxes with CLIP 
 RefineTop = Annotated[int, Query(ge=1, le=20, description="How many results refine localizes.")]
 
 
-def _add_routes(app: FastAPI, service: Service, token: str | None) -> None:
+def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: LoginThrottle) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     @app.post(f"{API}/login", summary="Exchange the token for a cookie (used by the web page)")
-    def login(token_field: Annotated[str, Form(alias="token")]) -> JSONResponse:
+    async def login(
+        request: Request, token_field: Annotated[str, Form(alias="token")]
+    ) -> JSONResponse:
+        address = request.client.host if request.client else None
+        refusal = security.locked_out(throttle, address)
+        if refusal is not None:
+            return refusal
         if token is not None and not security.token_matches(token_field, token):
+            await asyncio.sleep(throttle.failed(address))
             return _error(401, "Wrong token.")
+        throttle.succeeded(address)
         response = JSONResponse({"ok": True})
         if token is not None:
             response.set_cookie(
-                security.COOKIE_NAME, token_field, httponly=True, samesite="strict", path="/"
+                security.COOKIE_NAME,
+                token_field,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+                path="/",
             )
         return response
 
@@ -243,11 +264,16 @@ def create_app(
     token: str | None = None,
     cors: str | None = None,
     max_upload: int = security.DEFAULT_MAX_UPLOAD,
+    host: str = DEFAULT_HOST,
+    allowed_hosts: Sequence[str] = (),
+    login_throttle: LoginThrottle | None = None,
 ) -> FastAPI:
     """The objsearch server as an ASGI app; CLIP loads here, once.
 
     ``embedder`` injects an already loaded model (tests, or apps that hold one); ``token``
-    makes every API call require it; ``cors`` allows that one browser origin.
+    makes every API call require it; ``cors`` allows that one browser origin. Requests must
+    name loopback, ``host`` (the bound address) or one of ``allowed_hosts`` in their Host
+    header; ``login_throttle`` sets how wrong tokens are slowed and locked out.
     """
     service = Service(
         index_dir,
@@ -268,14 +294,21 @@ def create_app(
         version="1",
         summary="Search the objects inside your photos by text or by example.",
         lifespan=lifespan,
+        docs_url=None,  # served by add_docs, without a CDN
+        redoc_url=None,
     )
     app.state.service = service
+    throttle = login_throttle or LoginThrottle()
     _install_error_handlers(app)
-    _add_routes(app, service, token)
+    _add_routes(app, service, token, throttle)
+    add_docs(app, STATIC)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Added innermost first: a request meets the headers, Host, CORS, origin, token and
+    # size checks in that order, and only then a route.
     app.add_middleware(security.BodyLimitMiddleware, limit=max_upload)
     if token:
-        app.add_middleware(security.TokenMiddleware, token=token)
+        app.add_middleware(security.TokenMiddleware, token=token, throttle=throttle)
+    app.add_middleware(SameOriginMiddleware, cors=cors)
     if cors:
         app.add_middleware(
             CORSMiddleware,
@@ -283,4 +316,6 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization"],
         )
+    app.add_middleware(HostAllowList, hosts=hosts_allowed(host, allowed_hosts))
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

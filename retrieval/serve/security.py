@@ -2,23 +2,32 @@
 
 Three rules, each an ASGI middleware or a check done once at start-up:
 
-* a server reachable from other machines must have a token (``check_bind``);
+* a server reachable from other machines must have a token (``check_bind``), and is warned
+  about when it has no TLS (``clear_text_warning``);
 * with a token, every ``/api`` call carries it as ``Authorization: Bearer TOKEN`` or as the
-  cookie that ``POST /api/v1/login`` sets (``TokenMiddleware``);
+  cookie that ``POST /api/v1/login`` sets (``TokenMiddleware``); wrong tokens are throttled
+  per client (:mod:`.throttle`);
 * request bodies are cut off at the upload limit before anything parses them
   (``BodyLimitMiddleware``), so a 5 GB upload never reaches the disk.
+
+What a page in the user's own browser may do is limited beside it: :mod:`.hosts` (DNS
+rebinding), :mod:`.origin` (cross-site requests) and :mod:`.headers` (CSP and friends).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.responses import JSONResponse
+
 from indexer.errors import QueryError
 from indexer.settings import DEFAULT_MAX_UPLOAD_MB
+from retrieval.serve.throttle import LoginThrottle
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -56,6 +65,18 @@ def check_bind(host: str, token: str | None) -> None:
         )
 
 
+def clear_text_warning(host: str, tls: bool) -> str | None:
+    """The warning for a network-reachable server without TLS, or None when none is due."""
+    if tls or is_loopback(host):
+        return None
+    return (
+        f"Warning: {host} is reachable from the network over plain HTTP, so the token and "
+        "every photo travel in clear text. Give --tls-cert and --tls-key, or put a TLS "
+        "reverse proxy in front (README, Security: 'Running on a LAN', Caddy or nginx with "
+        "--allowed-host)."
+    )
+
+
 async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     """Answer a request directly from a middleware, in the API's error format."""
     data = json.dumps(body).encode()
@@ -64,13 +85,13 @@ async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def header_map(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
 def presented_token(scope: Scope) -> str | None:
     """The token a request carries: the Bearer header first, else the login cookie."""
-    headers = _headers(scope)
+    headers = header_map(scope)
     auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip()
@@ -86,12 +107,34 @@ def token_matches(given: str | None, token: str) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
 
-class TokenMiddleware:
-    """Answer 401 to any ``/api`` call without the token (the login endpoint excepted)."""
+def client_address(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+
+def locked_out(throttle: LoginThrottle, address: str | None) -> JSONResponse | None:
+    """The 429 answer for a client that ``throttle`` has locked out (logged), or None."""
+    wait = throttle.retry_after(address)
+    if wait <= 0:
+        return None
+    throttle.refused(address, wait)
+    return JSONResponse(
+        {"error": f"Too many wrong tokens from this address: try again in {wait:.0f} s."},
+        status_code=429,
+        headers={"Retry-After": str(max(1, round(wait)))},
+    )
+
+
+class TokenMiddleware:
+    """Answer 401 to any ``/api`` call without the token (the login endpoint excepted).
+
+    A wrong token counts against the client in ``throttle``; a locked-out client gets 429.
+    """
+
+    def __init__(self, app: ASGIApp, token: str, throttle: LoginThrottle) -> None:
         self.app = app
         self.token = token
+        self.throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -100,10 +143,18 @@ class TokenMiddleware:
             and scope.get("method") != "OPTIONS"  # CORS pre-flights carry no credentials
             and (path.startswith("/api/") or path in ("/docs", "/openapi.json"))
             and path != LOGIN_PATH
-            and not token_matches(presented_token(scope), self.token)
         ):
-            await send_json(send, 401, {"error": "This server needs a token: log in first."})
-            return
+            address = client_address(scope)
+            given = presented_token(scope)
+            refusal = locked_out(self.throttle, address) if given is not None else None
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            if not token_matches(given, self.token):
+                if given is not None:
+                    await asyncio.sleep(self.throttle.failed(address))
+                await send_json(send, 401, {"error": "This server needs a token: log in first."})
+                return
         await self.app(scope, receive, send)
 
 
@@ -118,7 +169,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = _headers(scope).get("content-length", "")
+        length = header_map(scope).get("content-length", "")
         if length.isdigit() and int(length) > self.limit:
             await send_json(send, 413, {"error": too_large_message(self.limit - FORM_OVERHEAD)})
             return
