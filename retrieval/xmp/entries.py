@@ -46,8 +46,10 @@ class SidecarEntries:
     regions: tuple[RegionEntry, ...]
 
 
-def _relative(value: float, size: int) -> str:
-    return f"{min(max(value / size, 0.0), 1.0):.6f}"
+def _span(low: float, high: float, size: int) -> tuple[str, str]:
+    """Start and length of ``[low, high]`` clipped to the photo, as fractions of ``size``."""
+    start, end = (min(max(v / size, 0.0), 1.0) for v in (low, high))
+    return f"{start:.6f}", f"{max(end - start, 0.0):.6f}"
 
 
 def _words(text: str) -> list[str]:
@@ -74,16 +76,18 @@ def region_entry(region: Region, width: int, height: int) -> RegionEntry | None:
     name = " ".join(str(text).split()) if text else (region.label or "object")
     type_name, type_id = content_type(name, text=bool(text))
     x1, y1, x2, y2 = region.box
+    x, w = _span(x1, x2, width)
+    y, h = _span(y1, y2, height)
     confidence = region.confidence
     return RegionEntry(
         rid=f"{RID_PREFIX}{region.id}",
         name=name,
         type_name=type_name,
         type_id=type_id,
-        x=_relative(x1, width),
-        y=_relative(y1, height),
-        w=_relative(x2 - x1, width),
-        h=_relative(y2 - y1, height),
+        x=x,
+        y=y,
+        w=w,
+        h=h,
         confidence=None if confidence is None else f"{confidence:.4f}",
     )
 
