@@ -8,52 +8,27 @@ exports with objsearch's entries present once, and that ``--remove`` gives it ba
 from __future__ import annotations
 
 import hashlib
-import json
+import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from indexer.indexing import Indexer
 from indexer.store import KIND_OBJECT, Store
 from retrieval.cli import app
 from retrieval.search.filters import SearchFilters
 from retrieval.xmp import REPLACE, export_sidecars
 from tests.fixtures import Models, make_indexer, write_photo
-from tests.fixtures.xmp_readers import USER_SIDECAR, as_list, exiftool, read_xmp, user_fields
-
-
-def make_library(root: Path, models: Models) -> tuple[Path, Path]:
-    """Six photos in two folders, indexed with the tiny models: (photos folder, index)."""
-    photos = root / "photos"
-    for i in range(3):
-        write_photo(photos / "trips" / f"trip{i}.jpg", (96, 72), seed=i)
-        write_photo(photos / "home" / f"home{i}.png", (80, 64), seed=10 + i)
-    index_dir = root / "index"
-    stats = make_indexer(models, index_dir).index([photos])
-    assert stats.indexed == 6 and stats.objects > 0
-    return photos, index_dir
-
-
-@pytest.fixture(scope="module")
-def shared_library(tmp_path_factory: pytest.TempPathFactory, models: Models) -> tuple[Path, Path]:
-    return make_library(tmp_path_factory.mktemp("library"), models)
-
-
-@pytest.fixture
-def library(shared_library: tuple[Path, Path]) -> Iterator[tuple[Path, Path]]:
-    """The module's library (index untouched by the tests); its sidecars go after each test."""
-    photos, _ = shared_library
-    yield shared_library
-    for sidecar in photos.rglob("*.xmp"):
-        sidecar.unlink()
-
-
-@pytest.fixture
-def fresh_library(tmp_path: Path, models: Models) -> tuple[Path, Path]:
-    """A library of the test's own, for tests that change photos and re-index."""
-    return make_library(tmp_path, models)
+from tests.fixtures.sidecars import (
+    USER_SIDECAR,
+    as_list,
+    cli_export,
+    exiftool,
+    read_xmp,
+    user_fields,
+)
 
 
 def stored(index_dir: Path) -> dict[str, tuple]:
@@ -63,15 +38,6 @@ def stored(index_dir: Path) -> dict[str, tuple]:
             p.path: (p, [r for r in regions if r.kind == KIND_OBJECT])
             for p, regions in store.iter_photos()
         }
-
-
-def export(index_dir: Path, *args: str) -> dict:
-    result = CliRunner().invoke(
-        app, ["export", "--index", str(index_dir), "--xmp", "--json", *args]
-    )
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    return json.loads(result.stdout)
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[str, int]]:
@@ -89,7 +55,7 @@ def sidecars(folder: Path) -> list[Path]:
 
 def test_sidecars_hold_the_labels_regions_and_caption(library: tuple[Path, Path]) -> None:
     photos, index_dir = library
-    summary = export(index_dir)
+    summary = cli_export(index_dir)
     assert summary["written"] == 6 and summary["failures"] == 0
     photos_in_store = stored(index_dir)
     readings = read_xmp(*(Path(p + ".xmp") for p in photos_in_store))
@@ -151,9 +117,9 @@ def test_a_user_sidecar_survives_two_exports_and_remove_restores_it(
     (original,) = read_xmp(sidecar)
     _, regions = stored(index_dir)[str(photos / "trips" / "trip1.jpg")]
 
-    first = export(index_dir)
+    first = cli_export(index_dir)
     assert (first["written"], first["updated"]) == (5, 1)
-    second = export(index_dir)
+    second = cli_export(index_dir)
     assert second["unchanged"] == 6 and second["written"] == second["updated"] == 0
 
     (merged,) = read_xmp(sidecar)
@@ -168,7 +134,7 @@ def test_a_user_sidecar_survives_two_exports_and_remove_restores_it(
     assert [i["RId"] for i in items] == ["face-1"] + [f"objsearch-{r.id}" for r in regions]
     assert items[0] == as_list(original["ImageRegion"])[0]  # the other app's region, untouched
 
-    removed = export(index_dir, "--remove")
+    removed = cli_export(index_dir, "--remove")
     assert removed["updated"] == 1 and removed["removed"] == 5
     (restored,) = read_xmp(sidecar)
     assert user_fields(restored) == user_fields(original)
@@ -177,9 +143,9 @@ def test_a_user_sidecar_survives_two_exports_and_remove_restores_it(
 
 def test_a_rerun_over_an_unchanged_index_rewrites_no_file(library: tuple[Path, Path]) -> None:
     photos, index_dir = library
-    export(index_dir)
+    cli_export(index_dir)
     before = {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in sidecars(photos)}
-    summary = export(index_dir)
+    summary = cli_export(index_dir)
     assert summary["unchanged"] == 6
     assert {p: (p.stat().st_mtime_ns, p.stat().st_ino) for p in sidecars(photos)} == before
 
@@ -188,11 +154,11 @@ def test_a_reindexed_photo_gets_its_new_regions_once(
     fresh_library: tuple[Path, Path], models: Models
 ) -> None:
     photos, index_dir = fresh_library
-    export(index_dir)
+    cli_export(index_dir)
     changed = photos / "home" / "home1.png"
     write_photo(changed, (120, 90), seed=99)  # new bytes, new size: new regions
     make_indexer(models, index_dir).index([photos])
-    summary = export(index_dir)
+    summary = cli_export(index_dir)
     assert summary["updated"] == 1 and summary["unchanged"] == 5
     photo, regions = stored(index_dir)[str(changed)]
     (reading,) = read_xmp(Path(f"{changed}.xmp"))
@@ -204,17 +170,17 @@ def test_a_reindexed_photo_gets_its_new_regions_once(
 def test_photos_are_never_modified(library: tuple[Path, Path]) -> None:
     photos, index_dir = library
     before = fingerprint(photos)
-    export(index_dir)
-    export(index_dir, "--remove")
+    cli_export(index_dir)
+    cli_export(index_dir, "--remove")
     assert fingerprint(photos) == before
 
 
 def test_filters_choose_the_photos(library: tuple[Path, Path]) -> None:
     photos, index_dir = library
-    summary = export(index_dir, "--in", str(photos / "home"))
+    summary = cli_export(index_dir, "--in", str(photos / "home"))
     assert summary["written"] == 3
     assert [p.name for p in sidecars(photos)] == ["home0.png.xmp", "home1.png.xmp", "home2.png.xmp"]
-    assert export(index_dir, "--label", "no-such-label")["written"] == 0
+    assert cli_export(index_dir, "--label", "no-such-label")["written"] == 0
     with Store(index_dir) as store:
         later = export_sidecars(store, filters=SearchFilters(after="2999"))
     assert later.photos == 0
@@ -241,3 +207,33 @@ def test_bad_flags_are_usage_errors(library: tuple[Path, Path]) -> None:
         result = CliRunner().invoke(app, ["export", "--index", str(index_dir), *args])
         assert result.exit_code == 2, result.output
         assert "error:" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_real_detections_of_the_demo_photos(
+    shared_assets: Path, models: Models, tmp_path: Path
+) -> None:
+    """The real YOLO11n on the demo photos: each sidecar names what the store holds."""
+    photos = tmp_path / "photos"
+    shutil.copytree(shared_assets / "photos", photos)
+    for photo in photos.iterdir():
+        photo.chmod(0o644)
+    index_dir = tmp_path / "index"
+    Indexer(
+        index_dir,
+        clip_model=str(models.clip_dir),
+        detector_weights=str(shared_assets / "detector" / "yolo11n-coco.pt"),
+        device="cpu",
+        backend="torch",
+        embedder=models.embedder,  # type: ignore[arg-type]
+    ).index([photos])
+    assert cli_export(index_dir)["written"] == 4
+    photos_in_store = stored(index_dir)
+    for reading in read_xmp(*(Path(p + ".xmp") for p in photos_in_store)):
+        photo, regions = photos_in_store[reading["SourceFile"][: -len(".xmp")]]
+        assert sorted(as_list(reading.get("Subject"))) == sorted({r.label for r in regions})
+        items = as_list(reading.get("ImageRegion"))
+        assert sorted(i["Name"] for i in items) == sorted(r.label for r in regions)
+        assert reading.get("Caption") == photo.caption
+    dogs = next(r for p, r in photos_in_store.values() if p.path.endswith("dogs.jpeg"))
+    assert {r.label for r in dogs} >= {"dog"}

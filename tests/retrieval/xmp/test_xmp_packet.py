@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.xmp import packet as xmp
 from retrieval.xmp.entries import RegionEntry, SidecarEntries
-from tests.fixtures.xmp_readers import USER_SIDECAR, as_list, read_xmp, user_fields
+from tests.fixtures.sidecars import USER_SIDECAR, as_list, read_xmp, user_fields
 
 CAT = RegionEntry(
     rid="objsearch-7", name="cat", type_name="animal",
