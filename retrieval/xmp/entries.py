@@ -7,6 +7,7 @@ entries and a re-run can tell that nothing changed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from .region_types import content_type
 
 ROOT = "objsearch"  # the hierarchical-keyword root: objsearch|cat, objsearch|text|exit
 RID_PREFIX = "objsearch-"  # Iptc4xmpExt:rId of objsearch's regions: objsearch-<region id>
+FORMAT = "objsearch-xmp-1"  # bump when what is written changes: every sidecar is rewritten
 KIND_TEXT = "text"  # OCR regions (kind "text", the words read in ``text``)
 _WORD = re.compile(r"\w[\w'-]*\w|\w", re.UNICODE)
 
@@ -44,6 +46,15 @@ class SidecarEntries:
     hierarchical: tuple[str, ...]
     caption: str
     regions: tuple[RegionEntry, ...]
+
+    @property
+    def digest(self) -> str:
+        """A fingerprint of these entries, recorded in the sidecar as ``objsearch:digest``."""
+        return hashlib.sha256(f"{FORMAT}{self!r}".encode()).hexdigest()[:24]
+
+    @property
+    def empty(self) -> bool:
+        return not self.regions and not self.keywords
 
 
 def _span(low: float, high: float, size: int) -> tuple[str, str]:

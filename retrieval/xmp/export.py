@@ -103,17 +103,20 @@ def _read(path: str) -> tuple[bytes | None, int | None]:
 def plan_sidecar(photo: Photo, regions: list[Region], path: str, *, remove: bool) -> _Job:
     """Decide one sidecar's fate: unchanged, or the bytes to write, or deletion."""
     raw, mode = _read(path)
-    if raw is None and remove:
+    entries = None if remove else sidecar_entries(photo, regions)
+    if raw is None and (entries is None or entries.empty):
+        return _Job(path, UNCHANGED)  # nothing to take out, or nothing found to write
+    if entries is not None and raw is not None and xmp.is_current(raw, entries):
         return _Job(path, UNCHANGED)
     if raw is None and not os.path.exists(photo.path):
         raise _Failed("the photo is gone (objsearch index prunes it)")
     try:
         packet = xmp.new_packet() if raw is None else xmp.parse(raw)
         created = packet.created_by_objsearch
-        if remove:
+        if entries is None:
             xmp.strip(packet)
         else:
-            xmp.merge(packet, sidecar_entries(photo, regions), created=raw is None)
+            xmp.merge(packet, entries, created=raw is None)
         if not packet.changed:
             return _Job(path, UNCHANGED)
         if remove and created and packet.empty:

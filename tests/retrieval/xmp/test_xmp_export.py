@@ -16,10 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from indexer.indexing import Indexer
-from indexer.store import KIND_OBJECT, Store
+from indexer.store import KIND_IMAGE, KIND_OBJECT, Photo, Region, Store
 from retrieval.cli import app
 from retrieval.search.filters import SearchFilters
 from retrieval.xmp import REPLACE, export_sidecars
+from retrieval.xmp.export import plan_sidecar
 from tests.fixtures import Models, make_indexer, write_photo
 from tests.fixtures.sidecars import (
     USER_SIDECAR,
@@ -237,3 +238,11 @@ def test_real_detections_of_the_demo_photos(
         assert reading.get("Caption") == photo.caption
     dogs = next(r for p, r in photos_in_store.values() if p.path.endswith("dogs.jpeg"))
     assert {r.label for r in dogs} >= {"dog"}
+
+
+def test_a_photo_where_nothing_was_found_gets_no_sidecar(tmp_path: Path) -> None:
+    photo = Photo(id=1, path=str(tmp_path / "empty.jpg"), width=64, height=48, caption="")
+    whole = Region(id=1, kind=KIND_IMAGE, x1=0, y1=0, x2=64, y2=48, label=None, confidence=None)
+    path = str(tmp_path / "empty.jpg.xmp")
+    assert plan_sidecar(photo, [whole], path, remove=False).outcome == "unchanged"
+    assert not Path(path).exists()
