@@ -141,7 +141,11 @@ def main(argv: list[str] | None = None) -> None:
                 ]
             )
         print(
-            markdown_table(["export", "sidecars/s", "ms/sidecar", "target", "met", "files"], rows)
+            markdown_table(
+                ["export", "sidecars/s", "wall ms/sidecar", "CPU ms/sidecar", "target", "met"]
+                + ["files"],
+                rows,
+            )
         )
         print(
             f"\n{args.photos} photos x {args.regions} objects, best of {args.repeat}; "

@@ -34,7 +34,9 @@ def test_readme_documents_the_cpu_only_torch_wheels() -> None:
     assert "--index-url https://download.pytorch.org/whl/cpu" in readme()
 
 
-@pytest.mark.parametrize("path", ["out.png", "heat.png", "my-index/objsearch.db", "photos.jsonl"])
+@pytest.mark.parametrize(
+    "path", ["out.png", "heat.png", "my-index/objsearch.db", "photos.jsonl", "data/desk.png.xmp"]
+)
 def test_readme_example_outputs_are_git_ignored(path: str) -> None:
     if not (REPO_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
