@@ -256,15 +256,19 @@ def _print_stats(stats: IndexStats, index_dir: Path) -> None:
         + (f" ({stats.photos_per_second:.1f} photos/s)" if stats.indexed else ""),
         highlight=False,
     )
-    for path, reason in stats.failed[:10]:
+    _print_failed(
+        stats.failed, "skipped", f"see 'objsearch status --index {escape(str(index_dir))}'"
+    )
+
+
+def _print_failed(failed: list[tuple[str, str]], verb: str, more: str) -> None:
+    """The first ten failures, one line each, then how many more and where to find them."""
+    for path, reason in failed[:10]:
         out.print(
-            f"  [red]skipped[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True
+            f"  [red]{verb}[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True
         )
-    if len(stats.failed) > 10:
-        out.print(
-            f"  ... and {len(stats.failed) - 10} more: see "
-            f"'objsearch status --index {escape(str(index_dir))}'"
-        )
+    if len(failed) > 10:
+        out.print(f"  ... and {len(failed) - 10} more: {more}")
 
 
 @friendly
@@ -363,12 +367,7 @@ def _export_xmp(
         f"in {summary.seconds:.1f} s ({summary.per_second:.0f} photos/s)",
         highlight=False,
     )
-    for path, reason in summary.failed[:10]:
-        out.print(
-            f"  [red]failed[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True
-        )
-    if summary.failures > 10:
-        out.print(f"  ... and {summary.failures - 10} more (--json lists them all)")
+    _print_failed(summary.failed, "failed", "--json lists them all")
 
 
 @friendly
