@@ -13,7 +13,9 @@ them and ``--remove`` takes them out:
   user's, an app's) are kept in their order;
 - the caption goes to ``objsearch:caption``, never over the user's ``dc:description``;
 - ``objsearch:created`` marks a sidecar objsearch created, which ``--remove`` deletes once
-  nothing else is left in it.
+  nothing else is left in it;
+- ``objsearch:digest`` fingerprints the entries written, so an unchanged re-run can skip a
+  sidecar without parsing it (:func:`is_current`).
 
 Only the calling thread may use these functions: the XMP toolkit is not thread-safe.
 """
@@ -92,11 +94,6 @@ def _exiv2_messages() -> Iterator[list[str]]:
     finally:
         logger.removeHandler(collect)
         logger.propagate = propagate
-
-
-def snapshot(data: object) -> list[tuple[str, str, str]]:
-    """The packet's content as sorted (key, type, value) rows: equal means nothing changed."""
-    return sorted((d.key(), d.typeName(), d.toString()) for d in data)  # type: ignore[attr-defined]
 
 
 def new_packet() -> Packet:

@@ -9,7 +9,7 @@ import pytest
 
 from retrieval.xmp import packet as xmp
 from retrieval.xmp.entries import RegionEntry, SidecarEntries
-from tests.fixtures.sidecars import USER_SIDECAR, as_list, read_xmp, user_fields
+from tests.fixtures.sidecars import USER_SIDECAR, as_list, content, read_xmp, user_fields
 
 CAT = RegionEntry(
     rid="objsearch-7", name="cat", type_name="animal",
@@ -81,7 +81,7 @@ def test_a_new_sidecar_holds_objsearchs_entries(tmp_path: Path) -> None:
 def test_merging_twice_gives_the_same_content() -> None:
     once = merged(USER_SIDECAR.encode())
     # The same content; the bytes may differ in namespace prefixes (Iptc4xmpExt/iptcExt).
-    assert xmp.snapshot(xmp.parse(merged(once)).data) == xmp.snapshot(xmp.parse(once).data)
+    assert content(xmp.parse(merged(once)).data) == content(xmp.parse(once).data)
 
 
 def test_the_digest_tells_current_entries_without_parsing() -> None:
@@ -108,7 +108,7 @@ def test_new_entries_replace_the_old_ones() -> None:
     first = merged(USER_SIDECAR.encode())
     fewer = SidecarEntries(("dog",), ("objsearch|dog",), "1 dog", (CAT,))
     packet = xmp.parse(merged(first, fewer))
-    rows = {key: value for key, _, value in xmp.snapshot(packet.data)}
+    rows = {key: value for key, _, value in content(packet.data)}
     assert rows["Xmp.dc.subject"] == "cat, holiday, dog"
     assert rows["Xmp.lr.hierarchicalSubject"] == "places|lake, objsearch|dog"
     assert rows[xmp.ADDED] == "dog"
