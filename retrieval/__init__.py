@@ -6,7 +6,7 @@ for hit in Searcher("my-index").search(text="a flowerpot", top_k=5):
 
 Sub-packages: ``search`` (the searcher, query composition, filters), ``duplicates``,
 ``localize`` (CLIP sliding-window localisation),
-``export`` (JSON Lines), ``cli`` (the ``objsearch`` command).
+``export`` (JSON Lines), ``xmp`` (XMP sidecars), ``cli`` (the ``objsearch`` command).
 """
 
 from importlib import import_module
@@ -18,6 +18,7 @@ __all__ = [
     "create_app",
     "export_jsonl",
     "export_records",
+    "export_sidecars",
 ]
 
 
@@ -30,6 +31,7 @@ _LAZY = {
     "create_app": ".serve",
     "export_jsonl": ".export",
     "export_records": ".export",
+    "export_sidecars": ".xmp",
 }
 
 

@@ -1,4 +1,8 @@
-"""JSON Lines export of an index for photo-management apps: one line per photo."""
+"""Export of an index for photo-management apps: the photos a filter keeps, and JSON Lines.
+
+XMP sidecars (``objsearch export --xmp``) are written by :mod:`retrieval.xmp` from the
+same :func:`exported_photos`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,34 @@ import json
 from collections.abc import Iterator
 from typing import TextIO
 
-from indexer.store import Store
+from indexer.store import Photo, Region, Store
+from retrieval.search.filters import SearchFilters, matching_region_ids
 
 
-def export_records(store: Store) -> Iterator[dict[str, object]]:
+def selected_photo_ids(store: Store, filters: SearchFilters | None) -> set[int] | None:
+    """The ids of the photos ``filters`` keep (a photo passes when any region does); None: all."""
+    if filters is None or not filters.restricts_rows:
+        return None
+    with store.session() as session:
+        _, photo_ids = matching_region_ids(session, filters)
+    return {int(i) for i in set(photo_ids.tolist())}
+
+
+def exported_photos(
+    store: Store, filters: SearchFilters | None = None
+) -> Iterator[tuple[Photo, list[Region]]]:
+    """Every photo the filters keep, with all of its regions, ordered by path."""
+    keep = selected_photo_ids(store, filters)
+    for photo, regions in store.iter_photos(vectors=False):
+        if keep is None or photo.id in keep:
+            yield photo, regions
+
+
+def export_records(
+    store: Store, filters: SearchFilters | None = None
+) -> Iterator[dict[str, object]]:
     """One record per photo: path, size, caption, metadata and its regions (no vectors)."""
-    for photo, regions in store.iter_photos():
+    for photo, regions in exported_photos(store, filters):
         yield {
             "image": photo.path,
             "width": photo.width,
@@ -31,10 +57,10 @@ def export_records(store: Store) -> Iterator[dict[str, object]]:
         }
 
 
-def export_jsonl(store: Store, out: TextIO) -> int:
+def export_jsonl(store: Store, out: TextIO, filters: SearchFilters | None = None) -> int:
     """Write the export to ``out``; returns the number of photos written."""
     count = 0
-    for record in export_records(store):
+    for record in export_records(store, filters):
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         count += 1
     return count

@@ -34,7 +34,9 @@ def test_readme_documents_the_cpu_only_torch_wheels() -> None:
     assert "--index-url https://download.pytorch.org/whl/cpu" in readme()
 
 
-@pytest.mark.parametrize("path", ["out.png", "heat.png", "my-index/objsearch.db", "photos.jsonl"])
+@pytest.mark.parametrize(
+    "path", ["out.png", "heat.png", "my-index/objsearch.db", "photos.jsonl", "data/desk.png.xmp"]
+)
 def test_readme_example_outputs_are_git_ignored(path: str) -> None:
     if not (REPO_ROOT / ".git").exists():
         pytest.skip("not a git checkout")
@@ -81,3 +83,46 @@ def test_readme_python_example_runs_as_written(models: Models, tmp_path: Path) -
     lines = done.stdout.splitlines()
     assert lines and lines[0].startswith("4 "), done.stdout  # 4 photos indexed
     assert any(str(home / "Photos") in line for line in lines[1:])
+
+
+def xmp_example() -> list[str]:
+    section = readme().split("### XMP sidecars", 1)[1]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, "the README has an XMP example"
+    return [line.split("#")[0].strip() for line in match.group(1).splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_xmp_example_runs_as_written(
+    models: Models, shared_assets: Path, tmp_path: Path
+) -> None:
+    """The README's XMP commands on a copy of the sample photos, with the real YOLO11n."""
+    from tests.fixtures.sidecars import exiftool
+
+    shutil.copytree(REPO_ROOT / "data", tmp_path / "data")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
+        "OBJSEARCH_DETECTOR": str(shared_assets / "detector" / "yolo11n-coco.pt"),
+        "OBJSEARCH_DEVICE": "cpu",
+        "OBJSEARCH_BACKEND": "torch",
+    }
+    outputs = []
+    for line in xmp_example():
+        words = line.split()
+        if words[0] == "objsearch":
+            words = [sys.executable, "-c", "from retrieval.cli import main; main()", *words[1:]]
+        elif words[0] == "exiftool":
+            words[0] = exiftool()
+        done = subprocess.run(
+            words, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+        assert done.returncode == 0, (line, done.stderr[-3000:])
+        outputs.append(done.stdout)
+        if "--xmp" in words and "--remove" not in words:
+            assert (tmp_path / "data" / "beach_ball.jpg.xmp").is_file(), done.stdout
+    assert "sidecars written" in outputs[1]
+    assert "Subject                         : sports ball" in outputs[2]
+    assert "Image Region Name               : sports ball" in outputs[2]
+    assert not list((tmp_path / "data").glob("*.xmp"))  # --remove took them out again

@@ -313,8 +313,11 @@ class Store:
             data = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
         return None if data is None else np.frombuffer(data, dtype=np.float32).copy()
 
-    def iter_photos(self) -> Iterator[tuple[Photo, list[Region]]]:
-        """Every photo with its regions, ordered by path (for export)."""
+    def iter_photos(self, *, vectors: bool = True) -> Iterator[tuple[Photo, list[Region]]]:
+        """Every photo with its regions, ordered by path (for export).
+
+        ``vectors=False`` leaves the regions' vectors unread (2 KB each; exports show none).
+        """
         with self.session() as s:
             last = ""
             while True:
@@ -326,9 +329,10 @@ class Store:
                 if not photos:
                     return
                 by_photo: dict[int, list[Region]] = {p.id: [] for p in photos}
-                regions = s.scalars(
-                    select(Region).where(Region.photo_id.in_(list(by_photo))).order_by(Region.id)
-                )
+                query = select(Region).where(Region.photo_id.in_(list(by_photo)))
+                if not vectors:
+                    query = query.options(defer(Region.vector))
+                regions = s.scalars(query.order_by(Region.id))
                 for region in regions:
                     by_photo[region.photo_id].append(region)
                 for photo in photos:

@@ -88,6 +88,50 @@ BackendOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of a table.")]
 
+# Filters shared by search and export (see retrieval.search.filters.SearchFilters).
+AfterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--after",
+        help="Taken on or after this date: 2023, 2023-07 or 2023-07-14.",
+        show_default=False,
+    ),
+]
+BeforeOpt = Annotated[
+    str | None,
+    typer.Option("--before", help="Taken before this date (same forms).", show_default=False),
+]
+InOpt = Annotated[
+    list[str] | None,
+    typer.Option("--in", help="Only photos under this folder (repeatable).", show_default=False),
+]
+LabelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--label",
+        help="Only objects with this detector label (repeatable; export: photos holding one).",
+        show_default=False,
+    ),
+]
+CameraOpt = Annotated[
+    str | None,
+    typer.Option("--camera", help="Camera name contains this text (any case).", show_default=False),
+]
+NearOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--near", help="Taken within KM of LAT,LON: --near 48.858,2.294,5.", show_default=False
+    ),
+]
+MatchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--match",
+        help="Words that must all appear in the caption, labels or file name.",
+        show_default=False,
+    ),
+]
+
 
 def friendly(fn: F) -> F:
     """Turn objsearch errors and Ctrl-C into one clear message and an exit code."""

@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from indexer.errors import UsageError
 from indexer.settings import (
     DEFAULT_DETECTOR,
     DEFAULT_FAISS_INDEX,
@@ -35,11 +36,18 @@ from indexer.settings import (
 )
 
 from .app import (
+    AfterOpt,
     BackendOpt,
+    BeforeOpt,
+    CameraOpt,
     ClipOpt,
     DeviceOpt,
     IndexDir,
+    InOpt,
     JsonOpt,
+    LabelOpt,
+    MatchOpt,
+    NearOpt,
     PrecisionOpt,
     err,
     friendly,
@@ -49,6 +57,8 @@ from .app import (
 
 if TYPE_CHECKING:
     from indexer.indexing import IndexStats
+    from indexer.store import Store
+    from retrieval.search.filters import SearchFilters
 
 
 def _progress_columns() -> tuple[ProgressColumn, ...]:
@@ -246,15 +256,19 @@ def _print_stats(stats: IndexStats, index_dir: Path) -> None:
         + (f" ({stats.photos_per_second:.1f} photos/s)" if stats.indexed else ""),
         highlight=False,
     )
-    for path, reason in stats.failed[:10]:
+    _print_failed(
+        stats.failed, "skipped", f"see 'objsearch status --index {escape(str(index_dir))}'"
+    )
+
+
+def _print_failed(failed: list[tuple[str, str]], verb: str, more: str) -> None:
+    """The first ten failures, one line each, then how many more and where to find them."""
+    for path, reason in failed[:10]:
         out.print(
-            f"  [red]skipped[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True
+            f"  [red]{verb}[/] {escape(path)}: {escape(reason)}", highlight=False, soft_wrap=True
         )
-    if len(stats.failed) > 10:
-        out.print(
-            f"  ... and {len(stats.failed) - 10} more: see "
-            f"'objsearch status --index {escape(str(index_dir))}'"
-        )
+    if len(failed) > 10:
+        out.print(f"  ... and {len(failed) - 10} more: {more}")
 
 
 @friendly
@@ -263,21 +277,97 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
+    xmp: Annotated[
+        bool,
+        typer.Option(
+            "--xmp",
+            help="Write an XMP sidecar beside each photo (keywords, caption, image regions) for photo-management apps, merged into any sidecar already there.",
+        ),
+    ] = False,
+    xmp_name: Annotated[
+        str,
+        typer.Option(
+            "--xmp-name",
+            help="Sidecar names: append (photo.jpg.xmp: darktable, digiKam) or replace (photo.xmp: Lightroom raw files).",
+        ),
+    ] = "append",
+    remove: Annotated[
+        bool,
+        typer.Option(
+            "--remove",
+            help="With --xmp: take objsearch's entries out of the sidecars again (the user's stay).",
+        ),
+    ] = False,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    folders: InOpt = None,
+    labels: LabelOpt = None,
+    camera: CameraOpt = None,
+    near: NearOpt = None,
+    match: MatchOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Export INDEX as JSON Lines: one line per photo with caption and regions."""
+    """Export INDEX: JSON Lines (one line per photo), or XMP sidecars beside the photos (--xmp)."""
     from indexer.store import Store
     from retrieval.export import export_jsonl
+    from retrieval.search.filters import SearchFilters
 
+    if remove and not xmp:
+        raise UsageError("--remove takes objsearch's entries out of XMP sidecars: add --xmp.")
+    if xmp and output is not None:
+        raise UsageError("--xmp writes sidecars beside the photos; --output is for JSON Lines.")
+    filters = SearchFilters(
+        after=after,
+        before=before,
+        folders=folders,
+        labels=labels,
+        camera=camera,
+        near=near,
+        match=match,
+    )
     with Store(index_dir) as store:
+        if xmp:
+            _export_xmp(store, filters, xmp_name, remove, as_json)
+            return
         if output is None:
-            export_jsonl(store, sys.stdout)
+            export_jsonl(store, sys.stdout, filters)
             return
         output = Path(expand_path(output))
         tmp = output.with_name(output.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            count = export_jsonl(store, fh)
+            count = export_jsonl(store, fh, filters)
         os.replace(tmp, output)
     err.print(f"Exported {count} photos to {escape(str(output))}")
+
+
+def _export_xmp(
+    store: Store, filters: SearchFilters, naming: str, remove: bool, as_json: bool
+) -> None:
+    from retrieval.xmp import export_sidecars
+
+    with Progress(
+        *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
+    ) as bar:
+        task = bar.add_task("removing" if remove else "sidecars", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = export_sidecars(
+            store, filters=filters, naming=naming, remove=remove, progress=progress
+        )
+    if as_json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        return
+    removed = f"{summary.removed} removed, " if remove else ""
+    out.print(
+        f"[bold]{summary.written}[/] sidecars written, {summary.updated} updated, {removed}"
+        f"{summary.unchanged} unchanged, "
+        f"[{'red' if summary.failures else 'green'}]{summary.failures} failed[/] "
+        f"in {summary.seconds:.1f} s ({summary.per_second:.0f} photos/s)",
+        highlight=False,
+    )
+    _print_failed(summary.failed, "failed", "--json lists them all")
 
 
 @friendly

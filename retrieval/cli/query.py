@@ -15,11 +15,18 @@ from indexer.settings import ENV_INDEX
 from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT
 
 from .app import (
+    AfterOpt,
     BackendOpt,
+    BeforeOpt,
+    CameraOpt,
     ClipOpt,
     DeviceOpt,
     IndexDir,
+    InOpt,
     JsonOpt,
+    LabelOpt,
+    MatchOpt,
+    NearOpt,
     PrecisionOpt,
     check_output,
     err,
@@ -53,58 +60,19 @@ def search(
     photos_only: Annotated[
         bool, typer.Option("--photos-only", help="Match whole photos only.")
     ] = False,
-    after: Annotated[
-        str | None,
-        typer.Option(
-            "--after",
-            help="Taken on or after this date: 2023, 2023-07 or 2023-07-14.",
-            show_default=False,
-        ),
-    ] = None,
-    before: Annotated[
-        str | None,
-        typer.Option("--before", help="Taken before this date (same forms).", show_default=False),
-    ] = None,
-    folders: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--in", help="Only photos under this folder (repeatable).", show_default=False
-        ),
-    ] = None,
-    labels: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--label",
-            help="Only objects with this detector label (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    camera: Annotated[
-        str | None,
-        typer.Option(
-            "--camera", help="Camera name contains this text (any case).", show_default=False
-        ),
-    ] = None,
-    near: Annotated[
-        str | None,
-        typer.Option(
-            "--near", help="Taken within KM of LAT,LON: --near 48.858,2.294,5.", show_default=False
-        ),
-    ] = None,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    folders: InOpt = None,
+    labels: LabelOpt = None,
+    camera: CameraOpt = None,
+    near: NearOpt = None,
     min_score: Annotated[
         float | None,
         typer.Option(
             "--min-score", help="Drop results scoring below this cosine.", show_default=False
         ),
     ] = None,
-    match: Annotated[
-        str | None,
-        typer.Option(
-            "--match",
-            help="Words that must all appear in the caption, labels or file name.",
-            show_default=False,
-        ),
-    ] = None,
+    match: MatchOpt = None,
     negatives: Annotated[
         list[str] | None,
         typer.Option(

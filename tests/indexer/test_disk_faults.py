@@ -7,8 +7,6 @@ the read-only folder is a read-only bind mount (root ignores file modes). Both n
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
 import shutil
@@ -16,58 +14,19 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from retrieval import Searcher
 from retrieval.cli import app
 from tests.fixtures import Models, committed_photos, make_indexer
+from tests.fixtures.mounts import fill, read_only, tmpfs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = "from retrieval.cli import main; main()"
-
-
-def _mount(*args: str) -> None:
-    done = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"mount {' '.join(args)} was refused: {done.stderr.strip() or done.returncode}")
-
-
-def _umount(path: Path) -> None:
-    for _ in range(50):
-        if subprocess.run(["umount", str(path)], capture_output=True, check=False).returncode == 0:
-            return
-        time.sleep(0.1)  # a closing SQLite connection may still hold a file for a moment
-    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
-    try:
-        yield path
-    finally:
-        _umount(path)
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[Path]:
-    _mount("--bind", str(path), str(path))
-    try:
-        done = subprocess.run(
-            ["mount", "-o", "remount,ro,bind", str(path)], capture_output=True, check=False
-        )
-        if done.returncode != 0:
-            pytest.skip(f"a read-only remount was refused: {done.stderr!r}")
-        yield path
-    finally:
-        _umount(path)
 
 
 def make_photos(folder: Path, n: int) -> Path:
@@ -77,18 +36,6 @@ def make_photos(folder: Path, n: int) -> Path:
         pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"p{i:03d}.png")
     return folder
-
-
-def fill(folder: Path) -> Path:
-    """Write a file until the filesystem is full."""
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 def status(index_dir: Path) -> dict:
