@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import islice
 from typing import TextIO
 
-from indexer.store import Store
+from indexer.store import Photo, Region, Store, TextRegion
+
+TEXT_BATCH = 500  # photos whose text lines are read in one query
+
+
+def _with_texts(store: Store) -> Iterator[tuple[Photo, list[Region], list[TextRegion]]]:
+    photos = store.iter_photos()
+    while batch := list(islice(photos, TEXT_BATCH)):
+        texts = store.texts_of_photos([photo.id for photo, _ in batch])
+        for photo, regions in batch:
+            yield photo, regions, texts.get(photo.id, [])
 
 
 def export_records(store: Store) -> Iterator[dict[str, object]]:
-    """One record per photo: path, size, caption, metadata and its regions (no vectors)."""
-    for photo, regions in store.iter_photos():
+    """One record per photo: path, size, caption, metadata and its regions (no vectors).
+
+    The lines of text read in it (``--ocr``) follow its regions, with ``kind`` ``"text"``,
+    their ``text`` and no ``region_id`` (they are not vector regions).
+    """
+    for photo, regions, texts in _with_texts(store):
         yield {
             "image": photo.path,
             "width": photo.width,
@@ -27,6 +42,17 @@ def export_records(store: Store) -> Iterator[dict[str, object]]:
                     "confidence": r.shown_confidence,
                 }
                 for r in regions
+            ]
+            + [
+                {
+                    "region_id": None,
+                    "kind": t.kind,
+                    "box": list(t.shown_box),
+                    "label": None,
+                    "confidence": t.shown_confidence,
+                    "text": t.text,
+                }
+                for t in texts
             ],
         }
 

@@ -13,7 +13,16 @@ import pytest
 from indexer.settings import openvino_available
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-HEAVY = ("torch", "torchvision", "transformers", "ultralytics", "fastapi", "indexer.models.clip")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "ultralytics",
+    "fastapi",
+    "indexer.models.clip",
+    "indexer.models.ocr",
+    "rapidocr",
+)
 
 # Runs the real CLI entry point in a fresh process, then reports what it imported and which
 # converted models it compiled (every compile goes through ``compile_ir``).
