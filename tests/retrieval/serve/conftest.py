@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.fixtures import Models
+from retrieval.cli import app
+from tests.fixtures import Models, cli_index_args
 from tests.fixtures.server import Server, build_index, run_server
 
 
@@ -32,4 +34,20 @@ def served_index(
 @pytest.fixture(scope="module")
 def server(served_index: Path, models: Models) -> Iterator[Server]:
     with run_server(served_index, models.clip_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def text_server(
+    models: Models, rendered_words, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server over photos with words rendered on them, indexed with --ocr."""
+    folder = tmp_path_factory.mktemp("text-photos")
+    for item in rendered_words:
+        shutil.copy(item.path, folder / item.path.name)
+    index_dir = tmp_path_factory.mktemp("text-index") / "index"
+    args = [*cli_index_args(models, folder, index_dir), "--ocr", "--photos-only"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with run_server(index_dir, models.clip_dir) as running:
         yield running
