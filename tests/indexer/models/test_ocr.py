@@ -49,3 +49,20 @@ def test_model_id_names_engine_runtime_and_bound() -> None:
 def test_bad_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         TextReader(**kwargs)
+
+
+def test_refit_quad_keeps_a_box_at_its_ratio_and_fits_it_tighter_below() -> None:
+    from indexer.models.ocr import refit_quad
+
+    angle = np.radians(12)
+    u, v = np.array([np.cos(angle), np.sin(angle)]), np.array([-np.sin(angle), np.cos(angle)])
+    centre = np.array([300.0, 200.0])
+    quad = np.array(
+        [centre + sx * 150 * u + sy * 30 * v for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+    )
+    assert np.allclose(refit_quad(quad, 1.6, 1.6), quad, atol=1e-6)
+    tight = refit_quad(quad, 1.6, 0.7)
+    assert np.allclose(tight.mean(axis=0), centre)
+    width, height = np.linalg.norm(tight[1] - tight[0]), np.linalg.norm(tight[3] - tight[0])
+    assert 250 < width < 300 and 30 < height < 60  # both sides shrink by the same margin
+    assert np.isclose(300 - width, 60 - height)
