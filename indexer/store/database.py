@@ -743,8 +743,7 @@ def _remove_photos(s: Session, photo_ids: list[int]) -> list[int]:
     for chunk in chunked(photo_ids):
         removed += s.scalars(select(Region.id).where(Region.photo_id.in_(chunk))).all()
         s.execute(delete(Region).where(Region.photo_id.in_(chunk)))
-        s.execute(delete(TextRegion).where(TextRegion.photo_id.in_(chunk)))
-        s.execute(delete(TextRead).where(TextRead.photo_id.in_(chunk)))
+        _delete_texts(s, chunk)
         s.execute(delete(Photo).where(Photo.id.in_(chunk)))
     return removed
 
@@ -785,10 +784,7 @@ def _add_photos(
                 {
                     "photo_id": photo_id,
                     "kind": r.kind,
-                    "x1": float(r.box[0]),
-                    "y1": float(r.box[1]),
-                    "x2": float(r.box[2]),
-                    "y2": float(r.box[3]),
+                    **_box_columns(r.box),
                     "label": r.label,
                     "confidence": None if r.confidence is None else float(r.confidence),
                     "vector": vec.tobytes(),
@@ -812,21 +808,26 @@ def _add_photos(
     return region_ids, vectors
 
 
+def _box_columns(box: Sequence[float]) -> dict[str, float]:
+    return {"x1": float(box[0]), "y1": float(box[1]), "x2": float(box[2]), "y2": float(box[3])}
+
+
+def _delete_texts(s: Session, photo_ids: Sequence[int]) -> None:
+    """Forget the text read in these photos (lines and read marks)."""
+    for chunk in chunked(list(photo_ids)):
+        s.execute(delete(TextRegion).where(TextRegion.photo_id.in_(chunk)))
+        s.execute(delete(TextRead).where(TextRead.photo_id.in_(chunk)))
+
+
 def _add_texts(s: Session, texts: Sequence[PhotoText], now: float) -> None:
     """Store the text read in photos and mark them read (what was there before goes)."""
     if not texts:
         return
-    ids = [t.photo_id for t in texts]
-    for chunk in chunked(ids):
-        s.execute(delete(TextRegion).where(TextRegion.photo_id.in_(chunk)))
-        s.execute(delete(TextRead).where(TextRead.photo_id.in_(chunk)))
+    _delete_texts(s, [t.photo_id for t in texts])
     rows = [
         {
             "photo_id": t.photo_id,
-            "x1": float(line.box[0]),
-            "y1": float(line.box[1]),
-            "x2": float(line.box[2]),
-            "y2": float(line.box[3]),
+            **_box_columns(line.box),
             "text": line.text,
             "folded": fold(line.text),
             "confidence": float(line.confidence),

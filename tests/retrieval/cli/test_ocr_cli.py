@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,13 @@ from typer.testing import CliRunner
 
 from indexer.textfold import fold
 from retrieval.cli import app
-from tests.fixtures import Models, cli_index_args, cli_search
+from tests.fixtures import Models, cli_ocr_index, cli_search
 
 
 @pytest.fixture(scope="module")
 def ocr_index(models: Models, rendered_words, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ocr-photos")
-    for item in rendered_words:
-        shutil.copy(item.path, folder / item.path.name)
-    index_dir = tmp_path_factory.mktemp("ocr-cli") / "index"
-    args = [*cli_index_args(models, folder, index_dir), "--ocr", "--photos-only"]
-    run = CliRunner().invoke(app, args)
-    assert run.exit_code == 0, run.output
-    assert f"in {len(rendered_words)} photos read" in " ".join(run.output.split())
-    return index_dir
+    root = tmp_path_factory.mktemp("ocr-cli")
+    return cli_ocr_index(models, [item.path for item in rendered_words], root)
 
 
 def test_search_ocr_finds_each_word_first_with_its_line(

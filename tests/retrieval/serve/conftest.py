@@ -7,10 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from retrieval.cli import app
-from tests.fixtures import Models, cli_index_args
+from tests.fixtures import Models, cli_ocr_index
 from tests.fixtures.server import Server, build_index, run_server
 
 
@@ -42,12 +40,7 @@ def text_server(
     models: Models, rendered_words, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """A server over photos with words rendered on them, indexed with --ocr."""
-    folder = tmp_path_factory.mktemp("text-photos")
-    for item in rendered_words:
-        shutil.copy(item.path, folder / item.path.name)
-    index_dir = tmp_path_factory.mktemp("text-index") / "index"
-    args = [*cli_index_args(models, folder, index_dir), "--ocr", "--photos-only"]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
+    root = tmp_path_factory.mktemp("text-server")
+    index_dir = cli_ocr_index(models, [item.path for item in rendered_words], root)
     with run_server(index_dir, models.clip_dir) as running:
         yield running
