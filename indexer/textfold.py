@@ -1,7 +1,7 @@
 """Case and accent folding for the text read in photos, shared by the store and the search.
 
-The stored folded copy and the folded query must agree exactly, so both sides call
-:func:`fold`: Unicode compatibility decomposition, combining marks dropped, then full case
+The stored folded copy (:func:`searchable`) and the folded query (:func:`query_words`)
+must agree exactly, so both call :func:`fold`: Unicode compatibility decomposition, combining marks dropped, then full case
 folding (``Straße`` -> ``strasse``, ``CAFÉ`` -> ``cafe``, ``ﬁ`` -> ``fi``).
 """
 
@@ -25,6 +25,10 @@ def query_words(text: str) -> list[str]:
     return list(dict.fromkeys(_WORD.findall(fold(text))))
 
 
-def whole_word(word: str, folded_text: str) -> bool:
-    """True when ``word`` stands alone in ``folded_text`` (not inside a longer word)."""
-    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", folded_text) is not None
+def searchable(text: str) -> str:
+    """The stored search form of a line: folded words separated by single spaces.
+
+    Query words never hold punctuation, so dropping it loses no match, and a word then
+    stands alone exactly when it is found between spaces (a test SQLite makes in C).
+    """
+    return " ".join(_WORD.findall(fold(text)))

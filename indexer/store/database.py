@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, defer
 from ..errors import CorruptIndexError, StoreError, first_line
 from ..media.metadata import PhotoMetadata
 from ..settings import expand_path
-from ..textfold import fold
+from ..textfold import searchable
 from .live import LiveVectors, MainRecord, VectorStatus
 from .lock import acquire_writer_lock, release_writer_lock, vectors_lock
 from .migrations import upgrade
@@ -829,7 +829,7 @@ def _add_texts(s: Session, texts: Sequence[PhotoText], now: float) -> None:
             "photo_id": t.photo_id,
             **_box_columns(line.box),
             "text": line.text,
-            "folded": fold(line.text),
+            "folded": searchable(line.text),
             "confidence": float(line.confidence),
         }
         for t in texts

@@ -125,8 +125,9 @@ class TextRegion(Base):
 
     Text lines have no CLIP vector, so they live beside ``regions`` rather than in it: the
     FAISS file, its delta and tombstones, and every exact ranking read ``regions`` only and
-    never meet a region without a vector. ``folded`` is the text case- and accent-folded
-    (see :func:`indexer.textfold.fold`); the trigram table ``text_search`` indexes it.
+    never meet a region without a vector. ``folded`` is its words case- and accent-folded,
+    space-separated (:func:`indexer.textfold.searchable`); the trigram table ``text_search``
+    indexes it.
     """
 
     __tablename__ = "text_regions"

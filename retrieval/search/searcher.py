@@ -40,7 +40,7 @@ from indexer.store import (
 
 from .compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT, blend, clean_negatives, push_away
 from .filters import SearchFilters, matching_region_ids, photo_conditions
-from .text_match import lines_matching, rank_lines
+from .text_match import lines_matching, text_score, whole_words
 
 if TYPE_CHECKING:  # a text search never imports PIL's codecs, transformers or torch
     from PIL import Image
@@ -438,6 +438,9 @@ class Searcher:
         if not filters.ocr:
             raise QueryError("--ocr: give at least one word to find in the photos' text.")
         words = filters.ocr.split()
+        whole = whole_words(words).label("whole")
+        chosen: dict[int, list] = {}  # photo (or line) id -> [line id, score, matching lines]
+        window = top_k * 8 + 32  # as many candidates as a vector search weighs
         with self.store.session() as s:
             conds = photo_conditions(s, filters)
             if filters.labels:
@@ -446,27 +449,24 @@ class Searcher:
                 )
                 conds.append(Photo.id.in_(labelled))
             query = (
-                select(TextRegion.id, TextRegion.photo_id, TextRegion.folded, TextRegion.confidence)
+                select(TextRegion.id, TextRegion.photo_id, whole)
                 .join(Photo, Photo.id == TextRegion.photo_id)
                 .where(TextRegion.id.in_(lines_matching(words)), *conds)
+                .order_by(whole.desc(), TextRegion.confidence.desc(), TextRegion.id)
             )
-            rows = [tuple(r) for r in s.execute(query)]
-        matches = [
-            m
-            for m in rank_lines(rows, words)
-            if filters.min_score is None or m.score >= filters.min_score
-        ]
-        chosen: dict[int, list] = {}  # photo (or line) id -> [match, matching lines]
-        for m in matches:
-            key = m.line_id if group == "object" else m.photo_id
-            if key in chosen:
-                chosen[key][1] += 1
-            elif len(chosen) < top_k:
-                chosen[key] = [m, 1]
-        lines = self._text_lines([m.line_id for m, _ in chosen.values()])
-        return self._ranked(
-            [(*lines[m.line_id], m.score, n) for m, n in chosen.values() if m.line_id in lines]
-        )
+            for seen, (line_id, photo_id, alone) in enumerate(s.execute(query), 1):
+                line_score = text_score(alone, len(words))
+                if filters.min_score is not None and line_score < filters.min_score:
+                    break  # rows come best first
+                key = line_id if group == "object" else photo_id
+                if key in chosen:
+                    chosen[key][2] += 1
+                elif len(chosen) < top_k:
+                    chosen[key] = [line_id, line_score, 1]
+                if len(chosen) >= top_k and seen >= window:
+                    break
+        lines = self._text_lines([line_id for line_id, _, _ in chosen.values()])
+        return self._ranked([(*lines[i], sc, n) for i, sc, n in chosen.values() if i in lines])
 
     def _text_lines(self, ids: list[int]) -> dict[int, tuple[TextRegion, Photo]]:
         with self.store.session() as s:

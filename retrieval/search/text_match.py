@@ -9,18 +9,19 @@ word is that short, on all lines). A line matches when it contains every word.
 Ranking: lines where the words stand alone (``bakery`` in ``THE BAKERY``) come before lines
 where they are only part of a longer word (``bakery`` in ``BAKERYSHOP``), then by the
 recognition confidence. ``score`` is 1.0 when every word stands alone and 0.5 when none
-does (in between for some).
+does (in between for some). SQLite ranks (the stored lines keep their folded words between
+single spaces, see :func:`indexer.textfold.searchable`), so a frequent word costs a sort
+in C, and only the rows that fill the results reach Python.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import ColumnElement, TextClause, case, func, literal, text
 
-from indexer.textfold import whole_word
+from indexer.store import TextRegion
 
 TRIGRAM = 3
 
@@ -50,24 +51,15 @@ def lines_matching(words: Sequence[str], *, photo_ids: bool = False) -> TextClau
     return text(sql).bindparams(**params)
 
 
-@dataclass(frozen=True)
-class LineMatch:
-    """A matching text line with its score (see the module docstring)."""
+def whole_words(words: Sequence[str]) -> ColumnElement[int]:
+    """SQL: how many of ``words`` stand alone in a line (its folded words are space-separated)."""
+    padded = literal(" ") + TextRegion.folded + literal(" ")
+    return sum(
+        (case((func.instr(padded, literal(f" {w} ")) > 0, 1), else_=0) for w in words),
+        start=literal(0),
+    )
 
-    line_id: int
-    photo_id: int
-    score: float
-    confidence: float
 
-
-def rank_lines(
-    rows: Sequence[tuple[int, int, str, float]], words: Sequence[str]
-) -> list[LineMatch]:
-    """(line id, photo id, folded text, confidence) rows -> matches, best first."""
-    out = []
-    for line_id, photo_id, folded, confidence in rows:
-        alone = sum(whole_word(w, folded) for w in words)
-        score = 0.5 + 0.5 * alone / len(words)
-        out.append(LineMatch(int(line_id), int(photo_id), score, float(confidence)))
-    out.sort(key=lambda m: (-m.score, -m.confidence, m.line_id))
-    return out
+def text_score(whole: int, words: int) -> float:
+    """1.0 when every word stands alone in the line, 0.5 when none does."""
+    return 0.5 + 0.5 * whole / words
