@@ -53,6 +53,28 @@ def python_example() -> str:
     return match.group(1)
 
 
+def run_from_clone(models: Models, work: Path, args: list[str], **env: str) -> str:
+    """``python ARGS`` in ``work`` with the tiny models; its stdout (a failure says why)."""
+    done = subprocess.run(
+        [sys.executable, *args],
+        cwd=work,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
+            "OBJSEARCH_DETECTOR": str(models.yolo_path),
+            "OBJSEARCH_DEVICE": "cpu",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
 def test_readme_python_example_runs_as_written(models: Models, tmp_path: Path) -> None:
     """The example, verbatim, with ``~/Photos`` in a fresh home and the tiny models."""
     home, work = tmp_path / "home", tmp_path / "work"
@@ -62,26 +84,9 @@ def test_readme_python_example_runs_as_written(models: Models, tmp_path: Path) -
     for src in samples:
         shutil.copy(src, home / "Photos" / src.name)
     os.symlink(REPO_ROOT / "data", work / "data")  # run from the clone, as the README says
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "PYTHONPATH": str(REPO_ROOT),
-        "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
-        "OBJSEARCH_DETECTOR": str(models.yolo_path),
-        "OBJSEARCH_DEVICE": "cpu",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", python_example()],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    assert lines and lines[0].startswith(f"{len(samples)} "), done.stdout  # photos indexed
+    stdout = run_from_clone(models, work, ["-c", python_example()], HOME=str(home))
+    lines = stdout.splitlines()
+    assert lines and lines[0].startswith(f"{len(samples)} "), stdout  # photos indexed
     assert any(str(home / "Photos") in line for line in lines[1:])
 
 
@@ -99,28 +104,10 @@ def test_readme_ocr_commands_find_the_sample_sign(models: Models, tmp_path: Path
     work = tmp_path / "clone"
     work.mkdir()
     os.symlink(REPO_ROOT / "data", work / "data")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
-        "OBJSEARCH_DETECTOR": str(models.yolo_path),
-        "OBJSEARCH_DEVICE": "cpu",
-    }
-    index_cmd, search_cmd = ocr_commands()
-    outputs = []
-    for command in (index_cmd, search_cmd):
-        args = shlex.split(command)[1:]
-        done = subprocess.run(
-            [sys.executable, "-m", "retrieval.cli", *args],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        outputs.append(done.stdout)
+    outputs = [
+        run_from_clone(models, work, ["-m", "retrieval.cli", *shlex.split(command)[1:]])
+        for command in ocr_commands()
+    ]
     assert "photos read" in " ".join(outputs[0].split())
     first = [line for line in outputs[1].splitlines() if line.startswith("1\t")]
     assert first and "shop_front.jpg" in first[0] and "BAKERY" in first[0], outputs[1]
