@@ -31,6 +31,7 @@ ENV_CACHE = "OBJSEARCH_CACHE"
 ENV_TOKEN = "OBJSEARCH_TOKEN"
 ENV_RAY_ADDRESS = "OBJSEARCH_RAY_ADDRESS"
 ENV_CALIBRATION = "OBJSEARCH_CALIBRATION"
+ENV_OCR = "OBJSEARCH_OCR"
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -44,6 +45,12 @@ DEFAULT_RAY_ADDRESS = "auto"
 # Decoding limits (see indexer.media.decode).
 DEFAULT_MAX_MEGAPIXELS = 180.0
 DEFAULT_DECODE_SIDE = 1280
+
+# Reading text in photos (see indexer.models.ocr). Detection sees the photo with its longest
+# side bounded by this (photos are never enlarged); recognition keeps lines it reads with at
+# least this confidence (the README's accuracy table measured both).
+DEFAULT_OCR_SIDE = 960
+DEFAULT_OCR_MIN_CONFIDENCE = 0.6
 
 # Near-duplicate photos: whole-photo cosine at or above this (see retrieval.duplicates).
 DEFAULT_DUPLICATE_THRESHOLD = 0.95
@@ -95,6 +102,18 @@ def resolve(value: str | None, env: str, default: str | None) -> str | None:
         return value
     from_env = os.environ.get(env, "").strip()
     return from_env or default
+
+
+def resolve_ocr(value: bool | None) -> bool:
+    """Whether an index run reads the text in photos: the argument, else ``OBJSEARCH_OCR``."""
+    if value is not None:
+        return bool(value)
+    raw = os.environ.get(ENV_OCR, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"{ENV_OCR}={raw!r}: use 1 or 0.")
 
 
 def resolve_clip_model(value: str | None, recorded: str | None = None) -> str:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import islice
 from typing import TextIO
 
-from indexer.store import Photo, Region, Store
+from indexer.store import Photo, Region, Store, TextRegion
 from retrieval.search.filters import SearchFilters, matching_region_ids
+
+TEXT_BATCH = 500  # photos whose text lines are read in one query
 
 
 def selected_photo_ids(store: Store, filters: SearchFilters | None) -> set[int] | None:
@@ -25,19 +28,30 @@ def selected_photo_ids(store: Store, filters: SearchFilters | None) -> set[int] 
 
 def exported_photos(
     store: Store, filters: SearchFilters | None = None
-) -> Iterator[tuple[Photo, list[Region]]]:
-    """Every photo the filters keep, with all of its regions, ordered by path."""
+) -> Iterator[tuple[Photo, list[Region], list[TextRegion]]]:
+    """Every photo the filters keep, ordered by path, with all of its regions and the lines
+    of text read in it (``--ocr``)."""
     keep = selected_photo_ids(store, filters)
-    for photo, regions in store.iter_photos(vectors=False):
-        if keep is None or photo.id in keep:
-            yield photo, regions
+    photos = (
+        (photo, regions)
+        for photo, regions in store.iter_photos(vectors=False)
+        if keep is None or photo.id in keep
+    )
+    while batch := list(islice(photos, TEXT_BATCH)):
+        texts = store.texts_of_photos([photo.id for photo, _ in batch])
+        for photo, regions in batch:
+            yield photo, regions, texts.get(photo.id, [])
 
 
 def export_records(
     store: Store, filters: SearchFilters | None = None
 ) -> Iterator[dict[str, object]]:
-    """One record per photo: path, size, caption, metadata and its regions (no vectors)."""
-    for photo, regions in exported_photos(store, filters):
+    """One record per photo: path, size, caption, metadata and its regions (no vectors).
+
+    The lines of text read in it (``--ocr``) follow its regions, with ``kind`` ``"text"``,
+    their ``text`` and no ``region_id`` (they are not vector regions).
+    """
+    for photo, regions, texts in exported_photos(store, filters):
         yield {
             "image": photo.path,
             "width": photo.width,
@@ -53,6 +67,17 @@ def export_records(
                     "confidence": r.shown_confidence,
                 }
                 for r in regions
+            ]
+            + [
+                {
+                    "region_id": None,
+                    "kind": t.kind,
+                    "box": list(t.shown_box),
+                    "label": None,
+                    "confidence": t.shown_confidence,
+                    "text": t.text,
+                }
+                for t in texts
             ],
         }
 

@@ -127,3 +127,31 @@ def tiny_index(
     ).index([sample_photos_dir])
     assert stats.failures == 0 and stats.objects > 0
     return index_dir
+
+
+@pytest.fixture(scope="session")
+def text_reader():  # -> indexer.models.ocr.TextReader
+    """The real OCR models (they ship inside the rapidocr wheel), loaded once."""
+    from indexer.models.ocr import TextReader
+
+    return TextReader().load()
+
+
+@pytest.fixture(scope="session")
+def rendered_words(tmp_path_factory: pytest.TempPathFactory):  # -> list[RenderedWord]
+    """Four of the checkout's data/ photos with one word each (24-48 px, up to 10 degrees)."""
+    from tests.fixtures.rendered_text import render_set
+
+    # (shop_front.jpg has words of its own: a background must have none)
+    skip = {".md"}
+    backgrounds = sorted(
+        p for p in (REPO_ROOT / "data").iterdir() if p.suffix not in skip and p.stem != "shop_front"
+    )[:4]
+    return render_set(
+        backgrounds,
+        tmp_path_factory.mktemp("rendered"),
+        [24, 48],
+        per_height=2,
+        seed=3,
+        max_angle=10,
+    )

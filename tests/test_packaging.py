@@ -35,7 +35,15 @@ def test_readme_documents_the_cpu_only_torch_wheels() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["out.png", "heat.png", "my-index/objsearch.db", "photos.jsonl", "data/desk.png.xmp"]
+    "path",
+    [
+        "out.png",
+        "heat.png",
+        "my-index/objsearch.db",
+        "photos.jsonl",
+        "data/desk.png.xmp",
+        "I/objsearch.db",
+    ],
 )
 def test_readme_example_outputs_are_git_ignored(path: str) -> None:
     if not (REPO_ROOT / ".git").exists():
@@ -53,35 +61,40 @@ def python_example() -> str:
     return match.group(1)
 
 
-def test_readme_python_example_runs_as_written(models: Models, tmp_path: Path) -> None:
-    """The example, verbatim, with ``~/Photos`` in a fresh home and the tiny models."""
-    home, work = tmp_path / "home", tmp_path / "work"
-    (home / "Photos").mkdir(parents=True)
-    work.mkdir()
-    for src in (REPO_ROOT / "data").iterdir():
-        if src.suffix in (".jpg", ".png", ".webp"):
-            shutil.copy(src, home / "Photos" / src.name)
-    os.symlink(REPO_ROOT / "data", work / "data")  # run from the clone, as the README says
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "PYTHONPATH": str(REPO_ROOT),
-        "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
-        "OBJSEARCH_DETECTOR": str(models.yolo_path),
-        "OBJSEARCH_DEVICE": "cpu",
-    }
+def run_from_clone(models: Models, work: Path, args: list[str], **env: str) -> str:
+    """``python ARGS`` in ``work`` with the tiny models; its stdout (a failure says why)."""
     done = subprocess.run(
-        [sys.executable, "-c", python_example()],
+        [sys.executable, *args],
         cwd=work,
-        env=env,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO_ROOT),
+            "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
+            "OBJSEARCH_DETECTOR": str(models.yolo_path),
+            "OBJSEARCH_DEVICE": "cpu",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    assert lines and lines[0].startswith("4 "), done.stdout  # 4 photos indexed
+    return done.stdout
+
+
+def test_readme_python_example_runs_as_written(models: Models, tmp_path: Path) -> None:
+    """The example, verbatim, with ``~/Photos`` in a fresh home and the tiny models."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    (home / "Photos").mkdir(parents=True)
+    work.mkdir()
+    samples = [p for p in (REPO_ROOT / "data").iterdir() if p.suffix in (".jpg", ".png", ".webp")]
+    for src in samples:
+        shutil.copy(src, home / "Photos" / src.name)
+    os.symlink(REPO_ROOT / "data", work / "data")  # run from the clone, as the README says
+    stdout = run_from_clone(models, work, ["-c", python_example()], HOME=str(home))
+    lines = stdout.splitlines()
+    assert lines and lines[0].startswith(f"{len(samples)} "), stdout  # photos indexed
     assert any(str(home / "Photos") in line for line in lines[1:])
 
 
@@ -126,3 +139,26 @@ def test_readme_xmp_example_runs_as_written(
     assert "Subject                         : sports ball" in outputs[2]
     assert "Image Region Name               : sports ball" in outputs[2]
     assert not list((tmp_path / "data").glob("*.xmp"))  # --remove took them out again
+
+
+def ocr_commands() -> list[str]:
+    section = readme().split("## Text in photos", 1)[1]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, "the README's text-in-photos section starts with its commands"
+    return [line for line in match.group(1).splitlines() if line.startswith("objsearch ")]
+
+
+def test_readme_ocr_commands_find_the_sample_sign(models: Models, tmp_path: Path) -> None:
+    """``index data/ --index I --ocr`` then ``search --ocr WORD``, as written, from a clone."""
+    import shlex
+
+    work = tmp_path / "clone"
+    work.mkdir()
+    os.symlink(REPO_ROOT / "data", work / "data")
+    outputs = [
+        run_from_clone(models, work, ["-m", "retrieval.cli", *shlex.split(command)[1:]])
+        for command in ocr_commands()
+    ]
+    assert "photos read" in " ".join(outputs[0].split())
+    first = [line for line in outputs[1].splitlines() if line.startswith("1\t")]
+    assert first and "shop_front.jpg" in first[0] and "BAKERY" in first[0], outputs[1]

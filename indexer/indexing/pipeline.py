@@ -38,6 +38,7 @@ from ..models.clip import ClipEmbedder, find_clip_source
 from ..models.converted import load_embedder
 from ..models.detector import Detector, find_detector_weights
 from ..models.identity import ModelIdentity, model_mismatch, model_record
+from ..models.ocr import TextReader
 from ..models.source import canonical_model_id
 from ..settings import (
     DEFAULT_DECODE_SIDE,
@@ -56,6 +57,7 @@ from ..settings import (
     resolve_clip_model,
     resolve_detector,
     resolve_device,
+    resolve_ocr,
 )
 from ..store.database import Store, check_creatable, remove_temp_files
 from ..store.live import compaction_reason
@@ -64,6 +66,7 @@ from ..store.records import (
     FailureRecord,
     NewPhoto,
     PhotoMove,
+    PhotoText,
     PhotoTouch,
 )
 from ..store.schema import DB_NAME
@@ -71,6 +74,7 @@ from ..store.vectors import INDEX_TYPES, choose_index_type
 from .device_regions import region_step
 from .plan import Plan, Work, existing_roots, plan_run
 from .regions import EmbedFn, RegionEmbedder, embed_isolating
+from .text_reading import text_failures, unread_batches, with_text
 
 if TYPE_CHECKING:
     from .ray_stage import RayStage
@@ -94,6 +98,10 @@ class IndexStats:
     moved: int = 0
     removed: int = 0
     objects: int = 0
+    texts: int = 0
+    """Text lines stored (``ocr``)."""
+    read: int = 0
+    """Photos whose text was read (``ocr``), with or without text in them."""
     failures: int = 0
     seconds: float = 0.0
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -111,6 +119,8 @@ class IndexStats:
             "moved": self.moved,
             "removed": self.removed,
             "objects": self.objects,
+            "texts": self.texts,
+            "read": self.read,
             "failures": self.failures,
             "seconds": round(self.seconds, 3),
             "photos_per_second": round(self.photos_per_second, 3),
@@ -127,6 +137,8 @@ class Indexer:
     ``detector_classes`` names what an open-vocabulary detector (YOLO-World, YOLOE) finds.
     ``ray`` runs detection and embedding on a Ray cluster (``pip install "objsearch[ray]"``),
     whose actors load the models by name; this process stays the only writer.
+    ``ocr`` (else ``OBJSEARCH_OCR``) also reads the text in photos, including photos
+    indexed earlier whose text was never read; ``text_reader`` injects a loaded reader.
     """
 
     def __init__(
@@ -151,6 +163,8 @@ class Indexer:
         embedder: ClipEmbedder | None = None,
         detector: Detector | None = None,
         ray: RaySettings | None = None,
+        ocr: bool | None = None,
+        text_reader: TextReader | None = None,
     ) -> None:
         if index_type not in INDEX_TYPES:
             raise ObjsearchError(
@@ -177,6 +191,8 @@ class Indexer:
         self.embedder = embedder
         self.detector = detector
         self.ray = ray
+        self.ocr = resolve_ocr(ocr)
+        self.text_reader = text_reader
         self.ray_workers: dict[int, int] = {}
         """After a Ray run: the PID of each actor that returned photos -> how many."""
         self.timings: dict[str, float] = defaultdict(float)
@@ -280,7 +296,32 @@ class Indexer:
         step = self.region_embedder(store)
         if self.models_started_at is None:
             self.models_started_at = time.time()
+        if self.ocr:  # text in photos (issue 21): read after the regions, into their records
+            return with_text(step.embed, self._reader(), self.timings)(photos)
         return step.embed(photos)
+
+    # -- text in photos (--ocr) ----------------------------------------------------------
+    def _reader(self) -> TextReader:
+        """The OCR reader, loaded on first use (a run with nothing to read loads none)."""
+        if self.text_reader is None:
+            self.text_reader = TextReader()
+        return self.text_reader.load()
+
+    def _read_unread(self, run: _Run, plan: Plan) -> None:
+        """Read the text of the scanned photos stored unread (no other model runs)."""
+        failed = {path for path, _ in run.stats.failed}
+        for batch in unread_batches(
+            run.store,
+            self._reader,
+            (p for p in plan.seen if p not in failed),
+            batch_size=self.batch_size,
+            max_megapixels=self.max_megapixels,
+            decode_side=self.decode_side,
+            timings=self.timings,
+        ):
+            run.commit([], batch.failures, texts=batch.texts)
+            run.stats.read += len(batch.texts)
+            run.stats.texts += sum(len(t.lines) for t in batch.texts)
 
     # -- the run -------------------------------------------------------------------------
     def index(
@@ -393,6 +434,8 @@ class Indexer:
                 self._run_locally(run, plan, progress)
             else:
                 self._run_on_ray(stage, store, run, plan, progress)
+            if self.ocr:
+                self._read_unread(run, plan)
             if prune:
                 run.prune(roots)
             store.clear_stale_failures(keep=(path for path, _ in stats.failed))
@@ -447,6 +490,7 @@ class Indexer:
             options=self.options,
             embed_batch_size=self.embed_batch_size,
             detector_classes=self.detector_classes,
+            ocr=self.ocr,
         )
 
     def _run_on_ray(
@@ -638,10 +682,11 @@ class _Run:
         remove: Sequence[int] = (),
         moves: Sequence[PhotoMove] = (),
         touches: Sequence[PhotoTouch] = (),
+        texts: Sequence[PhotoText] = (),
     ) -> None:
         t = time.perf_counter()
         changes = self.store.commit_batch(
-            photos, failures, remove_photo_ids=remove, moves=moves, touches=touches
+            photos, failures, remove_photo_ids=remove, moves=moves, touches=touches, texts=texts
         )
         self.timings["store"] += time.perf_counter() - t
         self._follow(changes)
@@ -712,9 +757,11 @@ class _Run:
         touches: Sequence[PhotoTouch] = (),
     ) -> None:
         """Commit embedded photos (and a batch's other changes) in one transaction."""
-        self.commit(photos, failures, moves=moves, touches=touches)
+        self.commit(photos, failures + text_failures(photos), moves=moves, touches=touches)
         self.stats.indexed += len(photos)
         self.stats.objects += sum(len(p.regions) - 1 for p in photos)
+        self.stats.read += sum(p.text_engine is not None for p in photos)
+        self.stats.texts += sum(len(p.texts) for p in photos)
 
     def prune(self, roots: list[str]) -> None:
         """Remove photos that vanished from the scanned folders, and their stale failures."""

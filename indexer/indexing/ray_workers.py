@@ -29,7 +29,8 @@ from ..models.identity import ModelIdentity
 from ..settings import DetectOptions, configure_ultralytics
 from ..store.records import FailureRecord, NewPhoto
 from .device_regions import region_step
-from .regions import RegionEmbedder, embed_isolating
+from .regions import EmbedFn, RegionEmbedder, embed_isolating
+from .text_reading import with_text
 
 STAGE_DECODE = "decode"
 STAGE_MODEL = "model"
@@ -98,6 +99,7 @@ class ModelSpec:
     embed_batch_size: int
     threads: int = 0  # compute threads per actor; 0: chosen by the stage from the cluster
     detector_classes: tuple[str, ...] = ()  # what an open-vocabulary detector looks for
+    ocr: bool = False  # also read the text in each photo (see indexing.text_reading)
 
 
 def load_region_embedder(spec: ModelSpec) -> RegionEmbedder:
@@ -177,10 +179,16 @@ class RegionActor:
     def __init__(self, spec: ModelSpec) -> None:
         self._pid = os.getpid()
         self._regions: RegionEmbedder | None = None
+        self._embed: EmbedFn | None = None
         self._identity = b""
         self._load_error = ""
         try:
             self._regions = load_region_embedder(spec)
+            self._embed = self._regions.embed
+            if spec.ocr:
+                from ..models.ocr import TextReader
+
+                self._embed = with_text(self._regions.embed, TextReader().load())
             self._identity = ModelProbe.of(self._regions).dump()
         except ObjsearchError as exc:
             self._load_error = str(exc)
@@ -190,9 +198,9 @@ class RegionActor:
         rows = [{k: v[i] for k, v in batch.items()} for i in range(n)]
         records: list[NewPhoto] = []
         failures: list[FailureRecord] = []
-        if self._regions is not None:
+        if self._embed is not None:
             photos = [photo_from_row(r) for r in rows if not r["error"]]
-            records, failures = embed_isolating(self._regions.embed, photos)
+            records, failures = embed_isolating(self._embed, photos)
         by_path = {p.path: pickle.dumps(p, protocol=5) for p in records}
         failed = {f.path: f.reason for f in failures}
         out_records: list[bytes] = []

@@ -14,11 +14,24 @@ from .records import (
     FailureRecord,
     NewPhoto,
     NewRegion,
+    NewText,
     PhotoMove,
     PhotoState,
+    PhotoText,
     PhotoTouch,
+    UnreadPhoto,
 )
-from .schema import DB_NAME, FAISS_NAME, KIND_IMAGE, KIND_OBJECT, LOCK_NAME, Photo, Region
+from .schema import (
+    DB_NAME,
+    FAISS_NAME,
+    KIND_IMAGE,
+    KIND_OBJECT,
+    KIND_TEXT,
+    LOCK_NAME,
+    Photo,
+    Region,
+    TextRegion,
+)
 from .vectors import IndexParams, VectorIndex
 
 __all__ = [
@@ -26,6 +39,7 @@ __all__ = [
     "FAISS_NAME",
     "KIND_IMAGE",
     "KIND_OBJECT",
+    "KIND_TEXT",
     "LOCK_NAME",
     "BatchChanges",
     "Counts",
@@ -34,12 +48,16 @@ __all__ = [
     "LiveVectors",
     "NewPhoto",
     "NewRegion",
+    "NewText",
     "Photo",
     "PhotoMove",
     "PhotoState",
+    "PhotoText",
     "PhotoTouch",
     "Region",
     "Store",
+    "TextRegion",
+    "UnreadPhoto",
     "VectorIndex",
     "remove_temp_files",
 ]

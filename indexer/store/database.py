@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, defer
 from ..errors import CorruptIndexError, StoreError, first_line
 from ..media.metadata import PhotoMetadata
 from ..settings import expand_path
+from ..textfold import searchable
 from .live import LiveVectors, MainRecord, VectorStatus
 from .lock import acquire_writer_lock, release_writer_lock, vectors_lock
 from .migrations import upgrade
@@ -42,7 +43,9 @@ from .records import (
     NewPhoto,
     PhotoMove,
     PhotoState,
+    PhotoText,
     PhotoTouch,
+    UnreadPhoto,
 )
 from .schema import (
     DB_NAME,
@@ -52,11 +55,14 @@ from .schema import (
     LOCK_NAME,
     SCHEMA_VERSION,
     SEARCH_DDL,
+    TEXT_DDL,
     Base,
     Failure,
     Meta,
     Photo,
     Region,
+    TextRead,
+    TextRegion,
     Tombstone,
 )
 from .vectors import (
@@ -198,7 +204,7 @@ class Store:
             if not create:
                 raise StoreError(f"{self.db_path} is not an objsearch index (no schema version).")
             with self.engine.begin() as conn:
-                for statement in SEARCH_DDL:
+                for statement in (*SEARCH_DDL, *TEXT_DDL):
                     conn.exec_driver_sql(statement)
             self.set_meta(schema_version=SCHEMA_VERSION, generation=0)
             return
@@ -280,7 +286,11 @@ class Store:
                 s.execute(select(Region.kind, func.count(Region.id)).group_by(Region.kind)).all()
             )
             failures = s.scalar(select(func.count(Failure.id))) or 0
-        return Counts(photos, by_kind.get(KIND_OBJECT, 0), by_kind.get(KIND_IMAGE, 0), failures)
+            texts = s.scalar(select(func.count(TextRegion.id))) or 0
+            read = s.scalar(select(func.count(TextRead.photo_id))) or 0
+        return Counts(
+            photos, by_kind.get(KIND_OBJECT, 0), by_kind.get(KIND_IMAGE, 0), failures, texts, read
+        )
 
     def failures(self) -> list[Failure]:
         with self.session() as s:
@@ -306,6 +316,30 @@ class Store:
                 return None
             query = select(Region).where(Region.photo_id == photo.id).order_by(Region.id)
             return photo, list(s.scalars(query.options(defer(Region.vector))))
+
+    def texts_of_photos(self, photo_ids: Sequence[int]) -> dict[int, list[TextRegion]]:
+        """Photo id -> its text lines, top to bottom (photos without text are left out)."""
+        out: dict[int, list[TextRegion]] = {}
+        with self.session() as s:
+            for chunk in chunked([int(i) for i in photo_ids]):
+                query = select(TextRegion).where(TextRegion.photo_id.in_(chunk))
+                for line in s.scalars(query.order_by(TextRegion.y1, TextRegion.x1)):
+                    out.setdefault(line.photo_id, []).append(line)
+        return out
+
+    def unread_photos(self, paths: Iterable[str]) -> list[UnreadPhoto]:
+        """The photos at ``paths`` whose text has not been read yet, by path."""
+        out: list[UnreadPhoto] = []
+        with self.session() as s:
+            for chunk in chunked(sorted(paths)):
+                rows = s.execute(
+                    select(Photo.id, Photo.path, Photo.content_hash)
+                    .where(Photo.path.in_(chunk))
+                    .where(Photo.id.not_in(select(TextRead.photo_id)))
+                    .order_by(Photo.path)
+                )
+                out += [UnreadPhoto(*row) for row in rows]
+        return out
 
     def region_vector(self, region_id: int) -> np.ndarray | None:
         """The stored unit vector of one region, or None for an unknown id."""
@@ -367,11 +401,13 @@ class Store:
         remove_photo_ids: Iterable[int] = (),
         moves: Iterable[PhotoMove] = (),
         touches: Iterable[PhotoTouch] = (),
+        texts: Iterable[PhotoText] = (),
     ) -> BatchChanges:
         """Apply one batch of changes in a single transaction and bump the generation.
 
         ``photos`` replace any photo at the same path; ``moves`` re-path renamed files and
-        ``touches`` update the stat of files whose bytes did not change.
+        ``touches`` update the stat of files whose bytes did not change; ``texts`` are the
+        text read in stored photos (replacing what was read in them before).
         """
         photos = list(photos)
         now = time.time()
@@ -385,6 +421,7 @@ class Store:
                 removed = _remove_photos(s, list(remove_ids))
                 _add_tombstones(s, removed)
                 added, vectors = _add_photos(s, photos, now)
+                _add_texts(s, list(texts), now)
                 for failure in failures:
                     s.merge(_failure(s, failure, now))
                 s.flush()
@@ -705,11 +742,12 @@ def _metadata_columns(metadata: PhotoMetadata | None) -> dict[str, object]:
 
 
 def _remove_photos(s: Session, photo_ids: list[int]) -> list[int]:
-    """Delete photos with their regions; returns the removed region ids."""
+    """Delete photos with their regions and text; returns the removed region ids."""
     removed: list[int] = []
     for chunk in chunked(photo_ids):
         removed += s.scalars(select(Region.id).where(Region.photo_id.in_(chunk))).all()
         s.execute(delete(Region).where(Region.photo_id.in_(chunk)))
+        _delete_texts(s, chunk)
         s.execute(delete(Photo).where(Photo.id.in_(chunk)))
     return removed
 
@@ -750,10 +788,7 @@ def _add_photos(
                 {
                     "photo_id": photo_id,
                     "kind": r.kind,
-                    "x1": float(r.box[0]),
-                    "y1": float(r.box[1]),
-                    "x2": float(r.box[2]),
-                    "y2": float(r.box[3]),
+                    **_box_columns(r.box),
                     "label": r.label,
                     "confidence": None if r.confidence is None else float(r.confidence),
                     "vector": vec.tobytes(),
@@ -763,9 +798,52 @@ def _add_photos(
     region_ids = list(
         s.scalars(insert(Region).returning(Region.id, sort_by_parameter_order=True), rows).all()
     )
+    _add_texts(
+        s,
+        [
+            PhotoText(photo_id, new.texts, new.text_engine)
+            for photo_id, new in zip(photo_ids, photos, strict=True)
+            if new.text_engine is not None
+        ],
+        now,
+    )
     for chunk in chunked([new.path for new in photos]):
         s.execute(delete(Failure).where(Failure.path.in_(chunk)))
     return region_ids, vectors
+
+
+def _box_columns(box: Sequence[float]) -> dict[str, float]:
+    return {"x1": float(box[0]), "y1": float(box[1]), "x2": float(box[2]), "y2": float(box[3])}
+
+
+def _delete_texts(s: Session, photo_ids: Sequence[int]) -> None:
+    """Forget the text read in these photos (lines and read marks)."""
+    for chunk in chunked(list(photo_ids)):
+        s.execute(delete(TextRegion).where(TextRegion.photo_id.in_(chunk)))
+        s.execute(delete(TextRead).where(TextRead.photo_id.in_(chunk)))
+
+
+def _add_texts(s: Session, texts: Sequence[PhotoText], now: float) -> None:
+    """Store the text read in photos and mark them read (what was there before goes)."""
+    if not texts:
+        return
+    _delete_texts(s, [t.photo_id for t in texts])
+    rows = [
+        {
+            "photo_id": t.photo_id,
+            **_box_columns(line.box),
+            "text": line.text,
+            "folded": searchable(line.text),
+            "confidence": float(line.confidence),
+        }
+        for t in texts
+        for line in t.lines
+    ]
+    if rows:
+        s.execute(insert(TextRegion), rows)
+    s.execute(
+        insert(TextRead), [{"photo_id": t.photo_id, "engine": t.engine, "at": now} for t in texts]
+    )
 
 
 def _failure(s: Session, failure: FailureRecord, now: float) -> Failure:

@@ -19,13 +19,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, delete, func, select
 
 from ..errors import CorruptIndexError, StoreError, first_line
 from ..settings import expand_path
 from .database import Store, remove_temp_files
 from .lock import writer_lock
-from .schema import DB_NAME, KIND_IMAGE, SCHEMA_VERSION, Photo, Region
+from .schema import DB_NAME, KIND_IMAGE, SCHEMA_VERSION, Photo, Region, TextRead, TextRegion
 from .vectors import VectorIndex
 
 VECTORS_FRESH = "fresh"
@@ -50,6 +50,10 @@ class Health:
     vectors: int
     failures: int
     consistent: bool
+    texts: int
+    """Text lines read in photos (``--ocr``); they have no vector, so FAISS never holds them."""
+    read: int
+    """Photos whose text has been read."""
     generation: int
     clip_model: str | None
     model_family: str | None
@@ -85,6 +89,37 @@ def _photos_without_image(store: Store) -> list[int]:
 def _orphan_regions(store: Store) -> list[int]:
     with store.session() as s:
         return list(s.scalars(select(Region.id).where(Region.photo_id.not_in(select(Photo.id)))))
+
+
+def _orphan_texts(store: Store) -> int:
+    """Text lines or read marks whose photo is gone."""
+    with store.session() as s:
+        photos = select(Photo.id)
+        lines = s.scalar(select(func.count()).where(TextRegion.photo_id.not_in(photos)))
+        marks = s.scalar(select(func.count()).where(TextRead.photo_id.not_in(photos)))
+        return int(lines or 0) + int(marks or 0)
+
+
+def _text_search_out_of_step(store: Store) -> bool:
+    """Whether the text search tables disagree with the text lines they index."""
+    with store.engine.connect() as conn:
+        lines = conn.exec_driver_sql("SELECT count(*) FROM text_regions").scalar()
+        indexed = conn.exec_driver_sql("SELECT count(*) FROM text_search").scalar()
+        photos = conn.exec_driver_sql("SELECT count(DISTINCT photo_id) FROM text_regions").scalar()
+        worded = conn.exec_driver_sql("SELECT count(*) FROM photo_words").scalar()
+    return (lines, photos) != (indexed, worded)
+
+
+def _rebuild_text_search(conn: Connection) -> None:
+    """Refill both text search tables from ``text_regions``."""
+    run = conn.exec_driver_sql
+    run("DELETE FROM text_search")
+    run("INSERT INTO text_search (rowid, folded) SELECT id, folded FROM text_regions")
+    run("DELETE FROM photo_words")
+    run(
+        "INSERT INTO photo_words (rowid, words) SELECT photo_id, ' ' || group_concat(text, ' ') "
+        "FROM text_regions GROUP BY photo_id"
+    )
 
 
 def _vectors_file(store: Store, regions: int) -> tuple[int, str | None, int]:
@@ -128,6 +163,11 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
     bad = _bad_vectors(store, dim)
     if bad:
         problems.append(f"{len(bad)} regions have vectors of the wrong size")
+    orphan_texts = _orphan_texts(store)
+    if orphan_texts:
+        problems.append(f"{orphan_texts} text lines or read marks belong to no photo")
+    if _text_search_out_of_step(store):
+        problems.append("the text search tables are out of step with the text lines")
     failed = [
         {"path": f.path, "stage": f.stage, "reason": f.reason}
         for f in store.failures()[:max_failures]
@@ -140,6 +180,8 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
         vectors=vectors,
         failures=counts.failures,
         consistent=not problems,
+        texts=counts.texts,
+        read=counts.read,
         generation=int(meta.get("generation") or 0),
         clip_model=meta.get("clip_model"),
         model_family=meta.get("model_family") or ("clip" if meta.get("clip_model") else None),
@@ -154,8 +196,15 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
     )
 
 
-_SALVAGE_TABLES = ("meta", "photos", "regions", "failures")
+_SALVAGE_TABLES = ("meta", "photos", "regions", "failures", "text_regions", "text_reads")
 _MODEL_KEYS = ("clip_model", "embed_dim", "clip_probe")
+# What goes with a photo, children first.
+_PHOTO_TABLES = (
+    ("regions", "photo_id"),
+    ("text_regions", "photo_id"),
+    ("text_reads", "photo_id"),
+    ("photos", "id"),
+)
 
 
 def _next_readable(src: sqlite3.Connection, table: str, after: int) -> int | None:
@@ -307,8 +356,8 @@ def _drop_incomplete(dst: sqlite3.Connection, region_gaps: list[tuple[int, int]]
     keys = {r[0] for r in dst.execute("SELECT key FROM meta")}
     if regions and not set(_MODEL_KEYS) <= keys:
         photos = dst.execute("SELECT count(*) FROM photos").fetchone()[0]
-        dst.execute("DELETE FROM regions")
-        dst.execute("DELETE FROM photos")
+        for table, _ in _PHOTO_TABLES:
+            dst.execute(f"DELETE FROM {table}")
         for key in (*_MODEL_KEYS, "model_family"):
             dst.execute("DELETE FROM meta WHERE key = ?", (key,))
         return [
@@ -329,8 +378,8 @@ def _drop_incomplete(dst: sqlite3.Connection, region_gaps: list[tuple[int, int]]
     if not partial:
         return []
     marks = ", ".join("?" for _ in partial)
-    dst.execute(f"DELETE FROM regions WHERE photo_id IN ({marks})", tuple(partial))
-    dst.execute(f"DELETE FROM photos WHERE id IN ({marks})", tuple(partial))
+    for table, column in _PHOTO_TABLES:
+        dst.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", tuple(partial))
     return [
         f"dropped {len(partial)} photos whose regions were partly unreadable "
         "(the next 'objsearch index' run indexes them again)"
@@ -384,6 +433,7 @@ def _repair_open(store: Store) -> list[str]:
     orphans = _orphan_regions(store)
     bad = _bad_vectors(store, dim)
     broken_photos = set(_photos_without_image(store))
+    orphan_texts = _orphan_texts(store)
     with store.session() as s, s.begin():
         if bad:
             broken_photos.update(s.scalars(select(Region.photo_id).where(Region.id.in_(bad))))
@@ -391,7 +441,19 @@ def _repair_open(store: Store) -> list[str]:
             s.execute(delete(Region).where(Region.id.in_(orphans)))
         if broken_photos:
             s.execute(delete(Region).where(Region.photo_id.in_(broken_photos)))
+            s.execute(delete(TextRegion).where(TextRegion.photo_id.in_(broken_photos)))
+            s.execute(delete(TextRead).where(TextRead.photo_id.in_(broken_photos)))
             s.execute(delete(Photo).where(Photo.id.in_(broken_photos)))
+        if orphan_texts:
+            photos = select(Photo.id)
+            s.execute(delete(TextRegion).where(TextRegion.photo_id.not_in(photos)))
+            s.execute(delete(TextRead).where(TextRead.photo_id.not_in(photos)))
+    if orphan_texts:
+        actions.append(f"dropped {orphan_texts} text lines or read marks that belonged to no photo")
+    if _text_search_out_of_step(store):
+        with store.session() as s, s.begin():
+            _rebuild_text_search(s.connection())
+        actions.append("rebuilt the text search tables from the text lines")
     if orphans:
         actions.append(f"dropped {len(orphans)} regions that belonged to no photo")
     if broken_photos:

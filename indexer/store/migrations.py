@@ -15,8 +15,11 @@ import os
 import sqlite3
 from collections.abc import Callable
 
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+
 from ..errors import StoreError
-from .schema import SCHEMA_VERSION, SEARCH_DDL, _basename
+from .schema import SCHEMA_VERSION, SEARCH_DDL, TEXT_DDL, TextRead, TextRegion, _basename
 
 MigrationStep = Callable[[sqlite3.Connection], None]
 
@@ -53,7 +56,22 @@ def fill_photo_text(conn: sqlite3.Connection) -> None:
     )
 
 
-STEPS: dict[int, MigrationStep] = {1: _v1_to_v2}
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    """The text read in photos: text lines, which photos were read, their full-text tables.
+
+    Nothing is read yet: the next ``index --ocr`` run reads every photo's text without
+    running the other models again.
+    """
+    dialect = sqlite_dialect.dialect()
+    for table in (TextRegion.__table__, TextRead.__table__):
+        conn.execute(str(CreateTable(table).compile(dialect=dialect)))
+        for index in table.indexes:
+            conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
+    for statement in TEXT_DDL:
+        conn.execute(statement)
+
+
+STEPS: dict[int, MigrationStep] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def backup_path(db_path: str, version: int) -> str:

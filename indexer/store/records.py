@@ -20,6 +20,33 @@ class NewRegion:
     confidence: float | None = None
 
 
+@dataclass(frozen=True)
+class NewText:
+    """A text line ready to store: box in original pixels, the words read, confidence."""
+
+    box: tuple[float, float, float, float]
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class PhotoText:
+    """The text read in an already stored photo (``--ocr`` over an existing index)."""
+
+    photo_id: int
+    lines: list[NewText]
+    engine: str
+
+
+@dataclass(frozen=True)
+class UnreadPhoto:
+    """A stored photo whose text has not been read yet."""
+
+    id: int
+    path: str
+    content_hash: str
+
+
 @dataclass
 class NewPhoto:
     """A photo ready to store with all of its regions."""
@@ -33,6 +60,12 @@ class NewPhoto:
     caption: str
     regions: list[NewRegion] = field(default_factory=list)
     metadata: PhotoMetadata | None = None
+    texts: list[NewText] = field(default_factory=list)
+    text_engine: str | None = None
+    """The OCR engine that read this photo (its text lines are ``texts``, maybe none);
+    None when its text was not read."""
+    text_error: str | None = None
+    """Why reading its text failed (recorded as a failure; the photo is stored unread)."""
 
 
 @dataclass
@@ -68,9 +101,14 @@ class Counts:
     objects: int
     images: int
     failures: int
+    texts: int = 0
+    """Text lines read in photos (not vector regions: see ``regions``)."""
+    read: int = 0
+    """Photos whose text has been read."""
 
     @property
     def regions(self) -> int:
+        """Regions with a vector (what FAISS holds)."""
         return self.objects + self.images
 
 

@@ -4,7 +4,9 @@ Layout of an index folder::
 
     objsearch.db      SQLite (WAL): photos (with EXIF metadata), regions (with vectors),
                       failures, meta, photo_text (full-text search over captions, labels
-                      and file names, kept current by triggers)
+                      and file names, kept current by triggers), text_regions (the text
+                      lines read in photos, no vectors) with text_reads (which photos
+                      were read) and their full-text tables text_search and photo_words
     vectors.faiss     FAISS main segment over region vectors, ids = region ids; regions
                       added or deleted since it was built are a delta and tombstones
                       (see indexer.store.live)
@@ -16,7 +18,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "objsearch.db"
 FAISS_NAME = "vectors.faiss"
 LOCK_NAME = "lock"
@@ -24,6 +26,7 @@ VECTORS_LOCK_NAME = "vectors.lock"
 
 KIND_IMAGE = "image"
 KIND_OBJECT = "object"
+KIND_TEXT = "text"
 
 
 class Base(DeclarativeBase):
@@ -117,6 +120,60 @@ class Region(Base):
         return None if self.confidence is None else round(self.confidence, 4)
 
 
+class TextRegion(Base):
+    """A line of text read in a photo (``kind='text'`` in results): box, words, confidence.
+
+    Text lines have no CLIP vector, so they live beside ``regions`` rather than in it: the
+    FAISS file, its delta and tombstones, and every exact ranking read ``regions`` only and
+    never meet a region without a vector. ``folded`` is its words case- and accent-folded,
+    space-separated (:func:`indexer.textfold.searchable`); the trigram table ``text_search``
+    indexes it.
+    """
+
+    __tablename__ = "text_regions"
+    __table_args__ = (Index("ix_text_regions_photo", "photo_id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"))
+    x1: Mapped[float]
+    y1: Mapped[float]
+    x2: Mapped[float]
+    y2: Mapped[float]
+    text: Mapped[str]
+    folded: Mapped[str]
+    confidence: Mapped[float]
+
+    kind = KIND_TEXT
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+    @property
+    def shown_box(self) -> tuple[float, float, float, float]:
+        x1, y1, x2, y2 = (round(v, 2) for v in (self.x1, self.y1, self.x2, self.y2))
+        return (x1, y1, x2, y2)
+
+    @property
+    def shown_confidence(self) -> float:
+        return round(self.confidence, 4)
+
+
+class TextRead(Base):
+    """A photo whose text has been read (``--ocr``), by which engine, even if it had none.
+
+    A later ``--ocr`` run reads only photos without a row here; the row goes with the photo.
+    """
+
+    __tablename__ = "text_reads"
+
+    photo_id: Mapped[int] = mapped_column(
+        ForeignKey("photos.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    engine: Mapped[str]
+    at: Mapped[float]
+
+
 class Failure(Base):
     """A file that could not be indexed, with the reason shown to people."""
 
@@ -172,4 +229,23 @@ SEARCH_DDL = (
     "CREATE TRIGGER IF NOT EXISTS photo_text_label AFTER INSERT ON regions "
     "WHEN new.label IS NOT NULL BEGIN "
     "UPDATE photo_text SET labels = labels || ' ' || new.label WHERE rowid = new.photo_id; END",
+)
+
+
+# The text read in photos (schema 3). text_search: trigram full-text over each line's folded
+# text, for part-of-word matches ("bake" in "BAKERY") through the index, not a scan.
+# photo_words: a photo's lines together, word-tokenized and stemmed like photo_text, for
+# --match. Triggers keep both in step with text_regions in the same transaction.
+TEXT_DDL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS text_search USING fts5(folded, tokenize = 'trigram')",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS photo_words "
+    "USING fts5(words, tokenize = 'porter unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS text_search_insert AFTER INSERT ON text_regions BEGIN "
+    "INSERT INTO text_search (rowid, folded) VALUES (new.id, new.folded); "
+    "INSERT INTO photo_words (rowid, words) SELECT new.photo_id, '' "
+    "WHERE NOT EXISTS (SELECT 1 FROM photo_words WHERE rowid = new.photo_id); "
+    "UPDATE photo_words SET words = words || ' ' || new.text WHERE rowid = new.photo_id; END",
+    "CREATE TRIGGER IF NOT EXISTS text_search_delete AFTER DELETE ON text_regions BEGIN "
+    "DELETE FROM text_search WHERE rowid = old.id; "
+    "DELETE FROM photo_words WHERE rowid = old.photo_id; END",
 )

@@ -127,7 +127,7 @@ MatchOpt = Annotated[
     str | None,
     typer.Option(
         "--match",
-        help="Words that must all appear in the caption, labels or file name.",
+        help="Words that must all appear in the caption, labels or file name (or all in the text read in the photo).",
         show_default=False,
     ),
 ]

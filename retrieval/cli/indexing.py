@@ -185,6 +185,14 @@ def index(
             show_default=False,
         ),
     ] = None,
+    ocr: Annotated[
+        bool | None,
+        typer.Option(
+            "--ocr/--no-ocr",
+            help="Also read the text in photos (signs, labels, covers), found with 'search --ocr WORDS'. On an existing index, photos not read yet are read without running the other models. [default: OBJSEARCH_OCR, else off]",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index photos: detect objects, embed photos and crops, store them in INDEX."""
@@ -221,6 +229,7 @@ def index(
         max_megapixels=max_megapixels,
         index_type=faiss_index,
         ray=ray_settings,
+        ocr=ocr,
     )
     with Progress(
         *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
@@ -251,7 +260,8 @@ def _print_stats(stats: IndexStats, index_dir: Path) -> None:
     out.print(
         f"[bold]{stats.indexed}[/] photos indexed, [bold]{stats.objects}[/] objects, "
         f"{stats.unchanged} unchanged, {stats.moved} moved, {stats.removed} removed, "
-        f"[{'red' if stats.failures else 'green'}]{stats.failures} failures[/] "
+        + (f"{stats.texts} text lines in {stats.read} photos read, " if stats.read else "")
+        + f"[{'red' if stats.failures else 'green'}]{stats.failures} failures[/] "
         f"in {stats.seconds:.1f} s"
         + (f" ({stats.photos_per_second:.1f} photos/s)" if stats.indexed else ""),
         highlight=False,
@@ -396,6 +406,7 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
         ["photos", str(health.photos)],
         ["object regions", str(health.objects)],
         ["whole-photo regions", str(health.images)],
+        ["text lines", f"{health.texts} (in {health.read} photos read)"],
         ["FAISS vectors", f"{health.vectors} ({health.faiss_kind or 'none'})"],
         ["FAISS file", vectors_file],
         ["failures", str(health.failures)],

@@ -73,6 +73,14 @@ def search(
         ),
     ] = None,
     match: MatchOpt = None,
+    ocr: Annotated[
+        str | None,
+        typer.Option(
+            "--ocr",
+            help="Words read in the photos (index with --ocr): alone, the lines of text that contain them; with QUERY, only photos whose text has them. Any case, accents folded, inside longer words too.",
+            show_default=False,
+        ),
+    ] = None,
     negatives: Annotated[
         list[str] | None,
         typer.Option(
@@ -120,6 +128,7 @@ def search(
 ) -> None:
     """Search INDEX by text (QUERY), by example (--image, --like-region, --like-photo) or both."""
     preload = None
+    text_only = query is None and image is None and like_region is None and like_photo is None
     if query is not None and image is None and like_region is None and like_photo is None:
         from retrieval.search.preload import preload_text_encoder
 
@@ -137,14 +146,22 @@ def search(
         if objects_only and photos_only:
             raise QueryError("--objects-only and --photos-only exclude each other.")
         example = image is not None or like_region is not None or like_photo is not None
-        if query is None and not example:
-            raise QueryError("Give a text QUERY, --image, --like-region or --like-photo.")
+        if query is None and not example and ocr is None:
+            raise QueryError("Give a text QUERY, --image, --like-region, --like-photo or --ocr.")
         if image_weight is not None and not (query is not None and example):
             raise QueryError("--image-weight weighs an example against a text QUERY: give both.")
         if refine and query is None and image is None:
             raise QueryError("--refine localizes a text QUERY or an --image: give one.")
+        if text_only and (objects_only or photos_only):
+            raise QueryError(
+                "--objects-only and --photos-only choose among objects and photos; an --ocr "
+                "search without QUERY returns lines of text."
+            )
         kind = "object" if objects_only else "image" if photos_only else None
-        Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
+        if not text_only:
+            Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
+        elif negatives:
+            raise QueryError("--not pushes a QUERY away from a prompt: give a QUERY.")
         filters = SearchFilters(
             after=after,
             before=before,
@@ -154,6 +171,7 @@ def search(
             near=near,
             min_score=min_score,
             match=match,
+            ocr=ocr,
         )
         example = Searcher.query_image(image) if image is not None else None
         with Searcher(
@@ -163,6 +181,7 @@ def search(
             precision=precision,
             backend=backend,
             preload=preload,
+            load_encoder=not text_only,  # finding words read in photos embeds nothing
         ) as searcher:
             results = searcher.search(
                 text=query,
@@ -203,9 +222,13 @@ def search(
             err.print("No results.")
             return
         what = "crops" if group == "object" else "photos"
+        if text_only:
+            what = "lines of text" if group == "object" else "photos"
         title = (
             f"{len(results)} {what} for {query!r}"
             if query
+            else f"{len(results)} {what} with the words {ocr!r}"
+            if text_only
             else f"{len(results)} {what} like the example"
         )
         print_rows(title, *_result_rows(results, refined=refine))
@@ -219,6 +242,23 @@ def _explain_empty(searcher: object, filters: object) -> None:
     from retrieval.search.filters import SearchFilters, photos_without_metadata
 
     assert isinstance(filters, SearchFilters)
+    if filters.ocr:
+        read = searcher.store.counts().read  # type: ignore[attr-defined]
+        if not read:
+            err.print(
+                "note: no photo's text has been read in this index: run 'objsearch index "
+                "FOLDERS --index INDEX --ocr' first.",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            err.print(
+                f"note: no text read in the {read} photos read contains {filters.ocr!r}"
+                + (" and matches the other filters." if _other_filters(filters) else "."),
+                highlight=False,
+                soft_wrap=True,
+            )
+        return
     if filters.restricts_rows:
         err.print("note: no photo matches the filters.", highlight=False)
     elif filters.min_score is not None:
@@ -236,6 +276,12 @@ def _explain_empty(searcher: object, filters: object) -> None:
             )
 
 
+def _other_filters(filters: object) -> bool:
+    from dataclasses import replace
+
+    return bool(replace(filters, ocr=None).restricts_rows)  # type: ignore[type-var]
+
+
 def _result_rows(
     results: Sequence[SearchResult], *, refined: bool
 ) -> tuple[list[str], list[list[str]]]:
@@ -249,7 +295,7 @@ def _result_rows(
             f"{r.score:.3f}",
             r.image,
             fmt_box(r.box),
-            r.label or "(photo)",
+            f"text: {r.text}" if r.text is not None else r.label or "(photo)",
             (r.taken_at or "-")[:10],
         ]
         if refined:

@@ -25,6 +25,9 @@ from sqlalchemy.orm import Session
 
 from indexer.errors import QueryError
 from indexer.store import KIND_OBJECT, Photo, Region
+from indexer.textfold import query_words
+
+from .text_match import lines_matching
 
 EARTH_RADIUS_KM = 6371.0088
 _DATE = re.compile(
@@ -101,7 +104,10 @@ class SearchFilters:
     object (any one; implies object regions). ``camera``: a case-insensitive part of the
     camera name. ``near``: ``(lat, lon, km)`` or ``"lat,lon,km"``. ``min_score``: drop
     results scoring below it. ``match``: words that must all appear in the photo's caption,
-    detector labels or file name (SQLite full-text search; ``cats`` matches ``cat``).
+    detector labels or file name, or all in the text read in it (SQLite full-text search;
+    ``cats`` matches ``cat``). ``ocr``: words that must all appear in one line of text read
+    in the photo, in any case, accents folded, inside longer words too (``bake`` finds
+    ``BAKERY``).
     """
 
     after: DateLike | None = None
@@ -112,6 +118,7 @@ class SearchFilters:
     near: tuple[float, float, float] | str | None = None
     min_score: float | None = None
     match: str | None = None
+    ocr: str | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__  # frozen: normalise once, here
@@ -150,6 +157,10 @@ class SearchFilters:
             if not fts_query(str(self.match)):
                 raise QueryError("--match: give at least one word to match.")
             put(self, "match", str(self.match).strip())
+        if self.ocr is not None:
+            if not query_words(str(self.ocr)):
+                raise QueryError("--ocr: give at least one word to find in the photos' text.")
+            put(self, "ocr", " ".join(query_words(str(self.ocr))))
 
     @property
     def restricts_rows(self) -> bool:
@@ -162,6 +173,7 @@ class SearchFilters:
             or self.camera
             or self.near
             or self.match
+            or self.ocr
         )
 
     @property
@@ -224,10 +236,8 @@ def _register_functions(session: Session) -> None:
         raw.create_function("objsearch_km", 4, haversine_km, deterministic=True)
 
 
-def matching_region_ids(
-    session: Session, filters: SearchFilters, kind: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(region ids ascending, their photo ids) of the regions passing ``filters`` and ``kind``."""
+def photo_conditions(session: Session, filters: SearchFilters) -> list[Any]:
+    """SQL conditions on ``Photo`` for every filter that speaks of the photo (not its regions)."""
     conds: list[Any] = []
     if filters.after:
         conds.append(Photo.taken_at >= filters.after)
@@ -245,10 +255,24 @@ def matching_region_ids(
         _register_functions(session)
         conds += _near_conditions(filters.near)  # type: ignore[arg-type]
     if filters.match:
+        fts = fts_query(filters.match)
         matched = text("SELECT rowid FROM photo_text WHERE photo_text MATCH :fts").bindparams(
-            fts=fts_query(filters.match)
+            fts=fts
         )
-        conds.append(Photo.id.in_(matched))
+        read = text("SELECT rowid FROM photo_words WHERE photo_words MATCH :words").bindparams(
+            words=fts
+        )
+        conds.append(or_(Photo.id.in_(matched), Photo.id.in_(read)))
+    if filters.ocr:
+        conds.append(Photo.id.in_(lines_matching(filters.ocr.split(), photo_ids=True)))
+    return conds
+
+
+def matching_region_ids(
+    session: Session, filters: SearchFilters, kind: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(region ids ascending, their photo ids) of the regions passing ``filters`` and ``kind``."""
+    conds = photo_conditions(session, filters)
     if filters.labels:
         conds.append(Region.label.collate("NOCASE").in_(filters.labels))
         kind = KIND_OBJECT

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -27,10 +27,20 @@ from indexer.errors import QueryError, StoreError
 from indexer.models.identity import model_mismatch
 from indexer.models.text import TextQueries, load_text_encoder, normalise_query
 from indexer.settings import resolve_clip_model
-from indexer.store import KIND_IMAGE, KIND_OBJECT, IndexParams, LiveVectors, Photo, Region, Store
+from indexer.store import (
+    KIND_IMAGE,
+    KIND_OBJECT,
+    IndexParams,
+    LiveVectors,
+    Photo,
+    Region,
+    Store,
+    TextRegion,
+)
 
 from .compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT, blend, clean_negatives, push_away
-from .filters import SearchFilters, matching_region_ids
+from .filters import SearchFilters, matching_region_ids, photo_conditions
+from .text_match import lines_matching, text_score, whole_words
 
 if TYPE_CHECKING:  # a text search never imports PIL's codecs, transformers or torch
     from PIL import Image
@@ -61,7 +71,7 @@ class SearchResult:
     box: tuple[float, float, float, float] | None
     label: str | None
     confidence: float | None
-    region_id: int
+    region_id: int | None  # None for a line of text (text lines are not vector regions)
     photo_id: int
     width: int
     height: int
@@ -73,6 +83,7 @@ class SearchResult:
     date_source: str | None = None
     camera: str | None = None
     gps: dict[str, float] | None = None
+    text: str | None = None  # the words read, for kind "text"
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form: documented keys first, extra detail after."""
@@ -82,16 +93,18 @@ class SearchResult:
         return data
 
 
-def _result(region: Region, photo: Photo, score: float) -> SearchResult:
+def _result(region: Region | TextRegion, photo: Photo, score: float) -> SearchResult:
+    is_text = isinstance(region, TextRegion)
     return SearchResult(
         rank=0,
         score=round(float(score), 6),
         image=photo.path,
         kind=region.kind,
         box=region.shown_box,
-        label=region.label,
+        label=None if is_text else region.label,
         confidence=region.shown_confidence,
-        region_id=region.id,
+        region_id=None if is_text else region.id,
+        text=region.text if is_text else None,
         photo_id=photo.id,
         width=photo.width,
         height=photo.height,
@@ -132,6 +145,7 @@ class Searcher:
         params: IndexParams | None = None,
         embedder: ClipEmbedder | None = None,
         preload: TextPreload | None = None,
+        load_encoder: bool = True,
     ) -> None:
         self.store = Store(index_dir)
         self._preload = preload  # a text encoder already loading (see .preload)
@@ -145,7 +159,8 @@ class Searcher:
         # Allowed-region sets of recent filters: paging or rewording a query keeps its
         # filters, and the SQL is then skipped. Cleared whenever the index changes.
         self._allowed: dict[tuple[SearchFilters, str | None], tuple[np.ndarray, np.ndarray]] = {}
-        if "clip_model" in self.store.meta():
+        if load_encoder and "clip_model" in self.store.meta():
+            # (a search of the text read in photos embeds nothing: load_encoder=False)
             self.text_encoder  # noqa: B018 - load and check the model now, not at the first query
 
     def _recorded_model(self, meta: dict[str, str]) -> str:
@@ -348,6 +363,7 @@ class Searcher:
         like_region: int | None = None,
         like_photo: int | None = None,
         group: Group = "photo",
+        ocr: str | None = None,
     ) -> list[SearchResult]:
         """Top ``top_k`` photos (or object crops with ``group="object"``) for the query.
 
@@ -357,7 +373,15 @@ class Searcher:
         ``filters`` restrict which photos and regions may be returned. "More like this"
         leaves the example region (or photo) itself out of the results.
         An index without committed photos gives an empty list (after the query is checked).
+        ``ocr`` (or ``filters.ocr``): words read in the photos. Alone, the matching lines of
+        text are the results (``kind="text"``, see :meth:`search_text`); with a query, only
+        photos whose text has the words are ranked.
         """
+        if ocr is not None:
+            filters = replace(filters or SearchFilters(), ocr=ocr)
+        example = image is not None or like_region is not None or like_photo is not None
+        if filters is not None and filters.ocr and text is None and not example:
+            return self.search_text(filters, top_k, group)
         kind = self._check(top_k, kind, group)
         if self.empty:  # nothing committed yet: check the query, load no model
             self.check_composed(text, image, negatives, like_region, like_photo)
@@ -398,6 +422,57 @@ class Searcher:
                 )
             return KIND_OBJECT
         return kind
+
+    def search_text(
+        self, filters: SearchFilters, top_k: int = 10, group: Group = "photo"
+    ) -> list[SearchResult]:
+        """The lines of text read in photos that contain every word of ``filters.ocr``.
+
+        Ranked whole words first, then confidence (see :mod:`.text_match`); one line per
+        photo (its best, ``matches`` counting its matching lines) unless ``group="object"``.
+        The other filters restrict the photos; ``labels`` keeps photos with such an object.
+        """
+        if top_k < 1:
+            raise QueryError("top-k must be at least 1.")
+        if group not in GROUPS:
+            raise QueryError(f"--group must be photo or object, not {group!r}.")
+        if not filters.ocr:
+            raise QueryError("--ocr: give at least one word to find in the photos' text.")
+        words = filters.ocr.split()
+        whole = whole_words(words).label("whole")
+        chosen: dict[int, list] = {}  # photo (or line) id -> [line id, score, matching lines]
+        window = top_k * 8 + 32  # as many candidates as a vector search weighs
+        with self.store.session() as s:
+            conds = photo_conditions(s, filters)
+            if filters.labels:
+                labelled = select(Region.photo_id).where(
+                    Region.label.collate("NOCASE").in_(filters.labels)
+                )
+                conds.append(Photo.id.in_(labelled))
+            query = (
+                select(TextRegion.id, TextRegion.photo_id, whole)
+                .join(Photo, Photo.id == TextRegion.photo_id)
+                .where(TextRegion.id.in_(lines_matching(words)), *conds)
+                .order_by(whole.desc(), TextRegion.confidence.desc(), TextRegion.id)
+            )
+            for seen, (line_id, photo_id, alone) in enumerate(s.execute(query), 1):
+                line_score = text_score(alone, len(words))
+                if filters.min_score is not None and line_score < filters.min_score:
+                    break  # rows come best first
+                key = line_id if group == "object" else photo_id
+                if key in chosen:
+                    chosen[key][2] += 1
+                elif len(chosen) < top_k:
+                    chosen[key] = [line_id, line_score, 1]
+                if len(chosen) >= top_k and seen >= window:
+                    break
+        lines = self._text_lines([line_id for line_id, _, _ in chosen.values()])
+        return self._ranked([(*lines[i], sc, n) for i, sc, n in chosen.values() if i in lines])
+
+    def _text_lines(self, ids: list[int]) -> dict[int, tuple[TextRegion, Photo]]:
+        with self.store.session() as s:
+            query = select(TextRegion, Photo).join(Photo).where(TextRegion.id.in_(ids))
+            return {line.id: (line, photo) for line, photo in s.execute(query)}
 
     def allowed_regions(
         self, filters: SearchFilters, kind: str | None = None
@@ -527,7 +602,9 @@ class Searcher:
         return self._ranked(ranked)
 
     @staticmethod
-    def _ranked(entries: list[tuple[Region, Photo, float, int]]) -> list[SearchResult]:
+    def _ranked(
+        entries: list[tuple[Region | TextRegion, Photo, float, int]],
+    ) -> list[SearchResult]:
         results = []
         for rank, (region, photo, score, matches) in enumerate(entries, 1):
             result = _result(region, photo, score)

@@ -159,9 +159,11 @@ def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: Log
             )
         return response
 
-    @app.get(f"{API}/search", summary="Search by text")
+    @app.get(f"{API}/search", summary="Search by text (q), by words read in photos (ocr), or both")
     def search_text(
-        q: Annotated[str, Query(description="Text query, e.g. 'a flowerpot'.", max_length=1000)],
+        q: Annotated[
+            str | None, Query(description="Text query, e.g. 'a flowerpot'.", max_length=1000)
+        ] = None,
         k: KParam = 10,
         kind: KindQuery = "both",
         refine: RefineParam = False,

@@ -35,7 +35,16 @@ def search_filters(
     near: Annotated[str | None, Query(description="LAT,LON,KM, e.g. 48.8584,2.2945,5.")] = None,
     min_score: Annotated[float | None, Query(description="Drop results scoring below.")] = None,
     match: Annotated[
-        str | None, Query(description="Words in the caption, labels or file name.")
+        str | None,
+        Query(description="Words in the caption, labels or file name, or in the text read."),
+    ] = None,
+    ocr: Annotated[
+        str | None,
+        Query(
+            description="Words read in the photos (any case, accents folded, inside words). "
+            "Without q: the lines of text that contain them; with q: a filter on photos.",
+            max_length=1000,
+        ),
     ] = None,
 ) -> SearchFilters:
     return SearchFilters(
@@ -47,6 +56,7 @@ def search_filters(
         near=near,
         min_score=min_score,
         match=match,
+        ocr=ocr,
     )
 
 

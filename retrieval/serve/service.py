@@ -19,7 +19,7 @@ from PIL import Image
 from indexer.errors import QueryError
 from indexer.media.decode import DecodedPhoto, DecodeError
 from indexer.models.clip import ClipEmbedder
-from indexer.store import KIND_OBJECT, Photo, Region
+from indexer.store import KIND_OBJECT, Photo, Region, TextRegion
 from indexer.store.doctor import check
 from retrieval.localize.refine import LOCALIZE_DECODE_SIDE, localize_prompts, refine_results
 from retrieval.localize.render import draw_boxes
@@ -84,10 +84,27 @@ class FollowingSearcher(Searcher):
 
 
 def urls(data: dict[str, Any]) -> dict[str, Any]:
-    """Add ``thumb_url`` and ``photo_url`` to a result's JSON."""
-    data["thumb_url"] = f"{API}/regions/{data['region_id']}/thumb"
+    """Add ``thumb_url`` and ``photo_url`` to a result's JSON.
+
+    A line of text has no crop of its own (it is not a vector region): its thumbnail is
+    its photo, on which the page draws the line's box.
+    """
+    if data.get("region_id") is None:
+        data["thumb_url"] = f"{API}/photos/{data['photo_id']}/image?max_side={THUMB_SIZE}"
+    else:
+        data["thumb_url"] = f"{API}/regions/{data['region_id']}/thumb"
     data["photo_url"] = f"{API}/photos/{data['photo_id']}"
     return data
+
+
+def text_dict(line: TextRegion) -> dict[str, Any]:
+    """A line of text read in a photo, as the photo's JSON lists it."""
+    return {
+        "kind": line.kind,
+        "box": list(line.shown_box),
+        "text": line.text,
+        "confidence": line.shown_confidence,
+    }
 
 
 def region_dict(region: Region) -> dict[str, Any]:
@@ -142,6 +159,11 @@ class Service:
         shape: Shaping = Shaping(),
         image_weight: float = DEFAULT_IMAGE_WEIGHT,
     ) -> list[dict[str, Any]]:
+        if text is None and image is None:
+            if filters is None or not filters.ocr:
+                raise QueryError("Give q (a text query), an image or ocr (words read in photos).")
+            if refine:
+                raise QueryError("refine localizes a text query or an image: give q or an image.")
         results = self.searcher.search(
             text=text,
             image=image,
@@ -199,6 +221,9 @@ class Service:
             "indexed_at": photo.indexed_at,
             "image_url": f"{API}/photos/{photo.id}/image",
             "regions": [region_dict(r) for r in regions],
+            "texts": [
+                text_dict(t) for t in self.store.texts_of_photos([photo.id]).get(photo.id, [])
+            ],
         }
 
     def photo_jpeg(self, photo_id: int, max_side: int | None) -> bytes:

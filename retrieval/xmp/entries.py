@@ -12,14 +12,15 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from indexer.store import KIND_OBJECT, Photo, Region
+from indexer.store import KIND_OBJECT, KIND_TEXT, Photo, Region, TextRegion
 
 from .region_types import content_type
 
 ROOT = "objsearch"  # the hierarchical-keyword root: objsearch|cat, objsearch|text|exit
-RID_PREFIX = "objsearch-"  # Iptc4xmpExt:rId of objsearch's regions: objsearch-<region id>
+# Iptc4xmpExt:rId of objsearch's regions: objsearch-<region id>, objsearch-text-<line id>
+# (text lines are numbered apart from vector regions).
+RID_PREFIX = "objsearch-"
 FORMAT = "objsearch-xmp-1"  # bump when what is written changes: every sidecar is rewritten
-KIND_TEXT = "text"  # OCR regions (kind "text", the words read in ``text``)
 _WORD = re.compile(r"\w[\w'-]*\w|\w", re.UNICODE)
 
 
@@ -75,7 +76,7 @@ def _unique(values: Iterable[str]) -> list[str]:
     return sorted(seen.values(), key=str.casefold)
 
 
-def region_entry(region: Region, width: int, height: int) -> RegionEntry | None:
+def region_entry(region: Region | TextRegion, width: int, height: int) -> RegionEntry | None:
     """The image region of an object or text region; None for the whole-photo region.
 
     A text region (OCR) is named by the words read and typed ``text``; an object region by
@@ -91,7 +92,7 @@ def region_entry(region: Region, width: int, height: int) -> RegionEntry | None:
     y, h = _span(y1, y2, height)
     confidence = region.confidence
     return RegionEntry(
-        rid=f"{RID_PREFIX}{region.id}",
+        rid=f"{RID_PREFIX}text-{region.id}" if text else f"{RID_PREFIX}{region.id}",
         name=name,
         type_name=type_name,
         type_id=type_id,
@@ -103,7 +104,7 @@ def region_entry(region: Region, width: int, height: int) -> RegionEntry | None:
     )
 
 
-def sidecar_entries(photo: Photo, regions: Sequence[Region]) -> SidecarEntries:
+def sidecar_entries(photo: Photo, regions: Sequence[Region | TextRegion]) -> SidecarEntries:
     """Keywords (labels, words read), ``objsearch|...`` keywords, caption and regions."""
     width, height = max(photo.width, 1), max(photo.height, 1)
     entries = [e for e in (region_entry(r, width, height) for r in regions) if e is not None]

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from indexer.errors import UsageError
-from indexer.store import Photo, Region, Store
+from indexer.store import Photo, Region, Store, TextRegion
 from retrieval.export import exported_photos, selected_photo_ids
 from retrieval.search.filters import SearchFilters
 
@@ -100,7 +100,9 @@ def _read(path: str) -> tuple[bytes | None, int | None]:
         raise _Failed(f"cannot read the sidecar: {os_reason(exc)}") from None
 
 
-def plan_sidecar(photo: Photo, regions: list[Region], path: str, *, remove: bool) -> _Job:
+def plan_sidecar(
+    photo: Photo, regions: list[Region | TextRegion], path: str, *, remove: bool
+) -> _Job:
     """Decide one sidecar's fate: unchanged, or the bytes to write, or deletion."""
     raw, mode = _read(path)
     entries = None if remove else sidecar_entries(photo, regions)
@@ -153,7 +155,7 @@ def export_sidecars(
             summary.failed.append((job.path, f"cannot write the sidecar: {os_reason(error)}"))
 
     with Writer(finished, workers) as writer:
-        for photo, regions in exported_photos(store, filters):
+        for photo, regions, texts in exported_photos(store, filters):
             path = sidecar_path(photo.path, naming)
             try:
                 if path in claimed:  # --xmp-name replace: photo.jpg and photo.cr2 -> photo.xmp
@@ -163,7 +165,7 @@ def export_sidecars(
                 else:
                     if naming != APPEND:  # appended names are unique like the photo paths
                         claimed[path] = photo.path
-                    job = plan_sidecar(photo, regions, path, remove=remove)
+                    job = plan_sidecar(photo, [*regions, *texts], path, remove=remove)
             except _Failed as exc:
                 summary.failed.append((path, str(exc)))
             else:

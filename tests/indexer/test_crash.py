@@ -237,3 +237,59 @@ def test_next_run_removes_temp_files_of_a_killed_save(
     stats = indexer.index([small])  # nothing changed: no model loads, but the file goes
     assert stats.indexed == 0 and indexer.embedder is None
     assert not leftover.exists()
+
+
+def _text_state(index_dir: Path) -> tuple[set[tuple[str, str]], int, int]:
+    """((file name, text line) pairs, photos read, photos) of an index."""
+    with Store(index_dir) as store:
+        names = {p.id: Path(p.path).name for p, _ in store.iter_photos()}
+        lines = {
+            (names[pid], t.text)
+            for pid, texts in store.texts_of_photos(list(names)).items()
+            for t in texts
+        }
+        counts = store.counts()
+    return lines, counts.read, counts.photos
+
+
+def test_sigkill_with_ocr_commits_photos_with_their_text(
+    photo_dir: Path,
+    tiny_clip_dir: Path,
+    tiny_yolo_path: Path,
+    tmp_path: Path,
+    models: Models,
+    text_reader,
+    rendered_words,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shutil
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photo_dir, folder)
+    for item in rendered_words:
+        shutil.copy(item.path, folder / "set0" / item.path.name)
+    total = N_PHOTOS + len(rendered_words)
+    reference = tmp_path / "reference"
+    make_indexer(
+        models, reference, options=OPTIONS, batch_size=BATCH, ocr=True, text_reader=text_reader
+    ).index([folder])
+    expected_lines, read, photos = _text_state(reference)
+    assert read == photos == total and expected_lines
+
+    index_dir = tmp_path / "crashed"
+    monkeypatch.setenv("OBJSEARCH_OCR", "1")  # the child reads its setting from the environment
+    kills = []
+    for at in (4, 24):
+        seen = run_and_kill(
+            folder, index_dir, tiny_clip_dir, tiny_yolo_path, at=at, save_every=60.0
+        )
+        kills.append(seen)
+        assert_survived_crash(index_dir, models.embedder)
+        _, read, photos = _text_state(index_dir)
+        assert read == photos  # each photo was committed with its text, never without
+    assert any(k is not None and k < total for k in kills), kills
+    monkeypatch.delenv("OBJSEARCH_OCR")
+    make_indexer(
+        models, index_dir, options=OPTIONS, batch_size=BATCH, ocr=True, text_reader=text_reader
+    ).index([folder])
+    assert _text_state(index_dir) == (expected_lines, total, total)

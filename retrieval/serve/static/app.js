@@ -3,7 +3,7 @@
 
 const API = "/api/v1";
 const $ = (id) => document.getElementById(id);
-let lastQuery = null; // {text} or {file} or {similar: regionId}
+let lastQuery = null; // {text, words} or {file} or {similar: regionId}
 
 function kind() {
   return document.querySelector('input[name="kind"]:checked').value;
@@ -32,7 +32,9 @@ async function loadStatus() {
     const s = await api("/status");
     const model = (s.clip_model || "?").split("/").slice(-1)[0];
     $("status").textContent =
-      `${s.photos} photos, ${s.objects} objects, index model ${model}` +
+      `${s.photos} photos, ${s.objects} objects, ` +
+      (s.read ? `${s.texts} lines of text, ` : "") +
+      `index model ${model}` +
       (s.consistent ? "" : " (the index needs 'objsearch doctor')");
   } catch (err) {
     $("status").textContent = err.message;
@@ -81,7 +83,7 @@ function card(r, photoId) {
   const open = document.createElement("button");
   open.type = "button";
   open.className = "open";
-  const what = r.label || "whole photo";
+  const what = r.kind === "text" ? `“${r.text}”` : r.label || "whole photo";
   open.setAttribute("aria-label", `Open ${basename(r.image)}: ${what}, score ${r.score.toFixed(3)}`);
   const img = document.createElement("img");
   img.className = "thumb";
@@ -93,12 +95,15 @@ function card(r, photoId) {
   const caption = document.createElement("figcaption");
   caption.textContent = `#${r.rank} ${what} · ${r.score.toFixed(3)}` +
     (r.matches > 1 ? ` · ${r.matches} matches` : "");
-  const more = document.createElement("button");
-  more.type = "button";
-  more.className = "more";
-  more.textContent = "More like this";
-  more.addEventListener("click", () => similar(r.region_id, what));
-  figure.append(open, caption, more);
+  figure.append(open, caption);
+  if (r.region_id !== null) {  // lines of text have no vector to search like
+    const more = document.createElement("button");
+    more.type = "button";
+    more.className = "more";
+    more.textContent = "More like this";
+    more.addEventListener("click", () => similar(r.region_id, what));
+    figure.append(more);
+  }
   return figure;
 }
 
@@ -111,9 +116,13 @@ async function runSearch(query) {
     let title;
     const refine = $("refine").checked;
     if (query.text !== undefined) {
-      const params = new URLSearchParams({ q: query.text, k: "24", kind: kind(), refine });
+      const params = new URLSearchParams({ k: "24", kind: kind() });
+      if (query.text) params.set("q", query.text);
+      if (query.words) params.set("ocr", query.words);
+      if (query.text) params.set("refine", refine);
       results = await api(`/search?${params}`);
-      title = `Results for “${query.text}”`;
+      const parts = [query.text && `“${query.text}”`, query.words && `the words “${query.words}”`];
+      title = `Results for ${parts.filter(Boolean).join(" with ")}`;
     } else if (query.file) {
       const form = new FormData();
       form.append("image", query.file);
@@ -189,6 +198,10 @@ async function openPhoto(photoId, hit) {
       item.append(more);
       list.append(item);
     }
+    for (const line of info.texts || []) {
+      const matched = hit && hit.kind === "text" && String(line.box) === String(hit.box);
+      svg.append(rect(line.box, matched ? "box text matched" : "box text", line.text));
+    }
     if (hit && hit.refined_box) svg.append(rect(hit.refined_box, "box refined", "refined"));
     const photo = $("photo");
     photo.alt = `${basename(info.image)} with ${svg.childElementCount} boxes`;
@@ -213,11 +226,12 @@ function wire() {
   $("search").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("q").value.trim();
-    if (!text) {
-      say("Type what to look for, or drop a photo.");
+    const words = $("words").value.trim();
+    if (!text && !words) {
+      say("Type what to look for, or words written in the photo, or drop a photo.");
       return;
     }
-    runSearch({ text });
+    runSearch({ text, words });
   });
   for (const input of document.querySelectorAll('input[name="kind"]')) {
     input.addEventListener("change", () => lastQuery && runSearch(lastQuery));

@@ -147,3 +147,23 @@ def test_the_actor_detector_gets_the_run_detector_classes(models: Models) -> Non
     # The tiny YOLO is closed-vocabulary, so classes reaching its Detector are refused.
     probe = probe_models(spec_for(models, detector_classes=("flowerpot",)))
     assert isinstance(probe, str) and "--detector-classes" in probe
+
+
+def test_the_actor_reads_text_when_the_run_asks_for_it(
+    models: Models, text_reader, rendered_words
+) -> None:
+    from indexer.textfold import fold
+
+    items = rendered_words[:2]
+    rows = [
+        decode_row({"path": str(i.path)}, max_megapixels=180.0, decode_side=1280) for i in items
+    ]
+    got = outcomes(RegionActor(spec_for(models, ocr=True))(as_batch(rows)))
+    for outcome, item in zip(got, items, strict=True):
+        record = outcome.record
+        assert record is not None and record.text_engine == text_reader.model_id
+        local = text_reader.predict(read_photo(str(item.path)).image)
+        assert [(t.text, t.box) for t in record.texts] == [(t.text, t.box) for t in local]
+        assert any(fold(item.word) in fold(t.text) for t in record.texts)
+    plain = outcomes(RegionActor(spec_for(models))(as_batch(rows[:1])))
+    assert plain[0].record is not None and plain[0].record.text_engine is None

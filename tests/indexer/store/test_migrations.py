@@ -43,7 +43,7 @@ def test_schema1_index_upgrades_in_place_keeping_every_region(tmp_path: Path) ->
     index_dir = old_index(tmp_path)
     expected = json.loads((SCHEMA1 / "regions.json").read_text())["regions"]
     with Store(index_dir) as store:
-        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 2
+        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 3
         stored = [
             [os.path.basename(p.path), r.kind, [round(v, 2) for v in r.box], r.label]
             for p, regions in store.iter_photos()
@@ -96,6 +96,44 @@ def test_failed_upgrade_leaves_schema1_untouched(
     with Store(index_dir) as store:  # the next open upgrades normally
         assert int(store.get_meta("schema_version")) == SCHEMA_VERSION
         assert store.counts().regions == 12
+
+
+def test_schema2_index_gains_text_tables_keeping_every_region(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index_dir = old_index(tmp_path)
+    db = index_dir / DB_NAME
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+    assert migrations.upgrade(str(db), 1) == 2  # the fixture as schema 2 wrote it
+    monkeypatch.undo()
+    assert schema_version(db) == 2
+    with sqlite3.connect(db) as conn:
+        before = conn.execute("SELECT id, photo_id, kind, x1, label FROM regions").fetchall()
+        assert not conn.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'text_regions'"
+        ).fetchall()
+    with Store(index_dir) as store:
+        counts = store.counts()
+        with store.session() as s:
+            conn = s.connection()
+            after = conn.exec_driver_sql("SELECT id, photo_id, kind, x1, label FROM regions").all()
+            # The trigram table is live: a line added now is found inside its words.
+            conn.exec_driver_sql(
+                "INSERT INTO text_regions (photo_id, x1, y1, x2, y2, text, folded, confidence) "
+                "SELECT id, 0, 0, 5, 5, 'SINCE2019', 'since2019', 0.9 FROM photos LIMIT 1"
+            )
+            found = conn.exec_driver_sql(
+                "SELECT count(*) FROM text_search WHERE text_search MATCH '\"e201\"'"
+            ).scalar()
+            words = conn.exec_driver_sql(
+                "SELECT count(*) FROM photo_words WHERE photo_words MATCH 'since2019'"
+            ).scalar()
+    assert schema_version(db) == 3
+    assert [tuple(r) for r in after] == before
+    assert (counts.texts, counts.read, counts.regions) == (0, 0, len(before))
+    assert found == 1 and words == 1
+    backup = index_dir / f"{DB_NAME}.schema2.bak"
+    assert backup.is_file() and schema_version(backup) == 2
 
 
 class _NoModel:

@@ -14,7 +14,16 @@ from indexer.settings import openvino_available
 from tests.fixtures.cli_probe import run_probed
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-HEAVY = ("torch", "torchvision", "transformers", "ultralytics", "fastapi", "indexer.models.clip")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "ultralytics",
+    "fastapi",
+    "indexer.models.clip",
+    "indexer.models.ocr",
+    "rapidocr",
+)
 
 
 def _cold_search(args: list[str], report: Path, **env: str) -> tuple[list[dict], dict]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import Models
+from tests.fixtures import Models, cli_ocr_index
 from tests.fixtures.server import Server, build_index, run_server
 
 
@@ -32,4 +32,15 @@ def served_index(
 @pytest.fixture(scope="module")
 def server(served_index: Path, models: Models) -> Iterator[Server]:
     with run_server(served_index, models.clip_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def text_server(
+    models: Models, rendered_words, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server over photos with words rendered on them, indexed with --ocr."""
+    root = tmp_path_factory.mktemp("text-server")
+    index_dir = cli_ocr_index(models, [item.path for item in rendered_words], root)
+    with run_server(index_dir, models.clip_dir) as running:
         yield running

@@ -214,7 +214,8 @@ def test_invalid_parameters_are_422(server: Server) -> None:
     with server.client() as client:
         for params in ({"q": "x", "k": 0}, {"q": "x", "k": "ten"}, {"q": "x", "kind": "both!"}):
             assert "Invalid parameters" in error(client.get(f"{API}/search", params=params), 422)
-        error(client.get(f"{API}/search"), 422)  # q missing
+        # q missing: fine with ocr= (words read in photos), else a 400 that says so
+        assert "ocr" in error(client.get(f"{API}/search"), 400)
         error(client.get(f"{API}/photos/1/image", params={"max_side": 1}), 422)
         error(client.get(f"{API}/regions/1/thumb", params={"size": 100000}), 422)
         error(client.post(f"{API}/search", data={"k": "3"}), 422)  # no image field
@@ -247,3 +248,23 @@ def test_upload_over_the_limit_without_length_is_413(server: Server) -> None:
             headers={"content-type": f"multipart/form-data; boundary={boundary}"},
         )
     assert "limit" in error(response, 413)
+
+
+def test_words_read_in_photos_over_http(text_server, rendered_words) -> None:
+    from indexer.textfold import fold
+
+    client = text_server.client()
+    item = rendered_words[0]
+    hits = client.get(f"{API}/search", params={"ocr": item.word.lower()}).json()
+    assert hits[0]["kind"] == "text" and fold(item.word) in fold(hits[0]["text"])
+    assert hits[0]["region_id"] is None and hits[0]["image"].endswith(item.path.name)
+    assert client.get(hits[0]["thumb_url"]).headers["content-type"] == "image/jpeg"
+    info = client.get(hits[0]["photo_url"]).json()
+    assert any(fold(item.word) in fold(t["text"]) for t in info["texts"])
+    assert all(t["kind"] == "text" and len(t["box"]) == 4 for t in info["texts"])
+    filtered = client.get(f"{API}/search", params={"q": "a sign", "ocr": item.word}).json()
+    assert [h["image"] for h in filtered] == [hits[0]["image"]]
+    assert client.get(f"{API}/search", params={"ocr": "xylophonequartz"}).json() == []
+    for params in ({}, {"ocr": "!!"}, {"ocr": "sign", "refine": "true"}):
+        answer = client.get(f"{API}/search", params=params)
+        assert answer.status_code == 400 and "error" in answer.json(), params

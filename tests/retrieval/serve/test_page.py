@@ -182,3 +182,45 @@ def test_api_page_works_offline_under_its_policy(browser, server: Server) -> Non
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, ".try-out__btn"))).click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".execute"))
     assert csp_violations(browser) == []
+
+
+def test_find_words_and_see_text_boxes_on_the_photo(
+    browser, text_server: Server, rendered_words
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from indexer.textfold import fold
+
+    item = max(rendered_words, key=lambda w: w.height)
+    wait = WebDriverWait(browser, 60)
+    browser.get(text_server.url + "/")
+    wait.until(ec.text_to_be_present_in_element((By.ID, "status"), "lines of text"))
+    browser.find_element(By.ID, "words").send_keys(item.word[:4].lower(), Keys.ENTER)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results img.thumb"))
+    captions = browser.execute_script(CAPTIONS)
+    assert fold(item.word[:4]) in fold(captions[0]), captions  # the line read, quoted
+    assert not browser.find_elements(By.CSS_SELECTOR, "#results button.more")
+    first = browser.find_element(By.CSS_SELECTOR, "#results .group h3")
+    assert first.get_attribute("title").endswith(item.path.name)
+
+    browser.find_element(By.CSS_SELECTOR, "#results button.open").click()
+    wait.until(ec.visibility_of_element_located((By.ID, "viewer")))
+    photo = browser.find_element(By.ID, "photo")
+    wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", photo) > 0)
+    lines = browser.find_elements(By.CSS_SELECTOR, "#boxes g.box.text")
+    assert lines
+    (matched,) = browser.find_elements(By.CSS_SELECTOR, "#boxes g.box.text.matched")
+    assert fold(item.word) in fold(matched.text) or fold(item.word[:4]) in fold(matched.text)
+    rect = matched.find_element(By.TAG_NAME, "rect")
+    x, y = float(rect.get_attribute("x")), float(rect.get_attribute("y"))
+    w, h = float(rect.get_attribute("width")), float(rect.get_attribute("height"))
+    x1, y1, x2, y2 = item.box  # the box is drawn where the word was rendered
+    ix = max(0.0, min(x + w, x2) - max(x, x1)) * max(0.0, min(y + h, y2) - max(y, y1))
+    assert ix / (w * h + (x2 - x1) * (y2 - y1) - ix) >= 0.5
+    drawn = matched.rect  # and it shows on the page, not only in the markup
+    assert drawn["width"] > 0 and drawn["height"] > 0
+    browser.find_element(By.ID, "close").send_keys(Keys.ENTER)
+    wait.until(ec.invisibility_of_element_located((By.ID, "viewer")))
