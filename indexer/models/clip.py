@@ -233,12 +233,12 @@ class ClipEmbedder(TextQueries, ImageQueries):
         return TorchClipSession.load(self._load_weights, self.device, self.precision)
 
     def _quantize(self, xml: Any, names: tuple[str, ...]) -> Any:
-        from .quantize import quantized_tower
+        from .quantize import quantized_key, quantized_tower
 
         quantized = quantized_tower(
             xml, names, self.preprocess, self.calibration, self.calibration_key
         )
-        self.calibration_key = quantized.parent.name.rsplit("-int8-", 1)[1]
+        self.calibration_key = quantized_key(quantized)
         return quantized
 
     def _record_recipe(self, key: str) -> None:

@@ -106,7 +106,7 @@ def load_converted_embedder(
             return None
         chosen = choose_precision(precision, "cpu")
         xml = _image_xml(cached, chosen, calibration_key)
-        settings = ModelSource(cached.folder, {})._image_settings()
+        settings = ModelSource(cached.folder, {}).json_image_settings()
         if xml is None or settings is None:
             return None
         pixels = cached.family.image_inputs(settings)
@@ -117,7 +117,12 @@ def load_converted_embedder(
     except Exception as exc:  # a damaged cache entry, an IR OpenVINO rejects, a bad setting
         log.debug("Converted embedder unavailable for %s: %s", model_id, first_line(exc))
         return None
-    key = xml.parent.name.rsplit("-int8-", 1)[1] if chosen in QUANTIZED_PRECISIONS else None
+    if chosen in QUANTIZED_PRECISIONS:
+        from .quantize import quantized_key
+
+        key: str | None = quantized_key(xml)
+    else:
+        key = None
     return ConvertedEmbedder(text, vision, pixels, chosen, batch_size, key)
 
 

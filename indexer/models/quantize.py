@@ -104,9 +104,17 @@ def calibration_samples(
     return samples
 
 
+INT8_SUFFIX = "-int8-"  # <tower folder>-int8-<calibration key>
+
+
 def quantized_dir(xml: Path, key: str) -> Path:
     """The cache folder of the int8 copy of the tower ``xml`` calibrated as ``key`` says."""
-    return xml.parent.with_name(f"{xml.parent.name}-int8-{key}")
+    return xml.parent.with_name(f"{xml.parent.name}{INT8_SUFFIX}{key}")
+
+
+def quantized_key(xml: Path) -> str:
+    """The calibration key of a quantized tower's ``model.xml`` (see :func:`quantized_dir`)."""
+    return xml.parent.name.rsplit(INT8_SUFFIX, 1)[1]
 
 
 def quantized_tower(

@@ -94,7 +94,7 @@ class ModelSource:
         processors import torchvision, seconds of start-up for a few numbers. Otherwise
         (an unusual layout) ``AutoImageProcessor`` reads them.
         """
-        settings = self._image_settings()
+        settings = self.json_image_settings()
         if settings is not None:
             return settings
         _quiet_transformers()
@@ -102,7 +102,8 @@ class ModelSource:
 
         return AutoImageProcessor.from_pretrained(self.model_id, **self.kwargs)
 
-    def _image_settings(self) -> SimpleNamespace | None:
+    def json_image_settings(self) -> SimpleNamespace | None:
+        """The settings from the processor's JSON, or None when it does not hold them."""
         for name, section in (
             ("preprocessor_config.json", None),
             ("processor_config.json", "image_processor"),
