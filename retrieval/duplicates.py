@@ -90,16 +90,18 @@ def similar_pairs(vectors: np.ndarray, threshold: float) -> Iterator[tuple[np.nd
     if n < 2:
         return
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index: faiss.Index
     if n <= EXACT_SEARCH_MAX:
         index = faiss.IndexFlatIP(dim)
     else:
         nlist = int(4 * np.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(0)
         sample = vectors[rng.choice(n, min(n, 40 * nlist), replace=False)]
-        index.cp.niter = 10
-        index.train(sample)
-        index.nprobe = 8  # copies sit next to each other: a few neighbouring lists suffice
+        ivf.cp.niter = 10
+        ivf.train(sample)
+        ivf.nprobe = 8  # copies sit next to each other: a few neighbouring lists suffice
+        index = ivf
     index.add(vectors)
     for start in range(0, n, _CHUNK):
         lims, _, found = index.range_search(vectors[start : start + _CHUNK], float(threshold))
@@ -128,20 +130,20 @@ def find_duplicates(store: Store, threshold: float = DEFAULT_THRESHOLD) -> list[
     by_hash: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(photos):
         by_hash[row[5]].append(i)
-    for members in by_hash.values():
-        for other in members[1:]:
-            groups.join(members[0], other)
+    for same_hash in by_hash.values():
+        for other in same_hash[1:]:
+            groups.join(same_hash[0], other)
     dim = len(vector_rows[0][1]) // 4 if vector_rows else 0
     vectors = np.zeros((len(photos), max(dim, 1)), np.float32)
     has_vector = np.zeros(len(photos), bool)
     for photo_id, blob in vector_rows:
-        i = position.get(photo_id)
-        if i is not None:
-            vectors[i] = np.frombuffer(blob, np.float32)
-            has_vector[i] = True
+        at = position.get(photo_id)
+        if at is not None:
+            vectors[at] = np.frombuffer(blob, np.float32)
+            has_vector[at] = True
     with_vectors = np.flatnonzero(has_vector)
-    for rows, found in similar_pairs(vectors[with_vectors], threshold):
-        for a, b in zip(with_vectors[rows], with_vectors[found], strict=True):
+    for pairs, found in similar_pairs(vectors[with_vectors], threshold):
+        for a, b in zip(with_vectors[pairs], with_vectors[found], strict=True):
             groups.join(int(a), int(b))
     members: dict[int, list[int]] = defaultdict(list)
     for i in range(len(photos)):

@@ -25,7 +25,7 @@ from indexer.media.decode import (
 )
 from indexer.models.clip import ClipEmbedder
 
-from ..search import Searcher, SearchResult
+from ..search.searcher import Searcher, SearchResult
 from .boxes import LocalizedBox
 from .heatmap import Localization
 from .locate import localize
@@ -142,4 +142,5 @@ def refine_results(
         if found.boxes:
             result.refinement = REFINED
             best = found.boxes[0]
-            result.refined_box = tuple(round(v, 2) for v in scale_box(best.box, sx, sy, dx, dy))
+            x1, y1, x2, y2 = scale_box(best.box, sx, sy, dx, dy)
+            result.refined_box = (round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2))

@@ -112,7 +112,7 @@ def _map_at_size(heat: np.ndarray | Localization, size: tuple[int, int]) -> np.n
         if arr.ndim != 2 or arr.size == 0:
             raise ValueError(f"heat maps must be non-empty 2-D arrays, got shape {arr.shape}")
         if arr.shape != (size[1], size[0]):
-            arr = np.asarray(Image.fromarray(arr).resize(size, Image.BILINEAR))
+            arr = np.asarray(Image.fromarray(arr).resize(size, Image.Resampling.BILINEAR))
     return np.clip(np.nan_to_num(arr, nan=0.0), 0.0, 1.0)
 
 

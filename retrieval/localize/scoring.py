@@ -77,7 +77,9 @@ def occluded_images(rgb: Image.Image, plan: GridPlan) -> tuple[Image.Image, Iter
     w, h = rgb.size
     scale = min(1.0, OCCLUSION_MAX_SIDE / max(w, h))
     if scale < 1.0:
-        rgb = rgb.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+        rgb = rgb.resize(
+            (max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR
+        )
     arr = np.asarray(rgb)
     sh, sw = arr.shape[:2]
     fill = arr.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
@@ -100,6 +102,8 @@ def occluded_images(rgb: Image.Image, plan: GridPlan) -> tuple[Image.Image, Iter
 
 class Embedder(Protocol):
     """What ``clip_score_fn`` needs from ``indexer.models.clip``: L2-normalised float32 vectors."""
+
+    dim: int  # vector width, for empty batches
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...  # (N, D)
 
@@ -154,6 +158,7 @@ class CachedEmbedder:
 
     def __init__(self, embedder: Embedder, max_items: int = 4096) -> None:
         self.embedder = embedder
+        self.dim = embedder.dim
         self.max_items = max_items
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
@@ -173,7 +178,7 @@ class CachedEmbedder:
             while len(self._cache) > self.max_items:
                 self._cache.popitem(last=False)
         if not keys:
-            return np.zeros((0, self.embedder.dim), np.float32)
+            return np.zeros((0, self.dim), np.float32)
         return np.stack([self._cache[k] for k in keys])
 
     def embed_text(self, query: str) -> np.ndarray:

@@ -122,13 +122,13 @@ class SearchFilters:
 
     def __post_init__(self) -> None:
         put = object.__setattr__  # frozen: normalise once, here
-        if self.after is not None:
-            put(self, "after", parse_date(self.after, "--after"))
-        if self.before is not None:
-            put(self, "before", parse_date(self.before, "--before"))
-        if self.after is not None and self.before is not None and self.after >= self.before:
+        after = None if self.after is None else parse_date(self.after, "--after")
+        before = None if self.before is None else parse_date(self.before, "--before")
+        put(self, "after", after)
+        put(self, "before", before)
+        if after is not None and before is not None and after >= before:
             raise QueryError(
-                f"--after {self.after[:10]} and --before {self.before[:10]} contradict each "
+                f"--after {after[:10]} and --before {before[:10]} contradict each "
                 "other: no date is in between."
             )
         folders = _strings(self.folders)

@@ -85,7 +85,7 @@ def region_entry(region: Region | TextRegion, width: int, height: int) -> Region
     text = getattr(region, "text", None) if region.kind == KIND_TEXT else None
     if region.kind != KIND_OBJECT and not text:
         return None
-    name = " ".join(str(text).split()) if text else (region.label or "object")
+    name = " ".join(str(text).split()) if text else (getattr(region, "label", None) or "object")
     type_name, type_id = content_type(name, text=bool(text))
     x1, y1, x2, y2 = region.box
     x, w = _span(x1, x2, width)

@@ -219,8 +219,8 @@ def _rebuild(packet: Packet, entries: SidecarEntries | None, *, created: bool) -
         new.add(exiv2.XmpKey(REGIONS), array)
         for position, elements in enumerate(kept, start=1):
             for datum in elements:
-                rest = _ELEMENT.match(datum.key()).group(2)  # type: ignore[union-attr]
-                new.add(exiv2.XmpKey(f"{REGIONS}[{position}]{rest}"), datum.getValue())
+                rest = _ELEMENT.match(datum.key()).group(2)  # type: ignore[union-attr,attr-defined]
+                new.add(exiv2.XmpKey(f"{REGIONS}[{position}]{rest}"), datum.getValue())  # type: ignore[attr-defined]
         for position, region in enumerate(new_regions, start=len(kept) + 1):
             _add_region(exiv2, new, f"{REGIONS}[{position}]", region)
 
