@@ -19,7 +19,15 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import StoreError
-from .schema import SCHEMA_VERSION, SEARCH_DDL, TEXT_DDL, TextRead, TextRegion, _basename
+from .schema import (
+    SCHEMA_VERSION,
+    SEARCH_DDL,
+    TEXT_DDL,
+    TextRead,
+    TextRegion,
+    Tombstone,
+    _basename,
+)
 
 MigrationStep = Callable[[sqlite3.Connection], None]
 
@@ -71,7 +79,17 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-STEPS: dict[int, MigrationStep] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    """The tombstones table, part of every store from now on.
+
+    A schema-3 store made it on the first deletion after a FAISS save, so it may be there
+    already (with rows that still count) or not (no deletion was recorded yet).
+    """
+    table = CreateTable(Tombstone.__table__, if_not_exists=True)  # type: ignore[arg-type]
+    conn.execute(str(table.compile(dialect=sqlite_dialect.dialect())))
+
+
+STEPS: dict[int, MigrationStep] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def backup_path(db_path: str, version: int) -> str:

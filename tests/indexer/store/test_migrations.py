@@ -43,7 +43,7 @@ def test_schema1_index_upgrades_in_place_keeping_every_region(tmp_path: Path) ->
     index_dir = old_index(tmp_path)
     expected = json.loads((SCHEMA1 / "regions.json").read_text())["regions"]
     with Store(index_dir) as store:
-        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 3
+        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 4
         stored = [
             [os.path.basename(p.path), r.kind, [round(v, 2) for v in r.box], r.label]
             for p, regions in store.iter_photos()
@@ -128,7 +128,7 @@ def test_schema2_index_gains_text_tables_keeping_every_region(
             words = conn.exec_driver_sql(
                 "SELECT count(*) FROM photo_words WHERE photo_words MATCH 'since2019'"
             ).scalar()
-    assert schema_version(db) == 3
+    assert schema_version(db) == SCHEMA_VERSION == 4
     assert [tuple(r) for r in after] == before
     assert (counts.texts, counts.read, counts.regions) == (0, 0, len(before))
     assert found == 1 and words == 1
