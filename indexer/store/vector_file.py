@@ -246,6 +246,20 @@ def file_stamp(path: str) -> str:
     return f"{size}:{hashlib.blake2b(tail, digest_size=12).hexdigest()}"
 
 
+def _temp_files(index_dir: str) -> list[str]:
+    """The FAISS temp files in ``index_dir`` (see :meth:`VectorIndex.write_temp`)."""
+    return [
+        os.path.join(index_dir, name)
+        for name in os.listdir(index_dir)
+        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX)
+    ]
+
+
+def count_temp_files(index_dir: str) -> int:
+    """How many FAISS temp files unfinished saves left (:func:`remove_temp_files` removes)."""
+    return len(_temp_files(index_dir))
+
+
 def remove_temp_files(index_dir: str) -> int:
     """Delete the FAISS temp files of saves that a killed writer never finished.
 
@@ -255,11 +269,10 @@ def remove_temp_files(index_dir: str) -> int:
     Returns how many went.
     """
     removed = 0
-    for name in os.listdir(index_dir):
-        if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):  # see write_temp
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(index_dir, name))
-                removed += 1
+    for path in _temp_files(index_dir):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed += 1
     return removed
 
 
