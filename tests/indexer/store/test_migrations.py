@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import StoreError
-from indexer.indexing import pipeline
+from indexer.indexing import failures
 from indexer.store import DB_NAME, Store, migrations
 from indexer.store.schema import SCHEMA_VERSION
 from tests.fixtures import FIXTURES, Models, make_indexer
@@ -167,9 +167,9 @@ def test_photos_from_before_the_upgrade_get_metadata_without_a_model_run(
     indexer = make_indexer(models, index_dir)
     indexer.embedder, indexer.detector = _NoModel(), _NoModel()  # type: ignore[assignment]
     decoded: list[str] = []
-    real_read = pipeline.read_photo
+    real_read = failures.read_photo
     monkeypatch.setattr(
-        pipeline, "read_photo", lambda path, **kw: decoded.append(path) or real_read(path, **kw)
+        failures, "read_photo", lambda path, **kw: decoded.append(path) or real_read(path, **kw)
     )
     stats = indexer.index([folder])
     assert decoded == [], "only the EXIF headers are read, no pixels decoded"
