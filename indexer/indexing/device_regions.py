@@ -133,8 +133,9 @@ class DeviceRegionEmbedder(RegionEmbedder):
         if not supports_device_regions(embedder, detector):
             raise ValueError("device regions need PyTorch models and a box-resample family")
         super().__init__(embedder, detector, options, timings)
-        self.device = embedder.session.device
+        self.device = embedder.device  # the device its PyTorch session runs on
         pixels = embedder.pixels
+        assert isinstance(pixels, (CentreCrop, Squash))  # what supports_device_regions allows
         self.centre_square = isinstance(pixels, CentreCrop) and pixels.do_center_crop
         self.out_size = pixels.image_size
         self.mean = torch.tensor(pixels.mean.reshape(3), device=self.device).view(1, 3, 1, 1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
@@ -176,10 +177,12 @@ class PipelineJob:
         """Build the dataset and stream its result batches to whoever iterates."""
         import ray.data
 
-        ds = ray.data.from_items([{"path": p} for p in self.paths])
+        ds: ray.data.Dataset = ray.data.from_items([{"path": p} for p in self.paths])
+        decode = partial(
+            decode_row, max_megapixels=self.max_megapixels, decode_side=self.decode_side
+        )
         ds = ds.map(
-            decode_row,
-            fn_kwargs={"max_megapixels": self.max_megapixels, "decode_side": self.decode_side},
+            decode,
             num_cpus=1,
             memory=DECODE_MEMORY,
         )

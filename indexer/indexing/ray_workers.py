@@ -37,7 +37,9 @@ from .text_reading import with_text
 _NO_FACTS = {"width": 0, "height": 0, "content_hash": "", "size": 0, "mtime_ns": 0}
 
 
-def decode_row(row: dict[str, Any], *, max_megapixels: float, decode_side: int | None) -> dict:
+def decode_row(
+    row: dict[str, Any], *, max_megapixels: float, decode_side: int | None
+) -> dict[str, Any]:
     """Ray Data ``map`` function: one path -> its decoded pixels and file facts, or a reason."""
     path = str(row["path"])
     out: dict[str, Any] = {

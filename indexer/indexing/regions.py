@@ -37,16 +37,18 @@ def object_crops(photo: DecodedPhoto, det: Detections, padding: float) -> list[I
     return [photo.image.crop(crop_box(b, padding, photo.image.size, photo.scale)) for b in det.xyxy]
 
 
-def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence) -> NewPhoto:
+def _floats(box: Sequence[float]) -> tuple[float, float, float, float]:
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+
+
+def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence | np.ndarray) -> NewPhoto:
     """The store record of one photo: its whole-photo region first, then its objects."""
     whole = (0.0, 0.0, float(photo.width), float(photo.height))
     regions = [NewRegion(KIND_IMAGE, whole, vectors[0])]
     for vec, box, conf, label in zip(
         vectors[1:], det.xyxy, det.confidence, det.labels, strict=True
     ):
-        regions.append(
-            NewRegion(KIND_OBJECT, tuple(float(v) for v in box), vec, label, float(conf))
-        )
+        regions.append(NewRegion(KIND_OBJECT, _floats(box), vec, label, float(conf)))
     return NewPhoto(
         path=photo.path,
         size=photo.size,

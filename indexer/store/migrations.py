@@ -23,6 +23,7 @@ from .schema import (
     SCHEMA_VERSION,
     SEARCH_DDL,
     TEXT_DDL,
+    Base,
     TextRead,
     TextRegion,
     Tombstone,
@@ -71,7 +72,10 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
     running the other models again.
     """
     dialect = sqlite_dialect.dialect()
-    for table in (TextRegion.__table__, TextRead.__table__):
+    for table in (
+        Base.metadata.tables[TextRegion.__tablename__],
+        Base.metadata.tables[TextRead.__tablename__],
+    ):
         conn.execute(str(CreateTable(table).compile(dialect=dialect)))
         for index in table.indexes:
             conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
@@ -85,7 +89,7 @@ def _v3_to_v4(conn: sqlite3.Connection) -> None:
     A schema-3 store made it on the first deletion after a FAISS save, so it may be there
     already (with rows that still count) or not (no deletion was recorded yet).
     """
-    table = CreateTable(Tombstone.__table__, if_not_exists=True)  # type: ignore[arg-type]
+    table = CreateTable(Base.metadata.tables[Tombstone.__tablename__], if_not_exists=True)
     conn.execute(str(table.compile(dialect=sqlite_dialect.dialect())))
 
 

@@ -45,6 +45,7 @@ class StoreReads(StoreEngine):
         out: dict[str, PhotoState] = {}
         with self.engine.connect() as conn:
             driver = conn.connection.driver_connection  # plain tuples: no row objects
+            assert isinstance(driver, sqlite3.Connection)
             for chunk in [None] if paths is None else chunked(list(paths)):
                 where = "" if chunk is None else f" WHERE path IN ({','.join('?' * len(chunk))})"
                 rows = self._read(driver, sql + where, tuple(chunk or ()))

@@ -61,7 +61,8 @@ class StoreWrites(StoreReads):
                 for failure in failures:
                     s.merge(_failure(s, failure, now))
                 s.flush()
-                generation = int(s.get(Meta, "generation").value) + 1
+                row = s.get(Meta, "generation")
+                generation = int(row.value if row is not None else 0) + 1
                 s.merge(Meta(key="generation", value=str(generation)))
         except OperationalError as exc:
             raise write_error(self.dir, exc) from None
