@@ -261,10 +261,7 @@ def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: Log
 def _watcher(
     index_dir: str | os.PathLike[str],
     folders: Sequence[str | os.PathLike[str]],
-    clip_model: str | None,
-    device: str | None,
-    precision: str | None,
-    backend: str | None,
+    choices: dict[str, str | None],
 ) -> BackgroundWatcher | None:
     """The ``--watch`` thread (not started yet), its folders and index checked first."""
     if not folders:
@@ -272,16 +269,7 @@ def _watcher(
     from indexer.indexing.watch import Watcher
     from retrieval.serve.watching import BackgroundWatcher
 
-    return BackgroundWatcher(
-        Watcher(
-            index_dir,
-            folders,
-            clip_model=clip_model,
-            device=device,
-            precision=precision,
-            backend=backend,
-        )
-    )
+    return BackgroundWatcher(Watcher(index_dir, folders, **choices))  # type: ignore[arg-type]
 
 
 def create_app(
@@ -308,16 +296,9 @@ def create_app(
     header; ``login_throttle`` sets how wrong tokens are slowed and locked out. ``watch``
     names folders whose changes a background thread indexes while the server runs.
     """
-    watcher = _watcher(index_dir, watch, clip_model, device, precision, backend)
-    service = Service(
-        index_dir,
-        clip_model=clip_model,
-        device=device,
-        precision=precision,
-        backend=backend,
-        embedder=embedder,
-    )
-
+    choices = dict(clip_model=clip_model, device=device, precision=precision, backend=backend)
+    watcher = _watcher(index_dir, watch, choices)
+    service = Service(index_dir, embedder=embedder, **choices)  # type: ignore[arg-type]
     service.watcher = watcher.watcher if watcher else None
 
     @asynccontextmanager

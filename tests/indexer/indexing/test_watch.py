@@ -25,6 +25,7 @@ from indexer.store import Store
 from indexer.store.doctor import check
 from indexer.store.lock import acquire_writer_lock, release_writer_lock
 from tests.fixtures import Models, make_indexer, write_photo
+from tests.fixtures import wait_for as until
 from tests.model_factory import make_tiny_clip
 
 DEADLINE_S = 30.0
@@ -33,11 +34,7 @@ STATUS_KEYS = {"folders", "state", "done", "total", "pending", "last_batch_at", 
 
 
 def wait_for(condition: Callable[[], object], watcher: Watcher, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {DEADLINE_S} s; watcher: {watcher.snapshot()}")
-        time.sleep(0.05)
+    until(condition, what, lambda: f"watcher: {watcher.snapshot()}", DEADLINE_S)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 from indexer.store import DB_NAME, Store
 from indexer.store.doctor import check
 from tests.fixtures import Models, committed_photos, write_photo
+from tests.fixtures import wait_for as until
 from tests.fixtures.crash import assert_survived_crash
 from tests.fixtures.server import API, Server, build_index, run_server
 
@@ -26,13 +26,7 @@ STATUS_KEYS = {"folders", "state", "done", "total", "pending", "last_batch_at", 
 
 
 def wait_for(condition: Callable[[], object], server: Server, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"{what}: not within {DEADLINE_S} s; server said: {server.output()[-2000:]}"
-            )
-        time.sleep(0.1)
+    until(condition, what, lambda: f"server said: {server.output()[-2000:]}", DEADLINE_S)
 
 
 def found(server: Server, path: Path) -> bool:
