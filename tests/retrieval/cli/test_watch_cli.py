@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -16,7 +19,8 @@ from indexer.store import Store
 from retrieval.cli import app
 from tests.conftest import REPO_ROOT
 from tests.fixtures import Models, write_photo
-from tests.fixtures.server import build_index, child_env, objsearch_command
+from tests.fixtures import wait_for as until
+from tests.fixtures.server import API, build_index, child_env, objsearch_command, run_server
 
 DEADLINE_S = 60.0
 
@@ -102,3 +106,54 @@ def test_a_watcher_process_prints_each_batch_and_stops_cleanly(
     with Store(index_dir) as store:
         assert str(folder / name) in store.photo_states()
         store.lock()  # the watcher let go of the writer lock
+
+
+def readme_watch_commands() -> list[list[str]]:
+    """The commands of the README's "Watching folders" section, comments cut."""
+    section = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("### Watching folders")[1]
+    match = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert match, "the README's watching section starts with its commands"
+    return [shlex.split(line.split("#")[0]) for line in match.group(1).splitlines()]
+
+
+def wait_for_text(path: Path, text: str, proc: subprocess.Popen) -> None:
+    until(lambda: text in path.read_text(), f"{text!r} printed", lambda: path.read_text())
+    assert proc.poll() is None
+
+
+@pytest.mark.slow
+def test_readme_watch_commands_run_as_written(models: Models, tmp_path: Path) -> None:
+    """index, watch and serve --watch as the README writes them, in a copy of the clone."""
+    index, watch, serve = readme_watch_commands()
+    assert [index[1], watch[1], serve[1]] == ["index", "watch", "serve"]
+    shutil.copytree(REPO_ROOT / "data", tmp_path / "data")
+    env = {**child_env(), "OBJSEARCH_CLIP_MODEL": str(models.clip_dir)}
+    env |= {"OBJSEARCH_DETECTOR": str(models.yolo_path), "OBJSEARCH_DEVICE": "cpu"}
+    done = subprocess.run(
+        objsearch_command(*index[1:]), cwd=tmp_path, env=env, capture_output=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    out_path = tmp_path / "watch.out"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(
+            objsearch_command(*watch[1:]), cwd=tmp_path, env=env, stdout=out, stderr=out
+        )
+        try:
+            wait_for_text(out_path, "catch-up: 0 added", proc)
+            write_photo(tmp_path / "data" / "dropped.jpg", seed=3)
+            wait_for_text(out_path, "batch: 1 added", proc)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=DEADLINE_S) == 0, out_path.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    index_dir = Path(serve[serve.index("--index") + 1])
+    with run_server(index_dir, models.clip_dir, *serve[4:], cwd=tmp_path) as server:
+        status = lambda: server.client().get(f"{API}/status").json()  # noqa: E731
+        until(lambda: status()["watch"]["last_batch_at"], "catch-up", lambda: server.output())
+        assert status()["watch"]["folders"] == [str(tmp_path / "data")]
+        os.remove(tmp_path / "data" / "dropped.jpg")
+        until(lambda: status()["photos"] == 5, "the delete", lambda: server.output())
