@@ -95,9 +95,14 @@ class ChangeBatcher:
         self.quiet_s = quiet_s
         self.max_wait_s = max_wait_s
         self.settle_limit_s = settle_limit_s
-        self.dirs = known_dirs(self.folders, self.ignore)
+        self.dirs: set[str] = set()
         self._pending: dict[str, _Pending] = {}
         self._opened: float | None = None  # the collecting batch's first event
+
+    def start(self) -> None:
+        """Learn the folders there are now: call once events are being watched, so that a
+        folder made meanwhile is seen either here or by its event."""
+        self.dirs = known_dirs(self.folders, self.ignore)
 
     @property
     def pending(self) -> int:

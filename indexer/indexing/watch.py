@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -233,7 +233,7 @@ class Watcher:
                 stop_event=self.stop_event,
                 ignore_permission_denied=True,
             )
-            first = next(events, set())  # watching from here on: the catch-up misses nothing
+            first = self._start_watching(events)
             self._index(self.folders, catch_up=True)
             self._set(state="idle")
             self._note(first)
@@ -241,6 +241,21 @@ class Watcher:
                 self._note(changes)
         finally:
             self._set(state="idle")
+
+    def _start_watching(self, events: Iterator[set[tuple[Any, str]]]) -> set[tuple[Any, str]]:
+        """Start the file events (the first tick), then learn the folders there are.
+
+        From here on nothing is missed: what changes during the catch-up waits as events.
+        """
+        try:
+            first = next(events, set())
+        except OSError as exc:  # e.g. Linux's inotify watch limit
+            raise ObjsearchError(
+                f"Cannot watch {', '.join(self.folders)}: {exc}. On Linux, a large tree may "
+                "need a higher fs.inotify.max_user_watches (sysctl)."
+            ) from None
+        self.batcher.start()
+        return first
 
     def _note(self, changes: set[tuple[Any, str]]) -> None:
         """Add a tick's events to the batcher, and index a batch when one is due."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 
 from indexer.settings import configure_ultralytics
 
@@ -99,7 +99,7 @@ class _LongBatchBar:
 
     def __init__(self) -> None:
         self._bar: Progress | None = None
-        self._task = 0
+        self._task = TaskID(0)
 
     def update(self, done: int, total: int) -> None:
         if self._bar is None:

@@ -18,7 +18,9 @@ QUIET, MAX_WAIT, SETTLE = 0.5, 2.0, 10.0
 
 def batcher(folder: Path, **kwargs: object) -> ChangeBatcher:
     options = {"quiet_s": QUIET, "max_wait_s": MAX_WAIT, "settle_limit_s": SETTLE} | kwargs
-    return ChangeBatcher([str(folder)], **options)  # type: ignore[arg-type]
+    changes = ChangeBatcher([str(folder)], **options)  # type: ignore[arg-type]
+    changes.start()
+    return changes
 
 
 def test_a_burst_is_one_batch_once_quiet(tmp_path: Path) -> None:
@@ -84,7 +86,7 @@ def test_a_file_that_never_settles_is_taken_at_the_limit(tmp_path: Path) -> None
     write_photo(path)
     changes = batcher(folder, settle_limit_s=2.0)
     changes.add(str(path), 0.0)
-    t, taken = 0.0, []
+    t, taken = 0.0, list[str]()
     while not taken and t < 10:
         with open(path, "ab") as fh:
             fh.write(b"x")
@@ -103,6 +105,7 @@ def test_only_photos_folders_and_known_folders_count(tmp_path: Path) -> None:
     index.mkdir()
     (index / "objsearch.db").write_text("x")
     changes = ChangeBatcher([str(folder)], ignore=[str(index)])
+    changes.start()
     assert changes.add(str(folder / "a.jpg"), 0.0)
     assert changes.add(str(folder / "gone.heic"), 0.0)  # a deleted photo
     assert not changes.add(str(folder / "notes.txt"), 0.0)

@@ -108,7 +108,7 @@ def test_sigkill_mid_batch_loses_nothing_and_a_restart_catches_up(
         server.proc.wait(timeout=30)
     seen = committed_photos(db)
     assert 2 < seen < 42, f"the kill did not land mid-batch ({seen} photos committed)"
-    assert_survived_crash(index_dir, models.embedder)
+    assert_survived_crash(index_dir, models.embedder)  # type: ignore[arg-type]
     kept = committed(index_dir)
 
     with run_server(index_dir, models.clip_dir, "--watch", str(folder)) as server:
