@@ -66,18 +66,34 @@ def test_status_shows_the_watcher(watched: Server, server: Server) -> None:
     assert watch_status(server) is None  # a server without --watch
 
 
-def test_a_copied_photo_becomes_searchable_and_a_deleted_one_disappears(
+def photo(server: Server, path: Path) -> dict:
+    """The API's record of the photo at ``path`` (found through a search)."""
+    hits = server.client().get(f"{API}/search", params={"q": "a photo", "k": 200, "kind": "image"})
+    (hit,) = [h for h in hits.json() if h["image"] == str(path)]
+    return server.client().get(f"{API}/photos/{hit['photo_id']}").json()
+
+
+def test_a_copied_photo_becomes_searchable_moves_with_its_regions_and_goes(
     watched: Server, tmp_path: Path
 ) -> None:
     folder = watched.index_dir.parent / "photos"
     (source,) = make_photos(tmp_path, 1, seed=50)
-    target = folder / "dropped.jpg"
+    target, moved = folder / "dropped.jpg", folder / "sub" / "renamed.jpg"
     assert not found(watched, target)
     shutil.copy(source, target)
     wait_for(lambda: found(watched, target), watched, "the copied photo in results")
-    os.remove(target)
-    wait_for(lambda: not found(watched, target), watched, "the deleted photo gone")
+    before = photo(watched, target)
+    assert len(before["regions"]) > 1  # the whole photo and its objects
+    moved.parent.mkdir()
+    os.rename(target, moved)
+    wait_for(lambda: found(watched, moved), watched, "the moved photo in results")
+    after = photo(watched, moved)
+    assert (after["photo_id"], after["regions"]) == (before["photo_id"], before["regions"])
+    assert not found(watched, target)
+    os.remove(moved)
+    wait_for(lambda: not found(watched, moved), watched, "the deleted photo gone")
     assert "watch batch: 1 added" in watched.output()
+    assert "watch batch: 0 added, 0 changed, 1 moved, 0 deleted" in watched.output()
     assert "watch batch: 0 added, 0 changed, 0 moved, 1 deleted" in watched.output()
 
 
