@@ -57,13 +57,19 @@ class WatchBatch:
     at: str
     """When it ended (ISO 8601, UTC)."""
     catch_up: bool
+    """The run at the start, over the whole folders (what changed while nobody watched)."""
     added: int = 0
+    """Photos indexed under a path the index did not hold."""
     changed: int = 0
+    """Stored photos whose bytes changed, indexed again."""
     moved: int = 0
+    """Known bytes under a new path: the photo and its regions kept, only the path changed."""
     deleted: int = 0
+    """Photos gone from the folders, taken out of the index."""
     failed: int = 0
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of each file that failed, as ``objsearch status`` lists them."""
     error: str | None = None
     """Why the run stopped early (it kept what it committed), else None."""
 
