@@ -16,7 +16,6 @@ NaFlex models (per-photo patch grids) keep the PIL path.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..models.families import CentreCrop, Squash
 from ..settings import DetectOptions
 from ..store.records import NewPhoto
 from .regions import RegionEmbedder, kept_detections, photo_records
+from .timing import timed
 
 LETTERBOX_FILL = 114 / 255  # ultralytics' grey padding
 STRIDE = 32  # the detector's input sides must be multiples of its largest stride
@@ -133,8 +133,9 @@ class DeviceRegionEmbedder(RegionEmbedder):
         if not supports_device_regions(embedder, detector):
             raise ValueError("device regions need PyTorch models and a box-resample family")
         super().__init__(embedder, detector, options, timings)
-        self.device = embedder.session.device
+        self.device = embedder.device  # the device its PyTorch session runs on
         pixels = embedder.pixels
+        assert isinstance(pixels, (CentreCrop, Squash))  # what supports_device_regions allows
         self.centre_square = isinstance(pixels, CentreCrop) and pixels.do_center_crop
         self.out_size = pixels.image_size
         self.mean = torch.tensor(pixels.mean.reshape(3), device=self.device).view(1, 3, 1, 1)
@@ -176,19 +177,16 @@ class DeviceRegionEmbedder(RegionEmbedder):
         import torch
 
         with torch.inference_mode():
-            t = time.perf_counter()
-            images = [upload(p, self.device) for p in photos]
-            kept = self._detect(photos, images)
-            self.timings["detect"] += time.perf_counter() - t
-            t = time.perf_counter()
-            pixels = torch.cat(
-                [self._crops(p, i, d) for p, i, d in zip(photos, images, kept, strict=True)]
-            )
-            pixels = (pixels / 255 - self.mean) / self.std
-            self.timings["crop"] += time.perf_counter() - t
-            t = time.perf_counter()
-            vectors = self.embedder.embed_pixels(pixels)
-            self.timings["embed"] += time.perf_counter() - t
+            with timed(self.timings, "detect"):
+                images = [upload(p, self.device) for p in photos]
+                kept = self._detect(photos, images)
+            with timed(self.timings, "crop"):
+                pixels = torch.cat(
+                    [self._crops(p, i, d) for p, i, d in zip(photos, images, kept, strict=True)]
+                )
+                pixels = (pixels / 255 - self.mean) / self.std
+            with timed(self.timings, "embed"):
+                vectors = self.embedder.embed_pixels(pixels)
         return photo_records(photos, kept, vectors)
 
 

@@ -5,8 +5,9 @@ decodes changed photos on a thread pool while the models work, has
 :class:`~indexer.indexing.regions.RegionEmbedder` (on CUDA, its tensor twin in
 :mod:`~indexer.indexing.device_regions`) detect and embed batches of photos, and
 commits each batch in one SQLite transaction, on a writer thread while the next batch runs
-the models. A crash loses at most the two batches in flight; the next run resumes where
-the last commit stopped. Only this module writes the store.
+the models (:mod:`.local_stage`). A crash loses at most the two batches in flight; the
+next run resumes where the last commit stopped. The run's commits and counters are
+:class:`~indexer.indexing.run.IndexRun`'s; an index run writes the store through it alone.
 
 With ``ray`` settings the model stage runs on a Ray cluster instead (see
 :mod:`indexer.indexing.ray_stage`): this process still plans the run, settles moved and touched
@@ -19,25 +20,14 @@ import contextlib
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from ..errors import ObjsearchError, StoreError, UsageError, first_line
-from ..media.decode import (
-    DecodedPhoto,
-    DecodeError,
-    FileDigest,
-    read_digest,
-    read_file_metadata,
-    read_photo,
-)
-from ..media.scan import under
+from ..errors import ObjsearchError, UsageError
+from ..media.decode import DecodedPhoto, DecodeError, FileDigest
 from ..models.clip import ClipEmbedder, find_clip_source
 from ..models.converted import load_embedder
 from ..models.detector import Detector, find_detector_weights
-from ..models.identity import ModelIdentity, model_mismatch, model_record
 from ..models.ocr import TextReader
 from ..models.source import canonical_model_id
 from ..settings import (
@@ -60,72 +50,24 @@ from ..settings import (
     resolve_ocr,
 )
 from ..store.database import Store, check_creatable, remove_temp_files
-from ..store.live import compaction_reason
-from ..store.records import (
-    BatchChanges,
-    FailureRecord,
-    NewPhoto,
-    PhotoMove,
-    PhotoText,
-    PhotoTouch,
-)
+from ..store.records import NewPhoto
 from ..store.schema import DB_NAME
-from ..store.vectors import INDEX_TYPES, choose_index_type
+from ..store.vectors import INDEX_TYPES
 from .device_regions import region_step
+from .failures import decode_or_error, digest_or_error
+from .local_stage import ProgressFn, run_locally
+from .model_check import check_model_matches, record_detector, record_precision
 from .plan import Plan, Work, existing_roots, plan_run
-from .regions import EmbedFn, RegionEmbedder, embed_isolating
-from .text_reading import text_failures, unread_batches, with_text
+from .regions import RegionEmbedder
+from .run import IndexRun, IndexStats, batches
+from .text_reading import unread_batches, with_text
+from .timing import timed
 
 if TYPE_CHECKING:
     from .ray_stage import RayStage
     from .ray_workers import ModelSpec
 
-ProgressFn = Callable[[int, int], None]
-T = TypeVar("T")
 METADATA_BATCH = 500  # photos per commit when only their metadata is read
-
-# Photos in a run's first batch (see _batches).
-FIRST_BATCH = 4
-
-
-@dataclass
-class IndexStats:
-    """What one ``index`` run did. ``photos_per_second`` counts photos that ran the models."""
-
-    scanned: int = 0
-    indexed: int = 0
-    unchanged: int = 0
-    moved: int = 0
-    removed: int = 0
-    objects: int = 0
-    texts: int = 0
-    """Text lines stored (``ocr``)."""
-    read: int = 0
-    """Photos whose text was read (``ocr``), with or without text in them."""
-    failures: int = 0
-    seconds: float = 0.0
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    missing_roots: list[str] = field(default_factory=list)
-
-    @property
-    def photos_per_second(self) -> float:
-        return self.indexed / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "scanned": self.scanned,
-            "indexed": self.indexed,
-            "unchanged": self.unchanged,
-            "moved": self.moved,
-            "removed": self.removed,
-            "objects": self.objects,
-            "texts": self.texts,
-            "read": self.read,
-            "failures": self.failures,
-            "seconds": round(self.seconds, 3),
-            "photos_per_second": round(self.photos_per_second, 3),
-            "missing": list(self.missing_roots),
-        }
 
 
 class Indexer:
@@ -267,8 +209,8 @@ class Indexer:
                 backend=self.backend,
                 classes=self.detector_classes,
             )
-        if store is not None and store.get_meta("detector") != self.detector.model_id:
-            store.set_meta(detector=self.detector.model_id)
+        if store is not None:
+            record_detector(store, self.detector.model_id)
         return self.detector
 
     def region_embedder(self, store: Store) -> RegionEmbedder:
@@ -307,7 +249,7 @@ class Indexer:
             self.text_reader = TextReader()
         return self.text_reader.load()
 
-    def _read_unread(self, run: _Run, plan: Plan) -> None:
+    def _read_unread(self, run: IndexRun, plan: Plan) -> None:
         """Read the text of the scanned photos stored unread (no other model runs)."""
         failed = {path for path, _ in run.stats.failed}
         for batch in unread_batches(
@@ -397,11 +339,10 @@ class Indexer:
         stage: RayStage | None,
     ) -> IndexStats:
         self._refuse_other_model(store, stage)
-        t0 = time.perf_counter()
-        plan = plan_run(roots, store.photo_states())
-        self.timings["scan"] += time.perf_counter() - t0
+        with timed(self.timings, "scan"):
+            plan = plan_run(roots, store.photo_states())
         stats = IndexStats(scanned=plan.scanned, unchanged=plan.unchanged)
-        run = _Run(
+        run = IndexRun(
             store,
             stats,
             plan,
@@ -412,28 +353,23 @@ class Indexer:
         )
         if plan.problems:
             run.commit([], plan.problems)
-        for batch in _batches(plan.needs_metadata, METADATA_BATCH, METADATA_BATCH):
-            t = time.perf_counter()
-            touches = [
-                PhotoTouch(
-                    w.previous.id,
-                    w.file.size,
-                    w.file.mtime_ns,
-                    read_file_metadata(w.file.path, w.file.mtime_ns),
-                )
-                for w in batch
-                if w.previous is not None
-            ]
-            self.timings["decode"] += time.perf_counter() - t
-            run.commit([], [], touches=touches)
+        for batch in batches(plan.needs_metadata, METADATA_BATCH, METADATA_BATCH):
+            run.commit_metadata(batch)
         total = len(plan.work)
         if progress:
             progress(0, total)
         try:
             if stage is None:
-                self._run_locally(run, plan, progress)
+                run_locally(
+                    run,
+                    plan.work,
+                    self._decode,
+                    batch_size=self.batch_size,
+                    workers=self.workers,
+                    progress=progress,
+                )
             else:
-                self._run_on_ray(stage, store, run, plan, progress)
+                self._run_on_ray(stage, store, run, progress)
             if self.ocr:
                 self._read_unread(run, plan)
             if prune:
@@ -448,34 +384,6 @@ class Indexer:
             raise
         run.save()
         return stats
-
-    def _run_locally(self, run: _Run, plan: Plan, progress: ProgressFn | None) -> None:
-        """Run the models here; each batch's commit overlaps the next batch's model work.
-
-        One writer thread commits the batches in order, one at a time, so the store sees the
-        same sequence of transactions as before. Without it a GPU would wait for every
-        SQLite commit.
-        """
-        total, done = len(plan.work), 0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as writer:
-            pending: tuple[Future[None], int] | None = None
-
-            def committed() -> None:
-                """Wait for the commit in flight; progress counts committed photos only."""
-                nonlocal done
-                if pending is None:
-                    return
-                future, size = pending
-                future.result()  # a commit's error stops the run here
-                done += size
-                if progress:
-                    progress(done, total)
-
-            for batch in _batches(self._decoded(plan.work), self.batch_size):
-                staged = run.embed_batch(batch)
-                committed()
-                pending = (writer.submit(run.commit_staged, staged), len(batch))
-            committed()
 
     def _model_spec(self, store: Store) -> ModelSpec:
         """The models Ray actors load: names and choices resolved here, devices on each node."""
@@ -494,53 +402,20 @@ class Indexer:
         )
 
     def _run_on_ray(
-        self,
-        stage: RayStage,
-        store: Store,
-        run: _Run,
-        plan: Plan,
-        progress: ProgressFn | None,
+        self, stage: RayStage, store: Store, run: IndexRun, progress: ProgressFn | None
     ) -> None:
-        """Settle what needs no model here, send the rest to Ray, commit what streams back.
+        """Settle moves and touches here, run the models on Ray, commit what streams back."""
+        from .ray_stage import RaySizes, run_on_ray
 
-        Files whose bytes may already be indexed (changed files, and new files while some
-        indexed files are missing) are hashed here first, so moves and touches never reach
-        the cluster; everything else goes straight to Ray.
-        """
-        total, done = len(plan.work), 0
-        maybe_known = [w for w in plan.work if w.previous is not None or plan.moved_from]
-        rest = [w for w in plan.work if not (w.previous is not None or plan.moved_from)]
-        need: list[Work] = []
-        digests = ((w, self._digest(w)) for w in maybe_known)
-        for batch in _batches(digests, self.batch_size):
-            left = run.settle(batch)
-            need += left
-            done += len(batch) - len(left)
-            if progress:
-                progress(done, total)
-        need += rest
-        if not need:
-            return
-        checked: set[bytes] = set()
-        spec = self._model_spec(store)
-        for outcomes in stage.stream(
-            [w.file.path for w in need],
-            spec,
-            batch_size=self.batch_size,
-            max_megapixels=self.max_megapixels,
-            decode_side=self.decode_side,
-        ):
-            for model in {o.model for o in outcomes if o.model} - checked:
-                self._check_remote_models(store, model)
-                checked.add(model)
-            run.add(
-                [o.record for o in outcomes if o.record is not None],
-                [o.failure for o in outcomes if o.failure is not None],
-            )
-            done += len(outcomes)
-            if progress:
-                progress(done, total)
-            run.maybe_save()
+        run_on_ray(
+            stage,
+            run,
+            lambda: self._model_spec(store),
+            digest=self._digest,
+            check_models=lambda model: self._check_remote_models(store, model),
+            sizes=RaySizes(self.batch_size, self.max_megapixels, self.decode_side),
+            progress=progress,
+        )
 
     def _check_remote_models(self, store: Store, model: bytes) -> None:
         """An actor's models against the index (recorded in a new one), before storing."""
@@ -548,256 +423,14 @@ class Indexer:
 
         probe = ModelProbe.load(model)
         check_model_matches(store, probe.clip)
-        if probe.detector_id and store.get_meta("detector") != probe.detector_id:
-            store.set_meta(detector=probe.detector_id)
+        record_detector(store, probe.detector_id)
 
     def _digest(self, item: Work) -> FileDigest | DecodeError:
-        t = time.perf_counter()
-        try:
-            return read_digest(item.file.path)
-        except DecodeError as exc:
-            return exc
-        finally:
-            self.timings["hash"] += time.perf_counter() - t
+        with timed(self.timings, "hash"):
+            return digest_or_error(item.file.path)
 
-    def _decoded(self, work: Sequence[Work]) -> Iterator[tuple[Work, DecodedPhoto | DecodeError]]:
-        """Decode on a thread pool, in order, with a bounded number of photos in flight."""
-
-        def load(item: Work) -> DecodedPhoto | DecodeError:
-            t = time.perf_counter()
-            try:
-                return read_photo(
-                    item.file.path, max_megapixels=self.max_megapixels, decode_side=self.decode_side
-                )
-            except DecodeError as exc:
-                return exc
-            except Exception as exc:  # a decoder bug must not stop the run
-                return DecodeError(f"cannot decode: {first_line(exc)}")
-            finally:
-                self.timings["decode"] += time.perf_counter() - t
-
-        window = max(2 * self.batch_size, 4)
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="decode") as pool:
-            pending: list[tuple[Work, Future[DecodedPhoto | DecodeError]]] = []
-            it = iter(work)
-            for item in it:
-                pending.append((item, pool.submit(load, item)))
-                if len(pending) >= window:
-                    break
-            while pending:
-                item, fut = pending.pop(0)
-                nxt = next(it, None)
-                if nxt is not None:
-                    pending.append((nxt, pool.submit(load, nxt)))
-                yield item, fut.result()
-
-
-def record_precision(store: Store, embedder: ClipEmbedder) -> None:
-    """Record the precision of the latest run's vectors, and for int8 the calibration that
-    names its quantized tower (a search then finds it without the calibration photos)."""
-    changes: dict[str, object] = {}
-    if store.get_meta("precision") != embedder.precision:
-        changes["precision"] = embedder.precision
-    key = getattr(embedder, "calibration_key", None)
-    if key and store.get_meta("int8_calibration") != key:
-        changes["int8_calibration"] = key
-    if changes:
-        store.set_meta(**changes)
-
-
-def check_model_matches(store: Store, model: ClipEmbedder | ModelIdentity) -> None:
-    """Record the model in a new index, or refuse one that differs from the index's."""
-    meta = store.meta()
-    identity = model if isinstance(model, ModelIdentity) else ModelIdentity.of(model)
-    if "clip_model" not in meta:
-        store.set_meta(**model_record(identity))
-        return
-    problem = model_mismatch(meta, identity)
-    if problem:
-        raise StoreError(problem)
-
-
-def _batches(items: Iterable[T], size: int, first: int = FIRST_BATCH) -> Iterator[list[T]]:
-    """Batches of ``size``, but the first holds at most ``first`` items.
-
-    Each batch ends in a commit, and a new index is searchable from its first commit on:
-    a small first batch makes that seconds, not a full batch of model work, after the start.
-    """
-    batch: list[T] = []
-    limit = min(size, first)
-    for item in items:
-        batch.append(item)
-        if len(batch) >= limit:
-            yield batch
-            batch, limit = [], size
-    if batch:
-        yield batch
-
-
-@dataclass
-class _Staged:
-    """A batch whose models have run, waiting for its commit."""
-
-    photos: list[NewPhoto]
-    failures: list[FailureRecord]
-    moves: list[PhotoMove]
-    touches: list[PhotoTouch]
-
-
-class _Run:
-    """State of one indexing run: the store, the counters, and when FAISS was last saved.
-
-    The run never holds the vectors: each commit leaves SQLite searchable as it is (new
-    regions form the delta, deleted ones are tombstones; see :mod:`indexer.store.live`),
-    and saving rebuilds the FAISS main segment only when the changes call for it.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        stats: IndexStats,
-        plan: Plan,
-        *,
-        embed: EmbedFn,
-        timings: dict[str, float],
-        index_type: str,
-        save_every: float,
-    ) -> None:
-        self.store = store
-        self.stats = stats
-        self.plan = plan
-        self.embed = embed
-        self.timings = timings
-        self.index_type = index_type
-        self.save_every = save_every
-        self.generation = store.generation
-        self.dirty = True  # the first save checks the FAISS file even if nothing changes
-        self.last_save = time.monotonic()
-
-    def commit(
-        self,
-        photos: list[NewPhoto],
-        failures: list[FailureRecord],
-        *,
-        remove: Sequence[int] = (),
-        moves: Sequence[PhotoMove] = (),
-        touches: Sequence[PhotoTouch] = (),
-        texts: Sequence[PhotoText] = (),
-    ) -> None:
-        t = time.perf_counter()
-        changes = self.store.commit_batch(
-            photos, failures, remove_photo_ids=remove, moves=moves, touches=touches, texts=texts
-        )
-        self.timings["store"] += time.perf_counter() - t
-        self._follow(changes)
-        self.stats.failures += len(failures)
-        self.stats.failed.extend((f.path, f.reason) for f in failures)
-
-    def _follow(self, changes: BatchChanges) -> None:
-        """Note a committed batch: readers see it through the delta and tombstones."""
-        self.generation = changes.generation
-        self.dirty = True
-
-    def _sort(
-        self, batch: Sequence[tuple[Work, DecodedPhoto | FileDigest | DecodeError]]
-    ) -> tuple[list[FailureRecord], list[PhotoTouch], list[PhotoMove], list[int]]:
-        """Split a batch: failures, touches, moves, and the positions still needing models.
-
-        A touch is a known path whose bytes did not change; a move is known bytes under a
-        new path. Neither needs a model, locally or on Ray.
-        """
-        failures: list[FailureRecord] = []
-        touches: list[PhotoTouch] = []
-        moves: list[PhotoMove] = []
-        rest: list[int] = []
-        moved_from = self.plan.moved_from
-        for i, (work, result) in enumerate(batch):
-            if isinstance(result, DecodeError):
-                failures.append(FailureRecord(work.file.path, "decode", str(result)))
-                continue
-            prev = work.previous
-            if prev and prev.content_hash == result.content_hash:
-                touches.append(PhotoTouch(prev.id, result.size, result.mtime_ns, result.metadata))
-                self.stats.unchanged += 1
-            elif prev is None and moved_from.get(result.content_hash):
-                old = self.plan.states[moved_from[result.content_hash].pop(0)]
-                moves.append(
-                    PhotoMove(old.id, result.path, result.size, result.mtime_ns, result.metadata)
-                )
-                self.stats.moved += 1
-            else:
-                rest.append(i)
-        return failures, touches, moves, rest
-
-    def embed_batch(self, batch: list[tuple[Work, DecodedPhoto | DecodeError]]) -> _Staged:
-        """Sort a decoded batch into failures, touches, moves and photos, and embed those."""
-        failures, touches, moves, rest = self._sort(batch)
-        to_embed = [p for i in rest if isinstance(p := batch[i][1], DecodedPhoto)]
-        photos, failed = embed_isolating(self.embed, to_embed)
-        return _Staged(photos, failures + failed, moves, touches)
-
-    def commit_staged(self, staged: _Staged) -> None:
-        """Commit an embedded batch in one transaction, then save FAISS if it is time."""
-        self.add(staged.photos, staged.failures, moves=staged.moves, touches=staged.touches)
-        self.maybe_save()
-
-    def settle(self, batch: list[tuple[Work, FileDigest | DecodeError]]) -> list[Work]:
-        """Commit the failures, touches and moves of hashed files; return the rest."""
-        failures, touches, moves, rest = self._sort(batch)
-        if failures or touches or moves:
-            self.commit([], failures, moves=moves, touches=touches)
-        return [batch[i][0] for i in rest]
-
-    def add(
-        self,
-        photos: list[NewPhoto],
-        failures: list[FailureRecord],
-        *,
-        moves: Sequence[PhotoMove] = (),
-        touches: Sequence[PhotoTouch] = (),
-    ) -> None:
-        """Commit embedded photos (and a batch's other changes) in one transaction."""
-        self.commit(photos, failures + text_failures(photos), moves=moves, touches=touches)
-        self.stats.indexed += len(photos)
-        self.stats.objects += sum(len(p.regions) - 1 for p in photos)
-        self.stats.read += sum(p.text_engine is not None for p in photos)
-        self.stats.texts += sum(len(p.texts) for p in photos)
-
-    def prune(self, roots: list[str]) -> None:
-        """Remove photos that vanished from the scanned folders, and their stale failures."""
-        gone = self.plan.gone()
-        if gone:
-            self.commit([], [], remove=[self.plan.states[p].id for p in gone])
-            self.stats.removed += len(gone)
-        stale_failures = [
-            f.path
-            for f in self.store.failures()
-            if f.path not in self.plan.seen and under(f.path, roots)
-        ]
-        if stale_failures:
-            self.store.clear_failures(stale_failures)
-
-    def maybe_save(self) -> None:
-        if self.dirty and time.monotonic() - self.last_save > self.save_every:
-            self.save(final=False)
-
-    def save(self, final: bool = True) -> None:
-        """Rebuild the FAISS main segment if the changes since it call for it.
-
-        A run that changes a few photos of a big index writes nothing here: the main
-        segment stays, and its delta and tombstones are already in SQLite. During a run
-        (``final=False``) only cheap rebuilds happen; the final save also changes the index
-        type when the store's size calls for another one.
-        """
-        if not self.dirty:
-            return
-        t = time.perf_counter()
-        status = self.store.vector_status()
-        target = choose_index_type(self.index_type, status.regions)
-        reason = compaction_reason(status, target, final=final)
-        if reason is not None:
-            self.store.set_meta(faiss_kind_requested=self.index_type)
-            self.store.compact_vectors(target)
-        self.dirty = not final and reason is None
-        self.last_save = time.monotonic()
-        self.timings["faiss"] += time.perf_counter() - t
+    def _decode(self, item: Work) -> DecodedPhoto | DecodeError:
+        with timed(self.timings, "decode"):
+            return decode_or_error(
+                item.file.path, max_megapixels=self.max_megapixels, decode_side=self.decode_side
+            )

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from ..media.scan import ScannedFile, ScanProblem, absolute, scan, under
 from ..store.records import FailureRecord, PhotoState
+from .failures import STAGE_SCAN
 
 
 @dataclass
@@ -74,7 +75,7 @@ def plan_run(roots: Iterable[str], states: dict[str, PhotoState]) -> Plan:
         plan.scanned += 1
         plan.seen.add(item.path)
         if isinstance(item, ScanProblem):
-            plan.problems.append(FailureRecord(item.path, "scan", item.reason))
+            plan.problems.append(FailureRecord(item.path, STAGE_SCAN, item.reason))
             continue
         prev = states.get(item.path)
         if prev and prev.size == item.size and prev.mtime_ns == item.mtime_ns:

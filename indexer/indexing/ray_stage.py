@@ -16,13 +16,16 @@ comes back as a failure, as it would locally.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from ..errors import ModelLoadError, ObjsearchError, first_line
+from ..media.decode import DecodeError, FileDigest
 from ..settings import RaySettings
+from .plan import Work
 from .ray_cluster import Cluster, Resources
 from .ray_workers import (
     ModelProbe,
@@ -33,6 +36,7 @@ from .ray_workers import (
     outcomes,
     probe_models,
 )
+from .run import IndexRun, batches
 
 # Memory a decode task reserves: the file's bytes plus the decoded image (a 24 MP PNG is
 # ~70 MB as RGB). Different from the actor's resources on purpose: Ray Data fuses map stages
@@ -173,10 +177,12 @@ class PipelineJob:
         """Build the dataset and stream its result batches to whoever iterates."""
         import ray.data
 
-        ds = ray.data.from_items([{"path": p} for p in self.paths])
+        ds: ray.data.Dataset = ray.data.from_items([{"path": p} for p in self.paths])
+        decode = partial(
+            decode_row, max_megapixels=self.max_megapixels, decode_side=self.decode_side
+        )
         ds = ds.map(
-            decode_row,
-            fn_kwargs={"max_megapixels": self.max_megapixels, "decode_side": self.decode_side},
+            decode,
             num_cpus=1,
             memory=DECODE_MEMORY,
         )
@@ -204,3 +210,64 @@ class ResultFeeder:
     def next(self) -> dict[str, np.ndarray] | None:
         """The next result batch, or None when the pipeline is done."""
         return next(self._batches, None)
+
+
+def run_on_ray(
+    stage: RayStage,
+    run: IndexRun,
+    spec: Callable[[], ModelSpec],
+    *,
+    digest: Callable[[Work], FileDigest | DecodeError],
+    check_models: Callable[[bytes], None],
+    sizes: RaySizes,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Settle what needs no model here, send the rest to Ray, commit what streams back.
+
+    Files whose bytes may already be indexed (changed files, and new files while some
+    indexed files are missing) are hashed here first, so moves and touches never reach
+    the cluster; everything else goes straight to Ray. ``check_models`` sees each actor's
+    model probe before anything it computed is stored.
+    """
+    plan = run.plan
+    total, done = len(plan.work), 0
+    maybe_known = [w for w in plan.work if w.previous is not None or plan.moved_from]
+    need: list[Work] = []
+    for batch in batches(((w, digest(w)) for w in maybe_known), sizes.batch_size):
+        left = run.settle_known(batch)
+        need += left
+        done += len(batch) - len(left)
+        if progress:
+            progress(done, total)
+    need += [w for w in plan.work if not (w.previous is not None or plan.moved_from)]
+    if not need:
+        return
+    checked: set[bytes] = set()
+    streamed = stage.stream(
+        [w.file.path for w in need],
+        spec(),
+        batch_size=sizes.batch_size,
+        max_megapixels=sizes.max_megapixels,
+        decode_side=sizes.decode_side,
+    )
+    for got in streamed:
+        for model in {o.model for o in got if o.model} - checked:
+            check_models(model)
+            checked.add(model)
+        run.commit_photos(
+            [o.record for o in got if o.record is not None],
+            [o.failure for o in got if o.failure is not None],
+        )
+        done += len(got)
+        if progress:
+            progress(done, total)
+        run.save_if_due()
+
+
+@dataclass(frozen=True)
+class RaySizes:
+    """How a run sends photos to Ray: photos per batch and the decode limits."""
+
+    batch_size: int
+    max_megapixels: float
+    decode_side: int | None

@@ -23,22 +23,23 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ModelLoadError, ObjsearchError, first_line
-from ..media.decode import DecodedPhoto, DecodeError, read_photo
+from ..errors import ModelLoadError, ObjsearchError
+from ..media.decode import DecodedPhoto, DecodeError
 from ..models.identity import ModelIdentity
 from ..settings import DetectOptions, configure_ultralytics
 from ..store.records import FailureRecord, NewPhoto
 from .device_regions import region_step
+from .failures import STAGE_DECODE, STAGE_MODEL, decode_or_error
 from .regions import EmbedFn, RegionEmbedder, embed_isolating
 from .text_reading import with_text
 
-STAGE_DECODE = "decode"
-STAGE_MODEL = "model"
 # The file facts of a row whose file could not be decoded: every row has the same columns.
 _NO_FACTS = {"width": 0, "height": 0, "content_hash": "", "size": 0, "mtime_ns": 0}
 
 
-def decode_row(row: dict[str, Any], *, max_megapixels: float, decode_side: int | None) -> dict:
+def decode_row(
+    row: dict[str, Any], *, max_megapixels: float, decode_side: int | None
+) -> dict[str, Any]:
     """Ray Data ``map`` function: one path -> its decoded pixels and file facts, or a reason."""
     path = str(row["path"])
     out: dict[str, Any] = {
@@ -49,12 +50,9 @@ def decode_row(row: dict[str, Any], *, max_megapixels: float, decode_side: int |
         "cols": 0,
         "metadata": b"",
     }
-    try:
-        photo = read_photo(path, max_megapixels=max_megapixels, decode_side=decode_side)
-    except DecodeError as exc:
-        return {**out, "error": str(exc), **_NO_FACTS}
-    except Exception as exc:  # a decoder bug must not stop the run
-        return {**out, "error": f"cannot decode: {first_line(exc)}", **_NO_FACTS}
+    photo = decode_or_error(path, max_megapixels=max_megapixels, decode_side=decode_side)
+    if isinstance(photo, DecodeError):
+        return {**out, "error": str(photo), **_NO_FACTS}
     pixels = np.asarray(photo.image, dtype=np.uint8)
     return {
         **out,

@@ -7,7 +7,6 @@ original-photo pixels, whatever size the photo was decoded at.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
@@ -23,6 +22,8 @@ from ..settings import DetectOptions
 from ..store.records import FailureRecord, NewPhoto, NewRegion
 from ..store.schema import KIND_IMAGE, KIND_OBJECT
 from .caption import caption
+from .failures import STAGE_MODEL
+from .timing import Timings, timed
 
 
 def kept_detections(photo: DecodedPhoto, raw: Detections, options: DetectOptions) -> Detections:
@@ -36,16 +37,18 @@ def object_crops(photo: DecodedPhoto, det: Detections, padding: float) -> list[I
     return [photo.image.crop(crop_box(b, padding, photo.image.size, photo.scale)) for b in det.xyxy]
 
 
-def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence) -> NewPhoto:
+def _floats(box: Sequence[float]) -> tuple[float, float, float, float]:
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+
+
+def photo_record(photo: DecodedPhoto, det: Detections, vectors: Sequence | np.ndarray) -> NewPhoto:
     """The store record of one photo: its whole-photo region first, then its objects."""
     whole = (0.0, 0.0, float(photo.width), float(photo.height))
     regions = [NewRegion(KIND_IMAGE, whole, vectors[0])]
     for vec, box, conf, label in zip(
         vectors[1:], det.xyxy, det.confidence, det.labels, strict=True
     ):
-        regions.append(
-            NewRegion(KIND_OBJECT, tuple(float(v) for v in box), vec, label, float(conf))
-        )
+        regions.append(NewRegion(KIND_OBJECT, _floats(box), vec, label, float(conf)))
     return NewPhoto(
         path=photo.path,
         size=photo.size,
@@ -79,7 +82,7 @@ class RegionEmbedder:
         embedder: ClipEmbedder,
         detector: Detector | None,
         options: DetectOptions,
-        timings: dict[str, float] | None = None,
+        timings: Timings | None = None,
     ) -> None:
         self.embedder = embedder
         self.detector = detector
@@ -88,21 +91,19 @@ class RegionEmbedder:
 
     def embed(self, photos: Sequence[DecodedPhoto]) -> list[NewPhoto]:
         """One :class:`NewPhoto` per photo, in order."""
-        t = time.perf_counter()
-        if self.detector is not None and photos:
-            raw = self.detector.detect([p.image for p in photos], self.options)
-        else:
-            raw = [Detections.empty() for _ in photos]
-        self.timings["detect"] += time.perf_counter() - t
-        t = time.perf_counter()
+        with timed(self.timings, "detect"):
+            if self.detector is not None and photos:
+                raw = self.detector.detect([p.image for p in photos], self.options)
+            else:
+                raw = [Detections.empty() for _ in photos]
         images: list[Image.Image] = []
         kept: list[Detections] = []
-        for photo, det in zip(photos, raw, strict=True):
-            det = kept_detections(photo, det, self.options)
-            kept.append(det)
-            images.append(photo.image)
-            images += object_crops(photo, det, self.options.padding)
-        self.timings["crop"] += time.perf_counter() - t
+        with timed(self.timings, "crop"):
+            for photo, det in zip(photos, raw, strict=True):
+                det = kept_detections(photo, det, self.options)
+                kept.append(det)
+                images.append(photo.image)
+                images += object_crops(photo, det, self.options.padding)
         return photo_records(photos, kept, self._vectors(images))
 
     def _vectors(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -110,12 +111,10 @@ class RegionEmbedder:
         size = self.embedder.batch_size
         parts = [np.zeros((0, self.embedder.dim), np.float32)]
         for i in range(0, len(images), size):
-            t = time.perf_counter()
-            inputs = self.embedder.preprocess(images[i : i + size])
-            t2 = time.perf_counter()
-            parts.append(self.embedder.embed_inputs(inputs))
-            self.timings["preprocess"] += t2 - t
-            self.timings["embed"] += time.perf_counter() - t2
+            with timed(self.timings, "preprocess"):
+                inputs = self.embedder.preprocess(images[i : i + size])
+            with timed(self.timings, "embed"):
+                parts.append(self.embedder.embed_inputs(inputs))
         return np.concatenate(parts)
 
 
@@ -148,5 +147,5 @@ def embed_isolating(
             raise
         except Exception as exc:
             reason = f"model failed on this photo: {first_line(exc)}"
-            failures.append(FailureRecord(photo.path, "model", reason))
+            failures.append(FailureRecord(photo.path, STAGE_MODEL, reason))
     return out, failures

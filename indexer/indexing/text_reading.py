@@ -15,17 +15,16 @@ A photo the OCR engine fails on keeps its other regions: its record carries the 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ..errors import ObjsearchError, first_line
-from ..media.decode import DecodedPhoto, DecodeError, read_photo
+from ..media.decode import DecodedPhoto, DecodeError
 from ..models.ocr import TextLine, TextReader
 from ..store.database import Store
 from ..store.records import FailureRecord, NewPhoto, NewText, PhotoText
-
-STAGE_OCR = "ocr"
+from .failures import STAGE_OCR, decode_failure, decode_or_error
+from .timing import Timings, timed
 
 EmbedFn = Callable[[Sequence[DecodedPhoto]], list[NewPhoto]]
 
@@ -41,22 +40,18 @@ def read_lines(reader: TextReader, photo: DecodedPhoto) -> list[NewText] | str:
     return [NewText(line.box, line.text, line.confidence) for line in lines]
 
 
-def with_text(
-    embed: EmbedFn, reader: TextReader, timings: dict[str, float] | None = None
-) -> EmbedFn:
+def with_text(embed: EmbedFn, reader: TextReader, timings: Timings | None = None) -> EmbedFn:
     """``embed`` followed by reading each photo's text into its record."""
 
     def embed_and_read(photos: Sequence[DecodedPhoto]) -> list[NewPhoto]:
         records = embed(photos)
-        t = time.perf_counter()
-        for photo, record in zip(photos, records, strict=True):
-            read = read_lines(reader, photo)
-            if isinstance(read, str):
-                record.text_error = read
-            else:
-                record.texts, record.text_engine = read, reader.model_id
-        if timings is not None:
-            timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t
+        with timed(timings, "ocr"):
+            for photo, record in zip(photos, records, strict=True):
+                read = read_lines(reader, photo)
+                if isinstance(read, str):
+                    record.text_error = read
+                else:
+                    record.texts, record.text_engine = read, reader.model_id
         return records
 
     return embed_and_read
@@ -83,7 +78,7 @@ def unread_batches(
     batch_size: int,
     max_megapixels: float,
     decode_side: int | None,
-    timings: dict[str, float],
+    timings: Timings,
 ) -> Iterator[ReadBatch]:
     """Read the text of the stored photos at ``paths`` that have not been read, in batches.
 
@@ -95,22 +90,18 @@ def unread_batches(
     for start in range(0, len(unread), batch_size):
         batch = ReadBatch([], [])
         for photo in unread[start : start + batch_size]:
-            t = time.perf_counter()
-            try:
-                decoded = read_photo(
+            with timed(timings, "decode"):
+                decoded = decode_or_error(
                     photo.path, max_megapixels=max_megapixels, decode_side=decode_side
                 )
-            except DecodeError as exc:
-                batch.failures.append(FailureRecord(photo.path, "decode", str(exc)))
+            if isinstance(decoded, DecodeError):
+                batch.failures.append(decode_failure(photo.path, decoded))
                 continue
-            finally:
-                timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - t
             if decoded.content_hash != photo.content_hash:
                 continue
-            t = time.perf_counter()
-            engine = reader()
-            read = read_lines(engine, decoded)
-            timings["ocr"] = timings.get("ocr", 0.0) + time.perf_counter() - t
+            with timed(timings, "ocr"):
+                engine = reader()
+                read = read_lines(engine, decoded)
             if isinstance(read, str):
                 batch.failures.append(FailureRecord(photo.path, STAGE_OCR, read))
             else:

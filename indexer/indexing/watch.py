@@ -38,7 +38,10 @@ from ..store.database import Store
 from ..store.records import PhotoState
 from ..store.schema import DB_NAME
 from .changes import ChangeBatcher, batch_roots
-from .pipeline import Indexer, IndexStats, ProgressFn, check_model_matches
+from .local_stage import ProgressFn
+from .model_check import check_model_matches
+from .pipeline import Indexer
+from .run import IndexStats
 
 log = logging.getLogger("objsearch.watch")
 

@@ -48,7 +48,7 @@ def _register_heif() -> None:
 _register_heif()
 
 
-def _pil_open() -> Callable[[IO[bytes]], Image.Image]:
+def _pil_open() -> Callable[[str | IO[bytes]], Image.Image]:
     """PIL's own ``Image.open``, even where another library has wrapped it.
 
     ultralytics replaces ``Image.open`` with a wrapper that, on a file PIL cannot identify,

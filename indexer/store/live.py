@@ -97,10 +97,10 @@ class LiveVectors:
             np.asarray(tombstones if tombstones is not None else [], np.int64)
         )
         self.delta = delta if delta is not None else VectorIndex.empty(main.dim, "flat")
-        main_ids = main.ids() if max_id is None else None
-        self.max_id = int(
-            max_id if max_id is not None else (main_ids.max() if len(main_ids) else 0)
-        )
+        if max_id is None:
+            main_ids = main.ids()
+            max_id = int(main_ids.max()) if len(main_ids) else 0
+        self.max_id = int(max_id)
         self.record = record
         self._excluded = exclusion(self.tombstones) if len(self.tombstones) else None
 

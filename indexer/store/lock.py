@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from ..errors import IndexLockedError
 from .schema import LOCK_NAME, VECTORS_LOCK_NAME
+from .write_errors import write_error
 
 
 def acquire_writer_lock(index_dir: str) -> int:
@@ -24,7 +25,10 @@ def acquire_writer_lock(index_dir: str) -> int:
     """
     import fcntl
 
-    fd = os.open(os.path.join(index_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(os.path.join(index_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only or full folder: say so, not a traceback
+        raise write_error(index_dir, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

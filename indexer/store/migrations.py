@@ -19,7 +19,16 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import StoreError
-from .schema import SCHEMA_VERSION, SEARCH_DDL, TEXT_DDL, TextRead, TextRegion, _basename
+from .schema import (
+    SCHEMA_VERSION,
+    SEARCH_DDL,
+    TEXT_DDL,
+    Base,
+    TextRead,
+    TextRegion,
+    Tombstone,
+    _basename,
+)
 
 MigrationStep = Callable[[sqlite3.Connection], None]
 
@@ -63,7 +72,10 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
     running the other models again.
     """
     dialect = sqlite_dialect.dialect()
-    for table in (TextRegion.__table__, TextRead.__table__):
+    for table in (
+        Base.metadata.tables[TextRegion.__tablename__],
+        Base.metadata.tables[TextRead.__tablename__],
+    ):
         conn.execute(str(CreateTable(table).compile(dialect=dialect)))
         for index in table.indexes:
             conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
@@ -71,7 +83,17 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-STEPS: dict[int, MigrationStep] = {1: _v1_to_v2, 2: _v2_to_v3}
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    """The tombstones table, part of every store from now on.
+
+    A schema-3 store made it on the first deletion after a FAISS save, so it may be there
+    already (with rows that still count) or not (no deletion was recorded yet).
+    """
+    table = CreateTable(Base.metadata.tables[Tombstone.__tablename__], if_not_exists=True)
+    conn.execute(str(table.compile(dialect=sqlite_dialect.dialect())))
+
+
+STEPS: dict[int, MigrationStep] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def backup_path(db_path: str, version: int) -> str:

@@ -6,7 +6,8 @@ Layout of an index folder::
                       failures, meta, photo_text (full-text search over captions, labels
                       and file names, kept current by triggers), text_regions (the text
                       lines read in photos, no vectors) with text_reads (which photos
-                      were read) and their full-text tables text_search and photo_words
+                      were read) and their full-text tables text_search and photo_words,
+                      tombstones (regions deleted since the FAISS main segment was built)
     vectors.faiss     FAISS main segment over region vectors, ids = region ids; regions
                       added or deleted since it was built are a delta and tombstones
                       (see indexer.store.live)
@@ -18,7 +19,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "objsearch.db"
 FAISS_NAME = "vectors.faiss"
 LOCK_NAME = "lock"
@@ -192,6 +193,7 @@ class Tombstone(Base):
     Written in the transaction that deletes the region, cleared when a new main segment is
     recorded: a search leaves these ids out without a rebuild (see :mod:`.live`). Derived
     bookkeeping: if it is lost, loading the vectors finds the deleted ids the slow way.
+    Part of the schema since version 4 (earlier stores created it on first use).
     """
 
     __tablename__ = "tombstones"

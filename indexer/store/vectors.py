@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,6 +23,18 @@ INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 # Temp files of unfinished saves: ``.vectors-XXXX.tmp`` beside the index file.
 TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
 T = TypeVar("T")
+
+
+def _faiss() -> Any:
+    """The FAISS module, imported on first use (a text search without vectors needs none).
+
+    Typed as ``Any``: FAISS is SWIG bindings, and the stubs it ships miss classes and
+    keyword arguments it has (``SearchParametersHNSW``, ``sel=``).
+    """
+    import faiss
+
+    return faiss
+
 
 # Exact search over 512-d float32 vectors costs about 1 ms per 10k vectors here
 # (benchmarks/query_speed.py); from this size on a graph index answers in ~1 ms instead,
@@ -54,8 +66,11 @@ def choose_index_type(index_type: str, count: int) -> str:
 class VectorIndex:
     """A FAISS ``IndexIDMap2`` over inner-product search on normalised vectors."""
 
-    def __init__(self, index: object, index_type: str, params: IndexParams = IndexParams()) -> None:
-        self.index = index
+    def __init__(self, index: Any, index_type: str, params: IndexParams = IndexParams()) -> None:
+        self.index = index  # a FAISS IndexIDMap2
+        self._ids_cache: np.ndarray | None = None
+        self._storage_cache: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
+        self._direct_map = False
         self.index_type = index_type
         self.params = params
         self._apply_search_params()
@@ -65,7 +80,7 @@ class VectorIndex:
     def empty(
         cls, dim: int, index_type: str = "flat", params: IndexParams = IndexParams()
     ) -> VectorIndex:
-        import faiss
+        faiss = _faiss()
 
         if index_type == "hnsw":
             inner = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -86,7 +101,7 @@ class VectorIndex:
         params: IndexParams = IndexParams(),
     ) -> VectorIndex:
         """Build an index of the right type for ``len(ids)`` vectors."""
-        import faiss
+        faiss = _faiss()
 
         index_type = choose_index_type(index_type, len(ids))
         if index_type == "ivf":
@@ -110,7 +125,7 @@ class VectorIndex:
         return out
 
     def _apply_search_params(self) -> None:
-        import faiss
+        faiss = _faiss()
 
         inner = faiss.downcast_index(self.index.index)
         if isinstance(inner, faiss.IndexHNSW):
@@ -145,7 +160,7 @@ class VectorIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids; only exact indexes support it (callers rebuild the others)."""
-        import faiss
+        faiss = _faiss()
 
         if len(ids) == 0:
             return 0
@@ -164,7 +179,7 @@ class VectorIndex:
         self._storage_cache = None
 
     def ids(self) -> np.ndarray:
-        import faiss
+        faiss = _faiss()
 
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
@@ -193,7 +208,7 @@ class VectorIndex:
             return _single_threaded(len(queries) == 1, lambda: self.index.search(queries, k))
         selector = excluded
         if allowed is not None:
-            import faiss
+            faiss = _faiss()
 
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         params = self._selector_params(selector)
@@ -202,7 +217,7 @@ class VectorIndex:
         )
 
     def _selector_params(self, selector: object) -> object:
-        import faiss
+        faiss = _faiss()
 
         if self.index_type == "hnsw":
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.params.hnsw_ef_search)
@@ -236,7 +251,7 @@ class VectorIndex:
         return ids, _inner_products(vectors, np.arange(len(ids)), query)
 
     def _id_array(self) -> np.ndarray:
-        cached = getattr(self, "_ids_cache", None)
+        cached = self._ids_cache
         if cached is None:
             cached = self.ids()
             self._ids_cache = cached
@@ -248,17 +263,17 @@ class VectorIndex:
         Flat and HNSW indexes keep every vector in one contiguous array; the id map gives
         each row's region id. IVF keeps vectors per list: None (reconstruct instead).
         """
-        import faiss
+        faiss = _faiss()
 
         inner = faiss.downcast_index(self.index.index)
         if isinstance(inner, faiss.IndexHNSW):
             inner = faiss.downcast_index(inner.storage)
         if not isinstance(inner, faiss.IndexFlat):
-            if isinstance(inner, faiss.IndexIVF) and not getattr(self, "_direct_map", False):
+            if isinstance(inner, faiss.IndexIVF) and not self._direct_map:
                 inner.make_direct_map()  # lets reconstruct_batch find vectors by id
                 self._direct_map = True
             return None
-        cached = getattr(self, "_storage_cache", None)
+        cached = self._storage_cache
         if cached is not None:
             return cached
         id_map = self._id_array()
@@ -278,7 +293,7 @@ class VectorIndex:
         The slow half of a save, kept apart from :func:`publish` so that callers can hold
         a lock only for the rename.
         """
-        import faiss
+        faiss = _faiss()
 
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
         os.close(fd)
@@ -304,7 +319,7 @@ class VectorIndex:
         million vectors (2 GB) open in milliseconds, pages come in as searches touch them,
         and processes share them through the page cache. A mapped index cannot change.
         """
-        import faiss
+        faiss = _faiss()
 
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mapped else 0
         index = faiss.read_index(path, flags)
@@ -326,7 +341,7 @@ class VectorIndex:
 
 def exclusion(ids: np.ndarray) -> object:
     """A FAISS selector of every id except ``ids`` (kept alive with its inner set)."""
-    import faiss
+    faiss = _faiss()
 
     inner = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
     selector = faiss.IDSelectorNot(inner)
@@ -382,7 +397,7 @@ def _single_threaded(enabled: bool, fn: Callable[[], T]) -> T:
     A single query is too small to split: with several OpenMP threads it waits for every
     core, and one busy core (another process) turns a 1 ms search into 8 ms or more.
     """
-    import faiss
+    faiss = _faiss()
 
     if not enabled:
         return fn()

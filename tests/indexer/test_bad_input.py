@@ -28,7 +28,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import indexer.indexing.pipeline
+import indexer.indexing.failures
 from indexer.indexing import IndexStats
 from indexer.media.decode import read_photo
 from indexer.media.scan import printable_path, scan
@@ -307,14 +307,14 @@ def test_photo_vanishing_between_scan_and_read(
     folder = photo_folder(tmp_path)
     doomed = folder / "doomed.jpg"
     write_photo(doomed, seed=7)
-    real_read = indexer.indexing.pipeline.read_photo
+    real_read = indexer.indexing.failures.read_photo
 
     def delete_then_read(path: str, **kwargs: object) -> object:
         if path == str(doomed):
             doomed.unlink()  # deleted after the scan saw it, before it is read
         return real_read(path, **kwargs)
 
-    monkeypatch.setattr(indexer.indexing.pipeline, "read_photo", delete_then_read)
+    monkeypatch.setattr(indexer.indexing.failures, "read_photo", delete_then_read)
     stats = make_indexer(models, tmp_path / "index").index([folder])
     assert stats.indexed == len(GOOD) and stats.failures == 1
     assert stats.failed[0][0] == str(doomed) and "vanished" in stats.failed[0][1]

@@ -8,10 +8,11 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexer.errors import StoreError
-from indexer.indexing import pipeline
+from indexer.indexing import failures
 from indexer.store import DB_NAME, Store, migrations
 from indexer.store.schema import SCHEMA_VERSION
 from tests.fixtures import FIXTURES, Models, make_indexer
@@ -43,7 +44,7 @@ def test_schema1_index_upgrades_in_place_keeping_every_region(tmp_path: Path) ->
     index_dir = old_index(tmp_path)
     expected = json.loads((SCHEMA1 / "regions.json").read_text())["regions"]
     with Store(index_dir) as store:
-        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 3
+        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 4
         stored = [
             [os.path.basename(p.path), r.kind, [round(v, 2) for v in r.box], r.label]
             for p, regions in store.iter_photos()
@@ -128,7 +129,7 @@ def test_schema2_index_gains_text_tables_keeping_every_region(
             words = conn.exec_driver_sql(
                 "SELECT count(*) FROM photo_words WHERE photo_words MATCH 'since2019'"
             ).scalar()
-    assert schema_version(db) == 3
+    assert schema_version(db) == SCHEMA_VERSION == 4
     assert [tuple(r) for r in after] == before
     assert (counts.texts, counts.read, counts.regions) == (0, 0, len(before))
     assert found == 1 and words == 1
@@ -166,9 +167,9 @@ def test_photos_from_before_the_upgrade_get_metadata_without_a_model_run(
     indexer = make_indexer(models, index_dir)
     indexer.embedder, indexer.detector = _NoModel(), _NoModel()  # type: ignore[assignment]
     decoded: list[str] = []
-    real_read = pipeline.read_photo
+    real_read = failures.read_photo
     monkeypatch.setattr(
-        pipeline, "read_photo", lambda path, **kw: decoded.append(path) or real_read(path, **kw)
+        failures, "read_photo", lambda path, **kw: decoded.append(path) or real_read(path, **kw)
     )
     stats = indexer.index([folder])
     assert decoded == [], "only the EXIF headers are read, no pixels decoded"
@@ -185,3 +186,63 @@ def test_photos_from_before_the_upgrade_get_metadata_without_a_model_run(
     assert b.date_source == "file-mtime" and b.taken_at
     again = make_indexer(models, index_dir).index([folder])
     assert again.unchanged == 2 and again.indexed == 0
+
+
+SCHEMA3 = FIXTURES / "index-schema3"
+
+
+def schema3_index(tmp_path: Path) -> Path:
+    """A copy of the schema-3 fixture: database, FAISS main segment, tombstones, delta."""
+    index_dir = tmp_path / "schema3-index"
+    shutil.copytree(SCHEMA3, index_dir)
+    (index_dir / "expected.json").unlink()
+    return index_dir
+
+
+def tables(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_schema3_index_upgrades_keeping_its_faiss_file_tombstones_and_delta(
+    tmp_path: Path,
+) -> None:
+    index_dir = schema3_index(tmp_path)
+    expected = json.loads((SCHEMA3 / "expected.json").read_text())
+    assert schema_version(index_dir / DB_NAME) == 3
+    with Store(index_dir) as store:
+        status = store.vector_status()
+        live, from_file = store.load_vectors()
+        ghosts = np.array(expected["deleted_vectors"], np.float32)
+        _, hits = live.search(ghosts, k=live.ntotal)
+    assert schema_version(index_dir / DB_NAME) == SCHEMA_VERSION == 4
+    assert from_file, "the FAISS file written before the upgrade is still the main segment"
+    assert status.tombstones == len(expected["tombstones"]) and status.main is not None
+    assert status.delta == len(expected["delta"])
+    assert sorted(live.tombstones.tolist()) == expected["tombstones"]
+    assert sorted(live.ids().tolist()) == expected["live"]
+    assert not set(hits.ravel().tolist()) & set(expected["tombstones"])
+    assert set(hits.ravel().tolist()) == set(expected["live"])
+    assert (index_dir / f"{DB_NAME}.schema3.bak").is_file()
+
+
+def test_schema3_index_without_a_tombstones_table_gains_one_and_records_deletions(
+    tmp_path: Path,
+) -> None:
+    """Schema-3 stores made the table on their first deletion; the upgrade makes it for all."""
+    index_dir = schema3_index(tmp_path)
+    expected = json.loads((SCHEMA3 / "expected.json").read_text())
+    with sqlite3.connect(index_dir / DB_NAME) as conn:
+        conn.execute("DROP TABLE tombstones")  # as a store with no deletion recorded yet
+    assert "tombstones" not in tables(index_dir / DB_NAME)
+    with Store(index_dir) as store:
+        assert "tombstones" in tables(index_dir / DB_NAME)
+        assert store.vector_status().tombstones == 0
+        live, from_file = store.load_vectors()
+        # The lost deletions are found by comparing id sets, so they still never return.
+        assert from_file and sorted(live.tombstones.tolist()) == expected["tombstones"]
+        gone = store.photo_states()["/photos/p0.jpg"].id
+        removed = store.commit_batch([], remove_photo_ids=[gone]).removed_ids
+        assert store.vector_status().tombstones == len(removed) == 2
+        live, _ = store.load_vectors()
+    assert not set(removed.tolist()) & set(live.ids().tolist())

@@ -1,4 +1,4 @@
-"""The derived FAISS file: status reports it apart from SQLite, and readers write it back.
+"""The derived FAISS file (:mod:`indexer.store.vector_file`): status reports it apart from SQLite, and readers write it back.
 
 SQLite is the truth; ``vectors.faiss`` is derived from it. ``status`` calls an index
 consistent when SQLite is, and reports a missing or stale FAISS file separately. The first
@@ -20,9 +20,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from indexer.store import Store
+from indexer.store.vector_file import count_temp_files, file_stamp, remove_temp_files
+from indexer.store.vectors import TEMP_PREFIX, TEMP_SUFFIX
 from retrieval import Searcher
 from retrieval.cli import app
 from tests.fixtures import Models, make_indexer
+from tests.fixtures.store_records import random_photo, random_store
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FAISS_FILE = "vectors.faiss"
@@ -128,6 +132,9 @@ def test_reader_does_not_wait_for_the_writer_lock(index_dir: Path, models: Model
 
 READER = """
 import json, sys
+from indexer.store import Store
+from indexer.store.vector_file import count_temp_files, file_stamp, remove_temp_files
+from indexer.store.vectors import TEMP_PREFIX, TEMP_SUFFIX
 from retrieval import Searcher
 with Searcher(sys.argv[1]) as searcher:
     print(json.dumps([r.region_id for r in searcher.search(text="a ball", top_k=3)]))
@@ -156,3 +163,50 @@ def test_two_readers_rebuilding_at_once_both_answer(index_dir: Path) -> None:
     health = status(index_dir)
     assert health["vectors_file"] == "fresh" and health["vectors"] == regions(health)
     assert not [p for p in os.listdir(index_dir) if p.endswith(".tmp")]
+
+
+# -- the lifecycle on a store of random vectors (no model) --------------------------------
+
+
+def test_file_stamp_tells_two_files_of_one_size_apart(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"\0" * 70_000 + b"one")
+    b.write_bytes(b"\0" * 70_000 + b"two")
+    assert file_stamp(str(a)) != file_stamp(str(b))
+    assert file_stamp(str(a)).startswith("70003:")
+    b.write_bytes(a.read_bytes())
+    assert file_stamp(str(a)) == file_stamp(str(b))  # a copy is the same file
+
+
+def test_temp_files_of_unfinished_saves_are_counted_then_removed(tmp_path: Path) -> None:
+    (tmp_path / f"{TEMP_PREFIX}x{TEMP_SUFFIX}").write_bytes(b"half a file")
+    (tmp_path / "vectors.faiss").write_bytes(b"keep")
+    assert count_temp_files(str(tmp_path)) == 1
+    assert remove_temp_files(str(tmp_path)) == 1
+    assert sorted(os.listdir(tmp_path)) == ["vectors.faiss"]
+
+
+def test_a_new_main_segment_clears_the_tombstones_of_the_old_one(tmp_path: Path) -> None:
+    index_dir = random_store(tmp_path / "index")
+    with Store(index_dir) as store:
+        store.commit_batch([], remove_photo_ids=[1])
+        assert store.vector_status().tombstones == 2 and not store.faiss_is_fresh()
+        index = store.compact_vectors()
+        status = store.vector_status()
+        assert store.faiss_is_fresh()
+    assert (status.tombstones, status.delta, index.ntotal) == (0, 0, 6)
+    assert status.main is not None and status.main.count == 6
+
+
+def test_a_readers_rebuild_for_an_old_generation_is_not_written(tmp_path: Path) -> None:
+    index_dir = random_store(tmp_path / "index")
+    (index_dir / FAISS_FILE).unlink()
+    with Store(index_dir) as store:
+        generation = store.generation
+        index = store.rebuild_vectors()
+        store.commit_batch([random_photo("late", 9)])  # the writer moved on meanwhile
+        assert not store.persist_vectors(index, generation)
+        assert not (index_dir / FAISS_FILE).exists()
+        assert store.persist_vectors(store.rebuild_vectors(), store.generation)
+        live, from_file = store.load_vectors()
+    assert from_file and live.ntotal == 10
