@@ -84,13 +84,16 @@ function wireSearch() {
     }
     navigate(params);
   });
-  for (const input of document.querySelectorAll('input[name="kind"]')) {
+  // The switches re-run the current search at once.
+  for (const input of document.querySelectorAll('input[name="kind"], #crops')) {
     input.addEventListener("change", () => {
       const params = currentParams();
       if (params.get("q") || params.get("ocr") || params.get("like")) {
-        const kind = input.value;
-        if (kind === "both") params.delete("kind");
-        else params.set("kind", kind);
+        const chosen = readForm();
+        for (const name of ["kind", "group"]) {
+          if (chosen.has(name)) params.set(name, chosen.get(name));
+          else params.delete(name);
+        }
         navigate(params);
       }
     });

@@ -9,7 +9,7 @@ export async function loadFacets() {
   const chosen = new Set(
     [...$("folders").querySelectorAll("input:checked")].map((input) => input.value),
   );
-  $("folders").replaceChildren(el("legend", null, "Folders"));
+  $("folders").replaceChildren();
   for (const f of folders) {
     const label = el("label", "folder");
     const box = el("input");
@@ -21,7 +21,7 @@ export async function loadFacets() {
     $("folders").append(label);
   }
   const pressed = pressedLabels();
-  $("labels").replaceChildren(el("legend", null, "Objects"));
+  $("labels").replaceChildren();
   for (const l of labels) $("labels").append(labelChip(l.label, l.objects));
   setLabelChips(pressed);
   $("cameras").replaceChildren(

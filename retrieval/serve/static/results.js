@@ -102,6 +102,8 @@ function card(r) {
   const open = thumbButton(
     r.thumb_url, what, `Open ${basename(r.image)}: ${what}, score ${r.score.toFixed(3)}`,
   );
+  open.dataset.region = String(r.region_id);
+  open.dataset.rank = String(r.rank);
   open.addEventListener("click", () => openPhoto(r.photo_id, r, open));
   const matches = r.matches > 1 ? ` · ${r.matches} matches` : "";
   const caption = el("figcaption", null, `#${r.rank} ${what} · ${r.score.toFixed(3)}${matches}`);

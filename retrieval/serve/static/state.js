@@ -28,6 +28,7 @@ export function readForm() {
   }
   const kind = document.querySelector('input[name="kind"]:checked').value;
   if (kind !== "both") params.set("kind", kind);
+  if ($("crops").checked) params.set("group", "object");
   if ($("refine").checked && params.get("q")) params.set("refine", "true");
   for (const folder of checkedValues("folders")) params.append("in", folder);
   for (const label of pressedLabels()) params.append("label", label);
@@ -47,6 +48,7 @@ export function fillForm(params) {
     input.checked = input.value === kind;
   }
   $("refine").checked = params.get("refine") === "true";
+  $("crops").checked = params.get("group") === "object";
   const folders = new Set(params.getAll("in"));
   for (const input of $("folders").querySelectorAll("input")) {
     input.checked = folders.has(input.value);
@@ -57,6 +59,7 @@ export function fillForm(params) {
   $("not").value = params.getAll("not").join(", ");
   const count = activeFilters(params);
   $("filter-count").textContent = count ? `(${count} on)` : "";
+  if (count) $("filters").open = true; // a link with filters shows them
 }
 
 // Chips for the chosen labels are pressed; a label from a link that the index does not

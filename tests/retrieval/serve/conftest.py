@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import Models, cli_ocr_index
+from tests.fixtures.browser import chromium
 from tests.fixtures.server import Server, build_index, run_server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium per test module (skipped without one, failed in CI)."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")
