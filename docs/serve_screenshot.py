@@ -25,8 +25,8 @@ configure_ultralytics()
 
 from PIL import Image  # noqa: E402
 
-from tests.fixtures.server import run_server  # noqa: E402
 from tests.fixtures.browser import CHROMIUM_FLAGS  # noqa: E402
+from tests.fixtures.server import run_server  # noqa: E402
 
 
 def main() -> None:

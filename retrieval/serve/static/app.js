@@ -15,6 +15,7 @@ const VIEWS = ["search", "explore", "timeline", "duplicates"];
 const DEFAULT_THRESHOLD = "0.95";
 
 function setView(view) {
+  $("search").hidden = view === "explore" || view === "duplicates"; // the timeline sets dates
   for (const name of VIEWS) {
     $(`view-${name}`).hidden = name !== view;
     $(`tab-${name}`).setAttribute("aria-current", name === view ? "page" : "false");

@@ -62,6 +62,7 @@ export async function openPhoto(photoId, hit, opener) {
     }
     if (hit && hit.refined_box) boxes.append(rect(hit.refined_box, "box refined", "refined"));
     const photo = $("photo");
+    photo.onload = () => fitPhoto(info);
     photo.alt = `${basename(info.image)} with ${boxes.childElementCount} boxes`;
     photo.src = `${info.image_url}?max_side=1600`;
     if (!$("viewer").open) $("viewer").showModal();
@@ -69,6 +70,14 @@ export async function openPhoto(photoId, hit, opener) {
   } catch (err) {
     say(err.message);
   }
+}
+
+// Show the photo as large as the dialog allows (small photos too), keeping its aspect, so
+// the boxes drawn over it in its own pixel coordinates stay aligned.
+function fitPhoto(info) {
+  const room = $("viewer").clientWidth - 40;
+  const tall = window.innerHeight * 0.75 * (info.width / info.height);
+  $("photo").style.width = `${Math.max(120, Math.floor(Math.min(room, tall)))}px`;
 }
 
 // Draw one prompt's heat grid: a cell per value, its opacity the heat.

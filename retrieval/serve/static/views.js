@@ -106,6 +106,7 @@ export async function showTimeline(after, before, choose) {
       });
       strip.append(bar);
     }
+    strip.scrollLeft = strip.scrollWidth; // the latest months first
     const undated = t.undated ? `, ${t.undated} without a date` : "";
     const total = t.months.reduce((sum, m) => sum + m.photos, 0);
     $("timeline-note").textContent =
@@ -123,7 +124,8 @@ export async function showDuplicates(threshold) {
   try {
     const groups = await api(`/duplicates?threshold=${encodeURIComponent(threshold)}`);
     $("dup-note").textContent = groups.length
-      ? `${groups.length} groups of copies; the suggested photo to keep is marked. Nothing is deleted.`
+      ? `${groups.length} group${groups.length === 1 ? "" : "s"} of copies; the suggested ` +
+        "photo to keep is marked. Nothing is deleted."
       : "No duplicates at this threshold.";
     for (const g of groups) {
       const row = el("section", "group dup");

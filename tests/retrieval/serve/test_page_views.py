@@ -269,3 +269,78 @@ def test_localize_draws_one_colour_per_prompt(page, library_server: Server, shot
     assert len(colours) == 2
     shoot(page, shots, "localize")
     page.find_element(By.ID, "close").click()
+
+
+def test_keyboard_moves_opens_and_closes(page, library_server: Server) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+
+    open_page(page, library_server, "?q=a+cat&kind=object&group=object")
+    settled_results(page)
+    buttons = page.find_elements(By.CSS_SELECTOR, "#results button.open")
+    focused = lambda: page.switch_to.active_element  # noqa: E731
+    buttons[0].send_keys(Keys.ARROW_RIGHT)
+    assert focused() == buttons[1]
+    # The focus is always visible: the focused card has the page's focus outline.
+    outline = "return getComputedStyle(arguments[0]).outlineStyle"
+    assert page.execute_script(outline, focused()) not in ("", "none")
+    focused().send_keys(Keys.ARROW_LEFT)
+    assert focused() == buttons[0]
+    top = buttons[0].rect["y"]
+    focused().send_keys(Keys.ARROW_DOWN)
+    below = focused()
+    assert below in buttons and below.rect["y"] > top
+    below.send_keys(Keys.ARROW_UP)
+    assert focused().rect["y"] == top
+    focused().send_keys(Keys.END)
+    assert focused() == buttons[-1]
+    opener = focused()
+    opener.send_keys(Keys.ENTER)
+    wait_for(page, ec.visibility_of_element_located((By.ID, "viewer")))
+    assert focused() == page.find_element(By.ID, "close")
+    focused().send_keys(Keys.ESCAPE)
+    wait_for(page, ec.invisibility_of_element_located((By.ID, "viewer")))
+    assert focused() == opener  # back where the reader was
+
+
+def test_status_line_shows_counts_and_watch_progress(page, library_server: Server) -> None:
+    from selenium.webdriver.common.by import By
+
+    open_page(page, library_server)
+    status = library_server.client().get(f"{API}/status").json()
+    line = page.find_element(By.ID, "status").text
+    assert line.startswith(f"{status['photos']} photos, {status['objects']} objects")
+    watch = {
+        "folders": ["/photos/a", "/photos/b"], "state": "indexing", "done": 12, "total": 200,
+        "pending": 0, "last_batch_at": None, "last_error": None,
+    }  # fmt: skip
+    text = "return window.objsearch.statusText(arguments[0])"
+    indexing = page.execute_script(text, {**status, "watch": watch})
+    assert indexing.startswith("Indexing 12 of 200 new photos…") and line in indexing
+    idle = page.execute_script(text, {**status, "watch": {**watch, "state": "idle"}})
+    assert idle == f"{line} · watching 2 folders"
+    failed = {**watch, "state": "idle", "last_error": "disk full"}
+    assert page.execute_script(text, {**status, "watch": failed}).endswith("last error: disk full")
+    assert page.execute_script(text, {**status, "watch": None}) == line
+
+
+def test_page_assets_stay_small(library_server: Server) -> None:
+    """All the JavaScript and CSS the page loads, as served, within the size budget."""
+    import re
+
+    with library_server.client() as client:
+        html = client.get("/").text
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+\.(?:js|css))"', html)
+        seen, total = set(), 0
+        while assets:  # the modules the entry module imports, and theirs
+            path = assets.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            body = client.get(path)
+            assert body.status_code == 200, path
+            total += len(body.content)
+            assets += [f"/static/{m}" for m in re.findall(r'from "\./([\w-]+\.js)"', body.text)]
+    assert len(seen) >= 5 and "/static/style.css" in seen
+    assert total <= MAX_ASSETS, f"{total} bytes of JS and CSS"
