@@ -59,7 +59,8 @@ export function fillForm(params) {
   $("not").value = params.getAll("not").join(", ");
   const count = activeFilters(params);
   $("filter-count").textContent = count ? `(${count} on)` : "";
-  if (count) $("filters").open = true; // a link with filters shows them
+  // A link with filters shows them, where the screen has room for results below.
+  if (count && window.matchMedia("(min-width: 601px)").matches) $("filters").open = true;
 }
 
 // Chips for the chosen labels are pressed; a label from a link that the index does not

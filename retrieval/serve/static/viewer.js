@@ -35,7 +35,6 @@ export async function openPhoto(photoId, hit, opener) {
     boxes.replaceChildren();
     boxes.setAttribute("viewBox", `0 0 ${info.width} ${info.height}`);
     boxes.setAttribute("preserveAspectRatio", "none");
-    boxes.style.fontSize = `${Math.max(12, Math.round(info.width / 45))}px`;
     $("heat").replaceChildren();
     $("heat").setAttribute("viewBox", `0 0 ${info.width} ${info.height}`);
     $("heat").setAttribute("preserveAspectRatio", "none");
@@ -77,7 +76,10 @@ export async function openPhoto(photoId, hit, opener) {
 function fitPhoto(info) {
   const room = $("viewer").clientWidth - 40;
   const tall = window.innerHeight * 0.75 * (info.width / info.height);
-  $("photo").style.width = `${Math.max(120, Math.floor(Math.min(room, tall)))}px`;
+  const width = Math.max(120, Math.floor(Math.min(room, tall)));
+  $("photo").style.width = `${width}px`;
+  // Labels are drawn in the photo's pixels: this size reads as 13 px on the screen.
+  $("boxes").style.fontSize = `${(13 * info.width) / width}px`;
 }
 
 // Draw one prompt's heat grid: a cell per value, its opacity the heat.
