@@ -33,6 +33,7 @@ export async function openPhoto(photoId, hit, opener) {
     $("caption").textContent = info.caption || "";
     const boxes = $("boxes");
     boxes.replaceChildren();
+    boxes.classList.remove("localized");
     boxes.setAttribute("viewBox", `0 0 ${info.width} ${info.height}`);
     boxes.setAttribute("preserveAspectRatio", "none");
     $("heat").replaceChildren();
@@ -89,7 +90,7 @@ function heatLayer(heatmap, cls) {
   heatmap.values.forEach((row, r) => row.forEach((value, c) => {
     if (value <= 0.05) return;
     g.append(svg("rect", {
-      x: c * cw, y: r * ch, width: cw, height: ch, "fill-opacity": (0.65 * value).toFixed(3),
+      x: c * cw, y: r * ch, width: cw, height: ch, "fill-opacity": (0.5 * value).toFixed(3),
     }));
   }));
   return g;
@@ -110,6 +111,7 @@ async function localize(event) {
   try {
     const found = await api("/localize", { method: "POST", body: form });
     for (const old of $("boxes").querySelectorAll(".loc")) old.remove();
+    $("boxes").classList.add("localized"); // the detector's boxes step back
     $("heat").replaceChildren();
     $("legend").replaceChildren();
     found.prompts.forEach((p, i) => {
