@@ -125,6 +125,10 @@ function wireViews() {
     navigate(new URLSearchParams({ q, kind: "object", label: exploredLabel() }));
   });
   $("explore-more").addEventListener("click", moreOfLabel);
+  $("all-labels").addEventListener("click", (event) => {
+    event.preventDefault();
+    navigate(exploreParams());
+  });
   $("dup-form").addEventListener("submit", (event) => {
     event.preventDefault();
     navigate(new URLSearchParams({ view: "duplicates", threshold: $("dup-threshold").value }));

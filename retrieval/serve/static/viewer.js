@@ -4,7 +4,7 @@ import { $, api, basename, el, hooks, say } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const COLOURS = 6; // .p0 … .p5 in style.css; more prompts reuse them
-let shown = null; // {photoId, opener}
+let shown = null; // {photoId, opener, info}
 
 function svg(tag, attrs) {
   const node = document.createElementNS(SVG, tag);
@@ -28,7 +28,7 @@ function rect(box, cls, label) {
 export async function openPhoto(photoId, hit, opener) {
   try {
     const info = await api(`/photos/${photoId}`);
-    shown = { photoId, opener };
+    shown = { photoId, opener, info };
     $("viewer-title").textContent = basename(info.image);
     $("caption").textContent = info.caption || "";
     const boxes = $("boxes");
@@ -108,8 +108,10 @@ async function localize(event) {
   form.append("photo_id", shown.photoId);
   form.append("heatmap", $("show-heat").checked);
   $("localize-status").textContent = "Localizing…";
+  const target = shown;
   try {
     const found = await api("/localize", { method: "POST", body: form });
+    if (target !== shown) return; // another photo was opened meanwhile
     for (const old of $("boxes").querySelectorAll(".loc")) old.remove();
     $("boxes").classList.add("localized"); // the detector's boxes step back
     $("heat").replaceChildren();
@@ -131,6 +133,9 @@ async function localize(event) {
 export function wireViewer() {
   $("close").addEventListener("click", () => $("viewer").close());
   $("localize").addEventListener("submit", localize);
+  window.addEventListener("resize", () => {
+    if ($("viewer").open && shown) fitPhoto(shown.info); // e.g. a phone turned sideways
+  });
   // Escape (the dialog's own cancel) or Close: focus goes back to what opened the photo.
   $("viewer").addEventListener("close", () => {
     if (shown && shown.opener && shown.opener.isConnected) shown.opener.focus();

@@ -174,6 +174,14 @@ def test_explore_lists_labels_opens_one_and_searches_within(
     assert query["label"] == [label] and query["kind"] == ["object"]
     assert shown and shown == api_ids(library_server, query)
 
+    page.back()  # Back to the label's crops, then "All objects" to the labels again
+    wait_for(page, lambda d: url_query(d).get("explore") == [label])
+    wait_for(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#explore-grid .result"))
+    page.find_element(By.ID, "all-labels").click()
+    wait_for(page, lambda d: url_query(d) == {"view": ["explore"]})
+    wait_for(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#explore-grid figcaption"))
+    assert page.find_element(By.ID, "within").is_displayed() is False
+
 
 def test_timeline_sets_a_date_range(page, library_server: Server, shots) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
