@@ -2,7 +2,7 @@
 import { $, api, dropCache } from "./api.js";
 
 const POLL_MS = 2000;
-let lastBatch = null;
+let lastBatch; // undefined until the first answer with a watcher
 
 // The status line's text for an /api/v1/status answer (pure: tests call it directly).
 export function statusText(s) {
@@ -36,7 +36,7 @@ export async function loadStatus(onBatch) {
   }
   $("status").textContent = statusText(s);
   if (!s.watch) return;
-  if (lastBatch !== null && s.watch.last_batch_at !== lastBatch) {
+  if (lastBatch !== undefined && s.watch.last_batch_at !== lastBatch) {
     dropCache();
     onBatch();
   }
