@@ -29,6 +29,7 @@ from indexer.settings import DEFAULT_DECODE_SIDE, DEFAULT_HOST
 from retrieval.search import SearchFilters
 from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT
 from retrieval.serve import security
+from retrieval.serve.browse import browse_router
 from retrieval.serve.docs import add_docs
 from retrieval.serve.headers import SecurityHeadersMiddleware
 from retrieval.serve.hosts import HostAllowList
@@ -247,6 +248,7 @@ def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: Log
         threshold: Annotated[float, Form(gt=0, lt=1)] = 0.5,
         max_windows: Annotated[int, Form(ge=4, le=512)] = 128,
         annotate: Annotated[bool, Form()] = False,
+        heatmap: Annotated[bool, Form(description="Add each prompt's heat grid.")] = False,
     ) -> dict[str, Any]:
         return service.localize(
             prompts,
@@ -255,6 +257,7 @@ def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: Log
             threshold=threshold,
             max_windows=max_windows,
             annotate=annotate,
+            heatmap=heatmap,
         )
 
 
@@ -322,6 +325,7 @@ def create_app(
     throttle = login_throttle or LoginThrottle()
     _install_error_handlers(app)
     _add_routes(app, service, token, throttle)
+    app.include_router(browse_router(service))
     add_docs(app, STATIC)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Added innermost first: a request meets the headers, Host, CORS, origin, token and

@@ -16,6 +16,8 @@ from fastapi import Query
 from retrieval.search import SearchFilters
 from retrieval.search.compose import DEFAULT_NOT_WEIGHT
 
+MAX_OFFSET = 2000  # results; deeper pages rank offset + k neighbours per request
+
 
 def search_filters(
     after: Annotated[
@@ -62,11 +64,16 @@ def search_filters(
 
 @dataclass(frozen=True)
 class Shaping:
-    """How a query is shaped and its results grouped, beside the query itself."""
+    """How a query is shaped, its results grouped and paged, beside the query itself.
+
+    ``offset`` skips that many results of the ranking, so a page can "load more" with the
+    same parameters and ``offset`` moved on by ``k``.
+    """
 
     negatives: tuple[str, ...] = ()
     not_weight: float = DEFAULT_NOT_WEIGHT
     group: Literal["photo", "object"] = "photo"
+    offset: int = 0
 
 
 def shaping(
@@ -81,5 +88,8 @@ def shaping(
         Literal["photo", "object"],
         Query(description="photo: one result per photo; object: every matching crop."),
     ] = "photo",
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_OFFSET, description="Skip this many results (load more).")
+    ] = 0,
 ) -> Shaping:
-    return Shaping(tuple(negatives or ()), not_weight, group)
+    return Shaping(tuple(negatives or ()), not_weight, group, offset)

@@ -172,14 +172,14 @@ class Service:
         results = self.searcher.search(
             text=text,
             image=image,
-            top_k=k,
+            top_k=shape.offset + k,
             kind=kind,
             filters=filters,
             negatives=shape.negatives,
             not_weight=shape.not_weight,
             image_weight=image_weight,
             group=shape.group,
-        )
+        )[shape.offset :]
         if refine and results:
             example = image if text is None else None
             refine_results(self.searcher, results, text=text, image=example, top=refine_top)
@@ -199,13 +199,13 @@ class Service:
             raise px.NotIndexed(region_id)
         found = self.searcher.search(
             like_region=region_id,
-            top_k=k,
+            top_k=shape.offset + k,
             kind=kind,
             filters=filters,
             negatives=shape.negatives,
             not_weight=shape.not_weight,
             group=shape.group,
-        )
+        )[shape.offset :]
         return [urls(r.to_dict()) for r in found]
 
     # -- photos and regions --------------------------------------------------------------
@@ -263,8 +263,14 @@ class Service:
         threshold: float = 0.5,
         max_windows: int = 128,
         annotate: bool = False,
+        heatmap: bool = False,
     ) -> dict[str, Any]:
-        """Boxes for each prompt on an indexed photo or an upload (and the drawing)."""
+        """Boxes for each prompt on an indexed photo or an upload (and the drawing).
+
+        ``heatmap`` adds each prompt's heat grid (values 0-1, row by row) and the size of
+        its cells in original pixels, which the page draws over the photo itself: an
+        image URL would need ``data:`` images, which its policy forbids.
+        """
         prompts = [p.strip() for p in prompts if p.strip()]
         if not prompts:
             raise QueryError("Give at least one non-empty prompt.")
@@ -288,6 +294,9 @@ class Service:
             "height": decoded.height,
             "prompts": [f.to_dict() for f in found],
         }
+        if heatmap:
+            for entry, f in zip(body["prompts"], found, strict=True):
+                entry["heatmap"] = heat_dict(f.result.heatmap, f.result.patch, decoded.scale)
         if annotate:
             drawing = draw_boxes(image, [(f.prompt, f.result.boxes) for f in found])
             body["annotated_png_base64"] = _b64(px.png_bytes(drawing))
@@ -299,6 +308,15 @@ def decode_image_or_400(data: bytes, decode_side: int | None = None) -> DecodedP
         return px.decode_upload(data, decode_side)
     except DecodeError as exc:
         raise QueryError(f"The upload is not a usable image: {exc}.") from None
+
+
+def heat_dict(heat: Any, patch: int, scale: tuple[float, float]) -> dict[str, Any]:
+    """A localisation's heat grid for JSON: rows of values and the cell size in pixels."""
+    sx, sy = scale
+    return {
+        "cell": [round(patch * sx, 2), round(patch * sy, 2)],
+        "values": [[round(float(v), 3) for v in row] for row in heat],
+    }
 
 
 def _b64(data: bytes) -> str:

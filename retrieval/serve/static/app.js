@@ -1,216 +1,138 @@
-// objsearch web page: plain JavaScript over the JSON API in /api/v1.
-"use strict";
+// objsearch web page: plain JavaScript modules over the JSON API in /api/v1, no build step.
+// This module owns the URL: every view and filter is in its query string (state.js).
+import { $, api, hooks, say } from "./api.js";
+import { loadFacets } from "./facets.js";
+import { wireKeys } from "./keys.js";
+import { loadMore, search, searchUpload } from "./results.js";
+import { currentParams, fillForm, readForm } from "./state.js";
+import { loadStatus, statusText } from "./status.js";
+import {
+  exploredLabel, moreOfLabel, showDuplicates, showLabel, showLabels, showTimeline,
+} from "./views.js";
+import { wireViewer } from "./viewer.js";
 
-const API = "/api/v1";
-const $ = (id) => document.getElementById(id);
-let lastQuery = null; // {text, words} or {file} or {similar: regionId}
+const VIEWS = ["search", "explore", "timeline", "duplicates"];
+const DEFAULT_THRESHOLD = "0.95";
 
-function kind() {
-  return document.querySelector('input[name="kind"]:checked').value;
-}
-
-function say(text) {
-  $("message").textContent = text || "";
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(API + path, { credentials: "same-origin", ...options });
-  if (response.status === 401) {
-    $("login").hidden = false;
-    $("token").focus();
-    throw new Error("Log in with the server's token first.");
-  }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    throw new Error(body.error || `The server answered ${response.status}.`);
-  }
-  return body;
-}
-
-async function loadStatus() {
-  try {
-    const s = await api("/status");
-    const model = (s.clip_model || "?").split("/").slice(-1)[0];
-    $("status").textContent =
-      `${s.photos} photos, ${s.objects} objects, ` +
-      (s.read ? `${s.texts} lines of text, ` : "") +
-      `index model ${model}` +
-      (s.consistent ? "" : " (the index needs 'objsearch doctor')");
-  } catch (err) {
-    $("status").textContent = err.message;
+function setView(view) {
+  $("search").hidden = view === "explore" || view === "duplicates"; // the timeline sets dates
+  for (const name of VIEWS) {
+    $(`view-${name}`).hidden = name !== view;
+    $(`tab-${name}`).setAttribute("aria-current", name === view ? "page" : "false");
   }
 }
 
-function groupByPhoto(results) {
-  const groups = new Map();
-  for (const r of results) {
-    if (!groups.has(r.photo_id)) groups.set(r.photo_id, []);
-    groups.get(r.photo_id).push(r);
-  }
-  return groups;
-}
-
-function basename(path) {
-  return path.split(/[\\/]/).pop();
-}
-
-function render(results, title) {
-  const main = $("results");
-  main.replaceChildren();
-  if (!results.length) {
-    say("No results. Try other words, or switch between objects, photos and both.");
-    return;
-  }
+// Show the state a URL describes: a reload, a shared link, Back and Forward all come here.
+function show(params) {
+  const view = VIEWS.includes(params.get("view")) ? params.get("view") : "search";
+  setView(view);
+  fillForm(params);
   say("");
-  const heading = document.createElement("h2");
-  heading.textContent = title;
-  main.append(heading);
-  for (const [photoId, hits] of groupByPhoto(results)) {
-    const group = document.createElement("section");
-    group.className = "group";
-    const name = document.createElement("h3");
-    name.textContent = basename(hits[0].image);
-    name.title = hits[0].image;
-    group.append(name);
-    for (const r of hits) group.append(card(r, photoId));
-    main.append(group);
+  if (view === "explore") {
+    const label = params.get("explore");
+    return label ? showLabel(label) : showLabels((l) => navigate(exploreParams(l)));
   }
+  if (view === "timeline") {
+    return showTimeline(params.get("after"), params.get("before"), chooseMonths);
+  }
+  if (view === "duplicates") {
+    return showDuplicates(params.get("threshold") || DEFAULT_THRESHOLD);
+  }
+  if (params.get("like") || params.get("q") || params.get("ocr")) return search(params);
+  $("results").replaceChildren();
+  $("load-more").hidden = true;
+  say("Type a query or drop a photo to start.");
 }
 
-function card(r, photoId) {
-  const figure = document.createElement("figure");
-  figure.className = "result";
-  const open = document.createElement("button");
-  open.type = "button";
-  open.className = "open";
-  const what = r.kind === "text" ? `“${r.text}”` : r.label || "whole photo";
-  open.setAttribute("aria-label", `Open ${basename(r.image)}: ${what}, score ${r.score.toFixed(3)}`);
-  const img = document.createElement("img");
-  img.className = "thumb";
-  img.src = r.thumb_url;
-  img.alt = what;
-  img.loading = "lazy";
-  open.append(img);
-  open.addEventListener("click", () => openPhoto(photoId, r));
-  const caption = document.createElement("figcaption");
-  caption.textContent = `#${r.rank} ${what} · ${r.score.toFixed(3)}` +
-    (r.matches > 1 ? ` · ${r.matches} matches` : "");
-  figure.append(open, caption);
-  if (r.region_id !== null) {  // lines of text have no vector to search like
-    const more = document.createElement("button");
-    more.type = "button";
-    more.className = "more";
-    more.textContent = "More like this";
-    more.addEventListener("click", () => similar(r.region_id, what));
-    figure.append(more);
-  }
-  return figure;
+export function navigate(params) {
+  const url = `${location.pathname}${params.size ? `?${params}` : ""}`;
+  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+  return show(params);
 }
 
-async function runSearch(query) {
-  lastQuery = query;
-  say("Searching…");
-  $("results").setAttribute("aria-busy", "true");
-  try {
-    let results;
-    let title;
-    const refine = $("refine").checked;
-    if (query.text !== undefined) {
-      const params = new URLSearchParams({ k: "24", kind: kind() });
-      if (query.text) params.set("q", query.text);
-      if (query.words) params.set("ocr", query.words);
-      if (query.text) params.set("refine", refine);
-      results = await api(`/search?${params}`);
-      const parts = [query.text && `“${query.text}”`, query.words && `the words “${query.words}”`];
-      title = `Results for ${parts.filter(Boolean).join(" with ")}`;
-    } else if (query.file) {
-      const form = new FormData();
-      form.append("image", query.file);
-      form.append("k", "24");
-      form.append("kind", kind());
-      form.append("refine", refine);
-      results = await api("/search", { method: "POST", body: form });
-      title = `Photos like ${query.file.name}`;
-    } else {
-      const params = new URLSearchParams({ k: "24", kind: kind() });
-      results = await api(`/regions/${query.similar}/similar?${params}`);
-      title = `More like this ${query.label}`;
+function exploreParams(label) {
+  const params = new URLSearchParams({ view: "explore" });
+  if (label) params.set("explore", label);
+  return params;
+}
+
+// The timeline sets the date filter and goes back to searching with it.
+function chooseMonths(after, before) {
+  const params = readForm();
+  params.set("after", after);
+  params.set("before", before);
+  if (params.get("q") || params.get("ocr")) return navigate(params);
+  params.set("view", "timeline");
+  navigate(params);
+  say(`Dates set from ${after} to before ${before}: type what to look for and press Search.`);
+}
+
+hooks.moreLike = (regionId, label) => {
+  const params = readForm();
+  for (const name of ["q", "ocr", "refine"]) params.delete(name);
+  params.set("like", regionId);
+  params.set("like_label", label);
+  navigate(params);
+};
+
+function wireSearch() {
+  $("search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const params = readForm();
+    if (!params.get("q") && !params.get("ocr")) {
+      say("Type what to look for, or words written in the photo, or drop a photo.");
+      return;
     }
-    render(results, title);
-  } catch (err) {
-    $("results").replaceChildren();
-    say(err.message);
-  } finally {
-    $("results").removeAttribute("aria-busy");
+    navigate(params);
+  });
+  // The switches re-run the current search at once.
+  for (const input of document.querySelectorAll('input[name="kind"], #crops')) {
+    input.addEventListener("change", () => {
+      const params = currentParams();
+      if (params.get("q") || params.get("ocr") || params.get("like")) {
+        const chosen = readForm();
+        for (const name of ["kind", "group"]) {
+          if (chosen.has(name)) params.set(name, chosen.get(name));
+          else params.delete(name);
+        }
+        navigate(params);
+      }
+    });
   }
-}
-
-function similar(regionId, label) {
-  runSearch({ similar: regionId, label });
-}
-
-const SVG = "http://www.w3.org/2000/svg";
-
-function rect(box, cls, label) {
-  const g = document.createElementNS(SVG, "g");
-  g.setAttribute("class", cls);
-  const r = document.createElementNS(SVG, "rect");
-  r.setAttribute("x", box[0]);
-  r.setAttribute("y", box[1]);
-  r.setAttribute("width", Math.max(1, box[2] - box[0]));
-  r.setAttribute("height", Math.max(1, box[3] - box[1]));
-  g.append(r);
-  if (label) {
-    const t = document.createElementNS(SVG, "text");
-    t.setAttribute("x", box[0] + 4);
-    t.setAttribute("y", box[1] + 4);
-    t.setAttribute("dominant-baseline", "hanging");
-    t.textContent = label;
-    g.append(t);
-  }
-  return g;
-}
-
-async function openPhoto(photoId, hit) {
-  try {
-    const info = await api(`/photos/${photoId}`);
-    $("viewer-title").textContent = basename(info.image);
-    $("caption").textContent = info.caption || "";
-    const svg = $("boxes");
-    svg.replaceChildren();
-    svg.setAttribute("viewBox", `0 0 ${info.width} ${info.height}`);
-    svg.setAttribute("preserveAspectRatio", "none");
-    svg.style.fontSize = `${Math.max(12, Math.round(info.width / 45))}px`;
-    const list = $("regions");
-    list.replaceChildren();
-    for (const region of info.regions) {
-      if (!region.box) continue;
-      const matched = hit && region.region_id === hit.region_id;
-      svg.append(rect(region.box, matched ? "box matched" : "box", region.label));
-      const item = document.createElement("li");
-      const more = document.createElement("button");
-      more.type = "button";
-      more.textContent = `More like this ${region.label}`;
-      more.addEventListener("click", () => {
-        $("viewer").close();
-        similar(region.region_id, region.label);
-      });
-      item.append(more);
-      list.append(item);
+  $("clear-filters").addEventListener("click", () => {
+    const params = new URLSearchParams();
+    for (const name of ["q", "ocr", "kind"]) {
+      if (currentParams().get(name)) params.set(name, currentParams().get(name));
     }
-    for (const line of info.texts || []) {
-      const matched = hit && hit.kind === "text" && String(line.box) === String(hit.box);
-      svg.append(rect(line.box, matched ? "box text matched" : "box text", line.text));
-    }
-    if (hit && hit.refined_box) svg.append(rect(hit.refined_box, "box refined", "refined"));
-    const photo = $("photo");
-    photo.alt = `${basename(info.image)} with ${svg.childElementCount} boxes`;
-    photo.src = `${info.image_url}?max_side=1600`;
-    $("viewer").showModal();
-    $("close").focus();
-  } catch (err) {
-    say(err.message);
+    fillForm(params);
+  });
+  $("load-more").addEventListener("click", loadMore);
+}
+
+function wireViews() {
+  for (const name of VIEWS) {
+    $(`tab-${name}`).addEventListener("click", (event) => {
+      event.preventDefault();
+      const params = readForm();
+      if (name !== "search") params.set("view", name);
+      navigate(params);
+    });
   }
+  $("within").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const q = $("within-q").value.trim();
+    if (!q) return;
+    navigate(new URLSearchParams({ q, kind: "object", label: exploredLabel() }));
+  });
+  $("explore-more").addEventListener("click", moreOfLabel);
+  $("all-labels").addEventListener("click", (event) => {
+    event.preventDefault();
+    navigate(exploreParams());
+  });
+  $("dup-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    navigate(new URLSearchParams({ view: "duplicates", threshold: $("dup-threshold").value }));
+  });
 }
 
 function pickFile(file) {
@@ -219,34 +141,11 @@ function pickFile(file) {
     say(`${file.name} is not an image.`);
     return;
   }
-  runSearch({ file });
+  setView("search");
+  searchUpload(file, readForm());
 }
 
-function wire() {
-  $("search").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const text = $("q").value.trim();
-    const words = $("words").value.trim();
-    if (!text && !words) {
-      say("Type what to look for, or words written in the photo, or drop a photo.");
-      return;
-    }
-    runSearch({ text, words });
-  });
-  for (const input of document.querySelectorAll('input[name="kind"]')) {
-    input.addEventListener("change", () => lastQuery && runSearch(lastQuery));
-  }
-  $("login").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      await api("/login", { method: "POST", body: new FormData($("login")) });
-      $("login").hidden = true;
-      say("");
-      loadStatus();
-    } catch (err) {
-      say(err.message);
-    }
-  });
+function wireDrop() {
   const drop = $("drop");
   drop.addEventListener("click", () => $("file").click());
   drop.addEventListener("keydown", (event) => {
@@ -266,9 +165,42 @@ function wire() {
     drop.classList.remove("over");
     pickFile(event.dataTransfer.files[0]);
   });
-  $("close").addEventListener("click", () => $("viewer").close());
-  say("Type a query or drop a photo to start.");
-  loadStatus();
+}
+
+// After a watcher's batch: new counts on the facets and on the view being shown (searches
+// are left as they are, so results do not move under the reader's hand).
+function refreshCounts() {
+  loadFacets();
+  if (currentParams().get("view")) show(currentParams());
+}
+
+async function start() {
+  await loadFacets().catch(() => {});
+  fillForm(currentParams());
+  show(currentParams());
+  loadStatus(refreshCounts);
+}
+
+function wire() {
+  wireSearch();
+  wireViews();
+  wireDrop();
+  wireViewer();
+  wireKeys();
+  window.addEventListener("popstate", () => show(currentParams()));
+  $("login").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("/login", { method: "POST", body: new FormData($("login")) });
+      $("login").hidden = true;
+      say("");
+      start();
+    } catch (err) {
+      say(err.message);
+    }
+  });
+  window.objsearch = { statusText }; // for scripts and tests that read the page
+  start();
 }
 
 wire();

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import Models, cli_ocr_index
+from tests.fixtures.browser import chromium
 from tests.fixtures.server import Server, build_index, run_server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium per test module (skipped without one, failed in CI)."""
+    with chromium() as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")
@@ -42,5 +50,26 @@ def text_server(
     """A server over photos with words rendered on them, indexed with --ocr."""
     root = tmp_path_factory.mktemp("text-server")
     index_dir = cli_ocr_index(models, [item.path for item in rendered_words], root)
+    with run_server(index_dir, models.clip_dir) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Photos with dates, cameras, places and folders, plus an exact copy of one of them."""
+    from tests.fixtures.exif_photos import make_library
+
+    root = make_library(tmp_path_factory.mktemp("library") / "photos")
+    shutil.copyfile(root / "trips" / "2023" / "beach_0.jpg", root / "home" / "beach_copy.jpg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def library_server(
+    tmp_path_factory: pytest.TempPathFactory, models: Models, library: Path
+) -> Iterator[Server]:
+    """A server over :func:`library`, indexed with the tiny models."""
+    index_dir = tmp_path_factory.mktemp("library-index") / "index"
+    build_index(models, library, index_dir)
     with run_server(index_dir, models.clip_dir) as running:
         yield running

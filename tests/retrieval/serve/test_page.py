@@ -1,34 +1,15 @@
 """The web page in a real headless Chromium: search, see thumbnails, open a photo with boxes,
 drop a photo to search by example, all under the page's Content-Security-Policy.
-
-Chromium comes from the distribution (``apt-get install chromium chromium-driver``); CI
-installs it, so in CI a missing browser fails the test instead of skipping it.
+(The browser fixture is in ``conftest.py``, its setup in :mod:`tests.fixtures.browser`.)
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from base64 import b64encode
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
+from tests.fixtures.browser import csp_violations
 from tests.fixtures.server import Server
-
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,900",
-)
-
 
 CAPTIONS = "return [...document.querySelectorAll('figcaption')].map(e => e.textContent)"
 # Drop a file on an element the way a user's drag from the desktop does: a DataTransfer
@@ -44,48 +25,6 @@ for (const type of ["dragenter", "dragover", "drop"]) {
   );
 }
 """
-
-
-def csp_violations(browser) -> list[str]:
-    """Console messages in which Chromium reports a Content-Security-Policy violation
-    (reading the log empties it)."""
-    return [
-        entry["message"]
-        for entry in browser.get_log("browser")
-        if "Content Security Policy" in entry["message"]
-    ]
-
-
-def _browser_paths() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    paths = _browser_paths()
-    if paths is None:
-        message = (
-            "chromium and chromedriver are needed: apt-get install -y chromium chromium-driver"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = paths[0]
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, CSP reports
-    driver = webdriver.Chrome(options=options, service=DriverService(executable_path=paths[1]))
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_search_open_a_photo_and_drop_one(

@@ -47,7 +47,10 @@ def token_server(served_index: Path, models) -> Server:
 
 def test_every_api_call_needs_the_token(token_server: Server) -> None:
     with token_server.client() as client:
-        for path in ("/status", "/search?q=cat", "/photos/1", "/regions/1/thumb"):
+        for path in (
+            "/status", "/search?q=cat", "/photos/1", "/regions/1/thumb", "/labels",
+            "/regions?label=cat", "/folders", "/cameras", "/timeline", "/duplicates",
+        ):  # fmt: skip
             response = client.get(API + path)
             assert response.status_code == 401 and "token" in response.json()["error"]
         wrong = client.get(f"{API}/status", headers={"Authorization": "Bearer nope"})
