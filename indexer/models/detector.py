@@ -109,7 +109,7 @@ class YoloSession:
         """
         predictor = getattr(self.model, "predictor", None)
         backend = getattr(predictor, "model", None)
-        if backend is None or not self._plain_detector:
+        if predictor is None or backend is None or not self._plain_detector:
             results = self.model.predict(
                 batch, imgsz=int(batch.shape[-1]), **_predict_options(options, device)
             )

@@ -162,6 +162,11 @@ class TextReader:
             fitted = refit_quad(np.asarray(quad, dtype=np.float64), DETECT_UNCLIP, BOX_UNCLIP)
             xs = np.clip(fitted[:, 0], 0, w)
             ys = np.clip(fitted[:, 1], 0, h)
-            box = (xs.min() * sx, ys.min() * sy, xs.max() * sx, ys.max() * sy)
-            out.append(TextLine(tuple(float(v) for v in box), text, float(score)))
+            box = (
+                float(xs.min() * sx),
+                float(ys.min() * sy),
+                float(xs.max() * sx),
+                float(ys.max() * sy),
+            )
+            out.append(TextLine(box, text, float(score)))
         return out

@@ -100,7 +100,7 @@ def camera_counts(store: Store) -> list[NamedCount]:
         .order_by(n.desc(), Photo.camera)
     )
     with store.session() as s:
-        return [NamedCount(camera, count) for camera, count in s.execute(query)]
+        return [NamedCount(str(camera), count) for camera, count in s.execute(query)]
 
 
 def month_counts(store: Store) -> tuple[list[NamedCount], int]:

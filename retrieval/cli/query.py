@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -38,7 +38,7 @@ from .app import (
 
 if TYPE_CHECKING:
     from indexer.models.clip import ClipEmbedder
-    from retrieval.search import SearchResult
+    from retrieval.search import SearchFilters, SearchResult
 
 
 @friendly
@@ -145,10 +145,10 @@ def search(
             raise QueryError("--refine-top must be 0 or more.")
         if objects_only and photos_only:
             raise QueryError("--objects-only and --photos-only exclude each other.")
-        example = image is not None or like_region is not None or like_photo is not None
-        if query is None and not example and ocr is None:
+        has_example = image is not None or like_region is not None or like_photo is not None
+        if query is None and not has_example and ocr is None:
             raise QueryError("Give a text QUERY, --image, --like-region, --like-photo or --ocr.")
-        if image_weight is not None and not (query is not None and example):
+        if image_weight is not None and not (query is not None and has_example):
             raise QueryError("--image-weight weighs an example against a text QUERY: give both.")
         if refine and query is None and image is None:
             raise QueryError("--refine localizes a text QUERY or an --image: give one.")
@@ -157,7 +157,9 @@ def search(
                 "--objects-only and --photos-only choose among objects and photos; an --ocr "
                 "search without QUERY returns lines of text."
             )
-        kind = "object" if objects_only else "image" if photos_only else None
+        kind: Literal["object", "image"] | None = (
+            "object" if objects_only else "image" if photos_only else None
+        )
         if not text_only:
             Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
         elif negatives:
@@ -276,10 +278,10 @@ def _explain_empty(searcher: object, filters: object) -> None:
             )
 
 
-def _other_filters(filters: object) -> bool:
+def _other_filters(filters: SearchFilters) -> bool:
     from dataclasses import replace
 
-    return bool(replace(filters, ocr=None).restricts_rows)  # type: ignore[type-var]
+    return bool(replace(filters, ocr=None).restricts_rows)
 
 
 def _result_rows(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 from sqlalchemy import select
@@ -94,17 +94,18 @@ class SearchResult:
 
 
 def _result(region: Region | TextRegion, photo: Photo, score: float) -> SearchResult:
-    is_text = isinstance(region, TextRegion)
+    text = region.text if isinstance(region, TextRegion) else None
+    label = None if isinstance(region, TextRegion) else region.label
     return SearchResult(
         rank=0,
         score=round(float(score), 6),
         image=photo.path,
         kind=region.kind,
         box=region.shown_box,
-        label=None if is_text else region.label,
+        label=label,
         confidence=region.shown_confidence,
-        region_id=None if is_text else region.id,
-        text=region.text if is_text else None,
+        region_id=None if isinstance(region, TextRegion) else region.id,
+        text=text,
         photo_id=photo.id,
         width=photo.width,
         height=photo.height,
@@ -259,6 +260,7 @@ class Searcher:
         check_query(text, image)
         if text is not None:
             return self.text_encoder.embed_text(normalise_query(text))
+        assert image is not None  # check_query refused a query with neither
         return self.embedder.embed_image(self.query_image(image))
 
     @staticmethod
@@ -408,7 +410,7 @@ class Searcher:
         )
 
     @staticmethod
-    def _check(top_k: int, kind: str | None, group: str) -> str | None:
+    def _check(top_k: int, kind: str | None, group: str) -> RegionKind | None:
         if top_k < 1:
             raise QueryError("top-k must be at least 1.")
         if kind not in (None, KIND_OBJECT, KIND_IMAGE):
@@ -420,8 +422,8 @@ class Searcher:
                 raise QueryError(
                     "--group object lists object crops: it cannot be combined with --photos-only."
                 )
-            return KIND_OBJECT
-        return kind
+            return "object"
+        return cast("RegionKind | None", kind)  # checked above
 
     def search_text(
         self, filters: SearchFilters, top_k: int = 10, group: Group = "photo"
@@ -603,7 +605,7 @@ class Searcher:
 
     @staticmethod
     def _ranked(
-        entries: list[tuple[Region | TextRegion, Photo, float, int]],
+        entries: Sequence[tuple[Region | TextRegion, Photo, float, int]],
     ) -> list[SearchResult]:
         results = []
         for rank, (region, photo, score, matches) in enumerate(entries, 1):
