@@ -278,6 +278,7 @@ class Watcher:
             return
         paths = self.batcher.take(now)
         if paths:
+            self._set(pending=self.batcher.pending)  # the batch taken is no longer waiting
             self._index(paths, catch_up=False)
 
     def _load_models(self) -> None:

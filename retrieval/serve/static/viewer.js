@@ -122,7 +122,7 @@ async function localize(event) {
       for (const b of p.boxes) {
         $("boxes").append(rect(b.box, `box loc ${cls}`, `${p.prompt} ${b.confidence.toFixed(2)}`));
       }
-      $("legend").append(el("li", `swatch ${cls}`, `${p.prompt}: ${p.boxes.length} boxes`));
+      $("legend").append(el("li", `swatch ${cls}`, `${p.prompt}: ${p.boxes.length} ${p.boxes.length === 1 ? "box" : "boxes"}`));
     });
     $("localize-status").textContent = "";
   } catch (err) {
