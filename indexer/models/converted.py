@@ -22,9 +22,9 @@ import numpy as np
 from ..errors import first_line
 from ..settings import QUANTIZED_PRECISIONS, choose_precision, resolve_clip_model
 from .images import ImageQueries, example_images
-from .openvino import Features, compile_ir, image_ir_dir, runner
 from .openclip_files import MODEL_TYPE as OPEN_CLIP
 from .openclip_files import image_settings, is_open_clip
+from .openvino import Features, compile_ir, image_ir_dir, runner
 from .source import ModelSource, canonical_model_id
 from .text import CachedModel, OpenVinoTextEncoder, compile_text_encoder, find_cached
 

@@ -59,7 +59,8 @@ def byte_symbols() -> dict[int, str]:
 def vocabulary(path: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """open_clip's token ids and merges, in its order: bytes, bytes + ``</w>``, merges,
     then the two special tokens."""
-    lines = gzip.open(path).read().decode("utf-8").split("\n")[1 : MERGES + 1]
+    with gzip.open(path) as fh:
+        lines = fh.read().decode("utf-8").split("\n")[1 : MERGES + 1]
     merges = [(a, b) for a, b in (line.split() for line in lines)]
     symbols = list(byte_symbols().values())
     tokens = [*symbols, *(s + "</w>" for s in symbols), *("".join(m) for m in merges)]
@@ -69,8 +70,16 @@ def vocabulary(path: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 def build_tokenizer(path: Path | None = None) -> Any:
     """A ``tokenizers.Tokenizer`` giving open_clip's ids for text :func:`clean_query` made."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
-    from tokenizers import pre_tokenizers, processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     vocab, merges = vocabulary(path or bpe_path())
     tokenizer = Tokenizer(models.BPE(vocab, merges, end_of_word_suffix="</w>", fuse_unk=False))

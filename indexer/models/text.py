@@ -45,11 +45,11 @@ from ..settings import (
     resolve_clip_model,
 )
 from .families import Family, family_named, family_of
-from .openvino import compile_ir, import_openvino, infer_rows, text_ir_dir
 from .openclip_files import MODEL_TYPE as OPEN_CLIP
 from .openclip_files import is_open_clip
 from .openclip_tokens import CLEAN as CLEAN_OPEN_CLIP
 from .openclip_tokens import clean_query
+from .openvino import compile_ir, import_openvino, infer_rows, text_ir_dir
 from .source import canonical_model_id, folder_key, model_folder
 
 log = logging.getLogger("objsearch")
