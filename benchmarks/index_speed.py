@@ -599,32 +599,50 @@ def run_families(args: argparse.Namespace, raw: list[str]) -> None:
     print(markdown_table(headers, rows))
     machine = machine_info()
     write_json(args.output, {"machine": machine, "families": measured})
-    if not args.write_speeds:
-        return
+    if args.write_speeds:
+        store_speeds(args, measured, command, machine)
+
+
+def _noise(entries: Any, cpus: int) -> str:
+    peak = max(x for f in entries for pair in f["load_avg"] for x in pair)
+    if peak > cpus * 1.25:
+        return (
+            f"the load average reached {peak:.1f} on {cpus} cores (the machine was shared with "
+            "other work), so the numbers are noisy"
+        )
+    return f"load average at most {peak:.1f} on {cpus} cores"
+
+
+def store_speeds(
+    args: argparse.Namespace, measured: dict[str, Any], command: str, machine: dict[str, Any]
+) -> None:
+    """Write the run into :data:`SPEEDS_FILE` for ``objsearch models``.
+
+    A run of families replaces their entries (the others keep theirs, each saying when and
+    how it was run). A run with ``open_clip:`` architectures is a side-by-side run: it
+    replaces the ``models`` section whole, so its rows share one machine state.
+    """
     stored = load_speeds() if SPEEDS_FILE.is_file() else {}
-    families = {**stored.get("families", {}), **{k: v for k, v in measured.items() if ":" not in k}}
-    # A run with open_clip architectures is kept whole: its rows share one machine state.
-    models = measured if any(":" in k for k in measured) else stored.get("models", {})
     cpus = machine.get("cpu_count") or 1
-    peak = max(
-        x for f in [*families.values(), *models.values()] for pair in f["load_avg"] for x in pair
-    )
-    noise = (
-        f"the load average reached {peak:.1f} on {cpus} cores (the machine was shared with other "
-        "work), so the numbers are noisy"
-        if peak > cpus * 1.25
-        else f"load average at most {peak:.1f} on {cpus} cores"
-    )
-    print(f"\nNote: {noise}.")
-    data = {
+    about = {
         "what": f"photos/s indexing {args.limit} COCO photos (objects + whole photo, and photos only)",
         "machine": f"{cpus} CPU cores, {machine.get('cpu', 'CPU')}, no GPU",
-        "date": max(f["date"] for f in families.values()),
+        "date": time.strftime("%Y-%m-%d"),
         "command": command,
-        "noise": noise,
-        "families": {f.name: families[f.name] for f in FAMILIES if f.name in families},
-        "models": models,
+        "noise": _noise(measured.values(), cpus),
     }
+    if any(":" in name for name in measured):
+        data = {**stored, "models": measured, "models_about": about}
+    else:
+        families = {**stored.get("families", {}), **measured}
+        data = {
+            **stored,
+            **about,
+            "date": max(f["date"] for f in families.values()),
+            "noise": _noise(families.values(), cpus),
+            "families": {f.name: families[f.name] for f in FAMILIES if f.name in families},
+        }
+    print(f"\nNote: {about['noise']}.")
     SPEEDS_FILE.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     log(f"wrote {SPEEDS_FILE}")
 

@@ -86,7 +86,7 @@ def catalog(path: Path = SPEEDS_FILE) -> tuple[list[CatalogRow], dict[str, Any]]
             else None
         )
         rows.append(CatalogRow(family, speed))
-    about = {k: v for k, v in data.items() if k not in ("families", "models")}
+    about = {k: v for k, v in data.items() if k not in ("families", "models", "models_about")}
     return rows, about
 
 
@@ -110,11 +110,12 @@ def _ratio(value: Any, reference: Any) -> float | None:
     return None
 
 
-def model_speeds(path: Path = SPEEDS_FILE) -> list[ModelSpeed]:
+def model_speeds(path: Path = SPEEDS_FILE) -> tuple[list[ModelSpeed], dict[str, Any]]:
     """The models timed side by side in one run (``index_speed.py --families clip,
-    open_clip:MobileCLIP2-S0,...``), each with its ratio to the default family's model:
-    on a shared machine the ratios are the figures that count."""
-    entries = [e for e in _section(load_speeds(path), "models").values() if isinstance(e, dict)]
+    open_clip:MobileCLIP2-S0,...``), each with its ratio to the default family's model
+    (on a shared machine the ratios are the figures that count), and that run's facts."""
+    data = load_speeds(path)
+    entries = [e for e in _section(data, "models").values() if isinstance(e, dict)]
     known = {f.name: f for f in FAMILIES}
     reference = next((e for e in entries if e.get("family") == DEFAULT_FAMILY), {})
     speeds = []
@@ -138,7 +139,7 @@ def model_speeds(path: Path = SPEEDS_FILE) -> list[ModelSpeed]:
                 ),
             )
         )
-    return speeds
+    return speeds, _section(data, "models_about")
 
 
 def is_default(family: Family) -> bool:

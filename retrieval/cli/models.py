@@ -35,7 +35,7 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from indexer.models.catalog import DEFAULT_REASON, catalog, is_default, model_speeds
 
     rows, about = catalog()
-    side_by_side = model_speeds()
+    side_by_side, side_about = model_speeds()
     if as_json:
         listing = [
             {
@@ -88,6 +88,13 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         )
     if side_by_side:
         out.print(side_by_side_table(side_by_side))
+        out.print(
+            escape(
+                f"Side by side: {side_about.get('machine', '?')} ({side_about.get('date', '?')}); "
+                f"{side_about.get('noise', '')}"
+            ),
+            highlight=False,
+        )
     out.print(DEFAULT_REASON, highlight=False)
     out.print(DETECTORS_NOTE, highlight=False)
 

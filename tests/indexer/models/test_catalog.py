@@ -57,8 +57,10 @@ def test_side_by_side_models_give_ratios_to_the_default(tmp_path: Path) -> None:
         },
         "retired:x": {"family": "gone", "shape": "?", "photos_per_s": 1.0},
     }
-    speeds.write_text(json.dumps({"families": {}, "models": run}))
-    measured = {m.shape: m for m in model_speeds(speeds)}
+    speeds.write_text(json.dumps({"families": {}, "models": run, "models_about": {"date": "d"}}))
+    side_by_side, about = model_speeds(speeds)
+    measured = {m.shape: m for m in side_by_side}
+    assert about == {"date": "d"}
     assert set(measured) == {"ViT-B/32", "MobileCLIP2-S0"}  # unknown families are left out
     mobile = measured["MobileCLIP2-S0"]
     assert mobile.objects_ratio == 2.5 and mobile.photos_only_ratio is None
