@@ -86,22 +86,29 @@ def catalog(path: Path = SPEEDS_FILE) -> tuple[list[CatalogRow], dict[str, Any]]
             else None
         )
         rows.append(CatalogRow(family, speed))
-    about = {k: v for k, v in data.items() if k not in ("families", "models", "models_about")}
+    about = {
+        k: v for k, v in data.items() if k not in ("families", "models", "models_about", "towers")
+    }
     return rows, about
 
 
 @dataclass(frozen=True)
 class ModelSpeed:
-    """One architecture's speed in the side-by-side run, with the checkpoint it stands for."""
+    """One architecture's figures in the side-by-side runs, with the checkpoint it stands
+    for; each ratio is against the default family's model in the same run."""
 
     family: Family
     shape: str
     checkpoint: str
     license: str
-    objects: float | None
+    objects: float | None  # photos/s, objects + photo (index_speed.py)
+    objects_ratio: float | None
     photos_only: float | None
-    objects_ratio: float | None  # against the default family's model in the same run
     photos_only_ratio: float | None
+    images_per_s: float | None  # the image tower alone (tower_speed.py)
+    images_ratio: float | None
+    texts_per_s: float | None  # the text tower alone
+    texts_ratio: float | None
 
 
 def _ratio(value: Any, reference: Any) -> float | None:
@@ -110,33 +117,44 @@ def _ratio(value: Any, reference: Any) -> float | None:
     return None
 
 
+def _by_shape(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        str(e.get("shape")): e for e in section.values() if isinstance(e, dict) and "shape" in e
+    }
+
+
 def model_speeds(path: Path = SPEEDS_FILE) -> tuple[list[ModelSpeed], dict[str, Any]]:
-    """The models timed side by side in one run (``index_speed.py --families clip,
-    open_clip:MobileCLIP2-S0,...``), each with its ratio to the default family's model
-    (on a shared machine the ratios are the figures that count), and that run's facts."""
+    """The models timed side by side (``index_speed.py --families clip,open_clip:...``
+    for indexing, ``tower_speed.py`` for the towers alone), each with its ratios to the
+    default family's model: on a shared machine the ratios are the figures that count.
+    Also returns the indexing run's facts."""
     data = load_speeds(path)
-    entries = [e for e in _section(data, "models").values() if isinstance(e, dict)]
+    runs, towers = _by_shape(_section(data, "models")), _by_shape(_section(data, "towers"))
     known = {f.name: f for f in FAMILIES}
-    reference = next((e for e in entries if e.get("family") == DEFAULT_FAMILY), {})
+    reference = next(
+        (s for s, e in {**towers, **runs}.items() if e.get("family") == DEFAULT_FAMILY), ""
+    )
     speeds = []
-    for entry in entries:
-        family = known.get(str(entry.get("family")))
+    for shape in dict.fromkeys([*runs, *towers]):
+        run, tower = runs.get(shape, {}), towers.get(shape, {})
+        family = known.get(str(run.get("family") or tower.get("family")))
         if family is None:
             continue
-        shape = str(entry.get("shape") or family.benchmark_shape)
         checkpoint = MEASURED_CHECKPOINTS.get(shape, "")
+
+        def rate(entry: dict[str, Any], key: str, base: dict[str, Any]) -> tuple[Any, Any]:
+            return entry.get(key), _ratio(entry.get(key), base.get(reference, {}).get(key))
+
         speeds.append(
             ModelSpeed(
-                family=family,
-                shape=shape,
-                checkpoint=checkpoint,
-                license=family.license_of(checkpoint) if checkpoint else "?",
-                objects=entry.get("photos_per_s"),
-                photos_only=entry.get("photos_only_per_s"),
-                objects_ratio=_ratio(entry.get("photos_per_s"), reference.get("photos_per_s")),
-                photos_only_ratio=_ratio(
-                    entry.get("photos_only_per_s"), reference.get("photos_only_per_s")
-                ),
+                family,
+                shape,
+                checkpoint,
+                family.license_of(checkpoint) if checkpoint else "?",
+                *rate(run, "photos_per_s", runs),
+                *rate(run, "photos_only_per_s", runs),
+                *rate(tower, "images_per_s", towers),
+                *rate(tower, "texts_per_s", towers),
             )
         )
     return speeds, _section(data, "models_about")

@@ -100,12 +100,13 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 def side_by_side_table(speeds: list) -> Table:  # list[ModelSpeed]
-    """The architectures timed in one run, with their ratios to the default's model."""
+    """The architectures timed side by side, with their ratios to the default's model."""
     table = Table(
-        title="Measured side by side in one run (random weights of each shape; on a shared "
-        "machine the ratios to CLIP ViT-B/32 are what count)"
+        title="Measured side by side (random weights of each shape; on a shared machine the "
+        "ratios to CLIP ViT-B/32 are what count)"
     )
-    for name in ("model", "checkpoint", "licence", "photos/s", "photos-only /s"):
+    columns = ("model", "checkpoint", "licence", "photos/s", "photos-only /s")
+    for name in (*columns, "image tower /s", "text tower /s"):
         table.add_column(name, overflow="fold")
 
     def speed(value: float | None, ratio: float | None) -> str:
@@ -118,6 +119,8 @@ def side_by_side_table(speeds: list) -> Table:  # list[ModelSpeed]
             escape(m.license),
             speed(m.objects, m.objects_ratio),
             speed(m.photos_only, m.photos_only_ratio),
+            speed(m.images_per_s, m.images_ratio),
+            speed(m.texts_per_s, m.texts_ratio),
         )
     return table
 
