@@ -94,7 +94,11 @@ def _save_open_clip(source: str, dest: Path) -> SavedModel:
         folder = Path(open_clip_hub_folder(source) if is_hub_name(source) else source)
         config = read_config(str(folder.expanduser()))
     except (OSError, OpenClipError) as exc:
-        raise ModelLoadError(f"Cannot save open_clip model {source!r}: {first_line(exc)}") from None
+        raise ModelLoadError(
+            f"Cannot save open_clip model {source!r}: {first_line(exc)}. Run `objsearch models "
+            "save` on a machine with internet access and copy the folder here (see the "
+            'README\'s "No internet?" section).'
+        ) from None
     files = [folder / n for n in (CONFIG_NAME, *WEIGHT_NAMES) if (folder / n).is_file()]
     if len(files) < 2:
         raise ModelLoadError(
