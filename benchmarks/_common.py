@@ -6,13 +6,17 @@ running a script puts its own folder first on ``sys.path``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +112,50 @@ def ensure_clip_model(path: str | None) -> str:
     from tests.model_factory import make_vitb32_clip
 
     return _build_once(CLIP_CACHE, make_vitb32_clip, "a random ViT-B/32 CLIP")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(
+    index: Path, clip: str, *extra: str, log_path: Path | None = None
+) -> Iterator[str]:
+    """``objsearch serve`` on a free loopback port until the block ends; yields its URL.
+
+    The server's output goes to ``log_path`` (else a temporary file): an unread pipe would
+    fill up and stall the server.
+    """
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OBJSEARCH_CLIP_MODEL": clip}
+    command = [sys.executable, "-c", "from retrieval.cli import main; main()", "serve"]
+    command += ["--index", str(index), "--port", str(port), "--device", "cpu", *extra]
+    with open(log_path, "w+") if log_path else tempfile.TemporaryFile("w+") as output:
+        proc = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, text=True
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                if proc.poll() is not None:
+                    output.seek(0)
+                    raise SystemExit(f"the server exited: {output.read()[-2000:]}")
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{url}/api/v1/status", timeout=30).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise SystemExit("the server did not start within 300 s")
+                time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
 
 
 def missing_asset_message(what: str, path: Path, flag: str, hint: str) -> str:

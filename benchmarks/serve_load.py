@@ -19,19 +19,21 @@ import argparse
 import contextlib
 import io
 import itertools
-import os
-import socket
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _common import REPO_ROOT, RESULTS_DIR, ensure_clip_model, log, setup_environment
+from _common import (
+    RESULTS_DIR,
+    ensure_clip_model,
+    log,
+    running_server,
+    setup_environment,
+)
 
 setup_environment()
 
@@ -112,42 +114,6 @@ def synthetic_index(args: argparse.Namespace, clip: str) -> Path:
         log(f"  built FAISS ({store.get_meta('faiss_kind')}) in {time.perf_counter() - t0:.1f} s")
     (folder / "ready").write_text("ok")
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def server(index: Path, clip: str):
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OBJSEARCH_CLIP_MODEL": clip}
-    # An unread pipe would fill up and stall the server
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from retrieval.cli import main; main()", "serve",
-             "--index", str(index), "--port", str(port), "--device", "cpu"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log, text=True,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 300
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise SystemExit(f"the server exited: {log.read()[-2000:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{url}{API}/status", timeout=30).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not start within 300 s")
-                time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
 
 
 def make_requests(scenario: str, url: str, count: int, offset: int, k: int) -> list:
@@ -236,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(c) for c in args.clients.split(",")]
     rows = []
     total_errors = 0
-    with server(index, clip) as url:
+    with running_server(index, clip) as url:
         with httpx.Client(base_url=url, timeout=120) as client:
             regions = client.get(f"{API}/status").json()
         log(f"server up at {url}: {regions['photos']:,} photos, {regions['vectors']:,} vectors")

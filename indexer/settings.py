@@ -55,6 +55,14 @@ DEFAULT_OCR_MIN_CONFIDENCE = 0.6
 # Near-duplicate photos: whole-photo cosine at or above this (see retrieval.duplicates).
 DEFAULT_DUPLICATE_THRESHOLD = 0.95
 
+# Watching folders (see indexer.indexing.watch): a change is indexed once its path has had
+# no event for WATCH_QUIET_S, and a stream of changes is cut into batches at least every
+# WATCH_MAX_WAIT_S. A file still changing after WATCH_SETTLE_LIMIT_S is indexed as it is
+# (a file that is really bad becomes a recorded failure).
+WATCH_QUIET_S = 0.5
+WATCH_MAX_WAIT_S = 2.0
+WATCH_SETTLE_LIMIT_S = 30.0
+
 # The HTTP server (see retrieval.serve): loopback only unless a token is set.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -121,9 +129,9 @@ def resolve_clip_model(value: str | None, recorded: str | None = None) -> str:
     return resolve(value, ENV_CLIP_MODEL, recorded or DEFAULT_CLIP_MODEL) or DEFAULT_CLIP_MODEL
 
 
-def resolve_detector(value: str | None) -> str:
-    """The detector weights to load: argument, environment, then the default."""
-    return resolve(value, ENV_DETECTOR, DEFAULT_DETECTOR) or DEFAULT_DETECTOR
+def resolve_detector(value: str | None, recorded: str | None = None) -> str:
+    """The detector weights to load: argument, environment, the index's detector, default."""
+    return resolve(value, ENV_DETECTOR, recorded or DEFAULT_DETECTOR) or DEFAULT_DETECTOR
 
 
 # Device files of the GPU drivers torch can use (NVIDIA, AMD ROCm, WSL): with none of them

@@ -14,9 +14,10 @@ from .indexing import doctor, export, index, status
 from .models import models_app
 from .query import localize, search
 from .serve import serve
+from .watch import watch
 
 # Registered here, in the order ``objsearch --help`` lists them.
-for _command in (index, search, localize, duplicates, export, status, doctor, serve):
+for _command in (index, watch, search, localize, duplicates, export, status, doctor, serve):
     app.command()(_command)
 app.add_typer(models_app, name="models")
 

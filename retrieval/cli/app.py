@@ -3,8 +3,8 @@
 Human output goes to the terminal (tables, a progress bar on stderr); piped, tables become
 plain tab-separated rows; ``--json`` prints machine-readable output on stdout only. Every error a user can cause ends in one clear
 message and a non-zero exit code, never a traceback. Commands live in
-:mod:`.indexing` (index, export, status, doctor), :mod:`.query` (search, localize) and
-:mod:`.models` (models, models save).
+:mod:`.indexing` (index, export, status, doctor), :mod:`.watch` (watch), :mod:`.query`
+(search, localize) and :mod:`.models` (models, models save).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -53,6 +54,15 @@ def serve(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     backend: BackendOpt = None,
+    watch: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--watch",
+            help="Index this folder's new, changed, moved and deleted photos as they happen "
+            "(repeatable), with the index's models; the page's status line shows progress.",
+            show_default=False,
+        ),
+    ] = None,
     # Test hooks (hidden): a failed login's wait and the lockout's length, in seconds.
     login_delay_s: Annotated[float, typer.Option(hidden=True)] = LOGIN_DELAY_S,
     login_lockout_s: Annotated[float, typer.Option(hidden=True)] = LOGIN_LOCKOUT_S,
@@ -76,4 +86,5 @@ def serve(
         device=device,
         precision=precision,
         backend=backend,
+        watch=watch or (),
     )

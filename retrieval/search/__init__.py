@@ -5,6 +5,11 @@ without SQLAlchemy, which the searcher and the filters need.
 """
 
 from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the type checker sees the real names; at run time they load on first use
+    from .filters import SearchFilters
+    from .searcher import Searcher, SearchResult
 
 _LAZY = {"SearchFilters": ".filters", "Searcher": ".searcher", "SearchResult": ".searcher"}
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +38,9 @@ from retrieval.serve.params import Shaping, search_filters, shaping
 from retrieval.serve.photos import NotIndexed
 from retrieval.serve.service import API, THUMB_SIZE, Service, decode_image_or_400
 from retrieval.serve.throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from retrieval.serve.watching import BackgroundWatcher
 
 log = logging.getLogger("objsearch.serve")
 STATIC = Path(__file__).with_name("static")
@@ -255,6 +258,20 @@ def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: Log
         )
 
 
+def _watcher(
+    index_dir: str | os.PathLike[str],
+    folders: Sequence[str | os.PathLike[str]],
+    choices: dict[str, str | None],
+) -> BackgroundWatcher | None:
+    """The ``--watch`` thread (not started yet), its folders and index checked first."""
+    if not folders:
+        return None
+    from indexer.indexing.watch import Watcher
+    from retrieval.serve.watching import BackgroundWatcher
+
+    return BackgroundWatcher(Watcher(index_dir, folders, **choices))  # type: ignore[arg-type]
+
+
 def create_app(
     index_dir: str | os.PathLike[str],
     *,
@@ -269,26 +286,28 @@ def create_app(
     host: str = DEFAULT_HOST,
     allowed_hosts: Sequence[str] = (),
     login_throttle: LoginThrottle | None = None,
+    watch: Sequence[str | os.PathLike[str]] = (),
 ) -> FastAPI:
     """The objsearch server as an ASGI app; CLIP loads here, once.
 
     ``embedder`` injects an already loaded model (tests, or apps that hold one); ``token``
     makes every API call require it; ``cors`` allows that one browser origin. Requests must
     name loopback, ``host`` (the bound address) or one of ``allowed_hosts`` in their Host
-    header; ``login_throttle`` sets how wrong tokens are slowed and locked out.
+    header; ``login_throttle`` sets how wrong tokens are slowed and locked out. ``watch``
+    names folders whose changes a background thread indexes while the server runs.
     """
-    service = Service(
-        index_dir,
-        clip_model=clip_model,
-        device=device,
-        precision=precision,
-        backend=backend,
-        embedder=embedder,
-    )
+    choices = dict(clip_model=clip_model, device=device, precision=precision, backend=backend)
+    watcher = _watcher(index_dir, watch, choices)
+    service = Service(index_dir, embedder=embedder, **choices)  # type: ignore[arg-type]
+    service.watcher = watcher.watcher if watcher else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        if watcher:
+            watcher.start()
         yield
+        if watcher:
+            await watcher.stop()
         service.close()
 
     app = FastAPI(

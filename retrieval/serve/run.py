@@ -50,8 +50,12 @@ def serve(
     device: str | None = None,
     precision: str | None = None,
     backend: str | None = None,
+    watch: Sequence[str | os.PathLike[str]] = (),
 ) -> None:
-    """Serve ``index_dir`` on ``host:port`` until interrupted (uvicorn handles the signals)."""
+    """Serve ``index_dir`` on ``host:port`` until interrupted (uvicorn handles the signals).
+
+    ``watch`` folders are indexed as they change, on a background thread.
+    """
     import uvicorn
 
     from retrieval.serve.app import create_app
@@ -71,6 +75,7 @@ def serve(
         host=host,
         allowed_hosts=allowed_hosts,
         login_throttle=login_throttle,
+        watch=watch,
     )
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if tls else "http"
@@ -81,6 +86,9 @@ def serve(
     warning = clear_text_warning(host, tls is not None)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    if watch:
+        folders = ", ".join(os.path.abspath(f) for f in watch)
+        print(f"Watching {folders}: changes are indexed as they happen.", file=sys.stderr)
     print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
     uvicorn.run(
         app,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -29,6 +29,9 @@ from retrieval.search.searcher import RegionKind as Kind
 from retrieval.serve import photos as px
 from retrieval.serve.params import Shaping
 from retrieval.serve.thumbs import ThumbCache
+
+if TYPE_CHECKING:
+    from indexer.indexing.watch import Watcher
 
 API = "/api/v1"
 THUMB_SIZE = 256
@@ -139,6 +142,8 @@ class Service:
         )
         self.store = self.searcher.store
         self.thumbs = ThumbCache(self.store.dir)
+        self.watcher: Watcher | None = None
+        """The ``--watch`` folder watcher, whose progress the status shows."""
         if not self.searcher.empty:  # an index still empty loads CLIP once it records one
             self.searcher.embedder.embed_text("warm up")  # first-call costs go to start-up
 
@@ -244,7 +249,9 @@ class Service:
         return self.thumbs.get(region_id, size, make)
 
     def status(self) -> dict[str, Any]:
-        return check(self.store).to_dict()
+        """The index's health, and under ``watch`` the watcher's progress (None: none)."""
+        watch = self.watcher.snapshot() if self.watcher is not None else None
+        return check(self.store).to_dict() | {"watch": watch}
 
     # -- localisation --------------------------------------------------------------------
     def localize(

@@ -20,15 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
 
 from indexer.indexing import Indexer
-from indexer.models.clip import ClipEmbedder
 from indexer.settings import DetectOptions
-from indexer.store import DB_NAME, KIND_IMAGE, Photo, Region, Store
+from indexer.store import DB_NAME, Store
 from indexer.store.doctor import check, repair
-from retrieval.search import Searcher
 from tests.fixtures import Models, committed_photos, make_indexer, region_set
+from tests.fixtures.crash import assert_survived_crash
 
 # A killed process at each stage: the suite takes a minute or more.
 pytestmark = pytest.mark.slow
@@ -117,44 +115,6 @@ def run_and_kill(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def assert_survived_crash(index_dir: Path, embedder: ClipEmbedder) -> None:
-    """What must hold after any kill: only the FAISS file may be behind SQLite."""
-    with Store(index_dir) as store:
-        health = check(store)
-        assert all("FAISS" in p for p in health.problems), health.problems
-        dim = int(store.get_meta("embed_dim") or 0)
-        with store.session() as s:
-            dupes = s.execute(
-                select(Photo.path).group_by(Photo.path).having(func.count(Photo.id) > 1)
-            ).all()
-            assert dupes == []
-            image_regions = dict(
-                s.execute(
-                    select(Photo.id, func.count(Region.id))
-                    .outerjoin(Region, (Region.photo_id == Photo.id) & (Region.kind == KIND_IMAGE))
-                    .group_by(Photo.id)
-                ).all()
-            )
-            assert all(n == 1 for n in image_regions.values()), image_regions
-            if dim:
-                without_vector = s.scalar(
-                    select(func.count(Region.id)).where(
-                        Region.vector.is_(None) | (func.length(Region.vector) != dim * 4)
-                    )
-                )
-                assert without_vector == 0
-            region_ids = set(s.scalars(select(Region.id)))
-        index, _ = store.load_vectors()
-        assert set(index.ids().tolist()) == region_ids  # every region has its vector
-        photos = store.counts().photos
-        store.lock()  # a killed writer leaves no stale lock behind
-    if photos:
-        with Searcher(index_dir, embedder=embedder) as searcher:
-            results = searcher.search(text="a cat", top_k=5)
-            assert 0 < len(results) <= 5
-            assert searcher.vectors.ntotal == len(region_ids)
 
 
 def test_sigkill_at_any_point_loses_nothing(

@@ -125,6 +125,7 @@ def test_thumbnail_is_cached_once(server: Server) -> None:
 def test_status_matches_cli(server: Server) -> None:
     got = server.client().get(f"{API}/status").json()
     expected = cli_json("status", "--index", str(server.index_dir))
+    assert got.pop("watch") is None  # no --watch (see test_watch_serve.py)
     assert got == expected
     assert got["photos"] > 0 and got["objects"] > 0 and got["consistent"]
 
