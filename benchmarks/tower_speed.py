@@ -27,12 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     DEFAULT_PHOTOS,
+    RESULTS_DIR,
     ensure_family_model,
     fmt,
     log,
     machine_info,
     markdown_table,
     setup_environment,
+    write_json,
 )
 
 setup_environment()
@@ -52,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=7, help="rounds over all models; best kept")
     p.add_argument("--precision", default="auto", help="embedding precision (auto: the default)")
     p.add_argument("--write-speeds", action="store_true", help=f"add the figures to {SPEEDS_FILE}")
+    p.add_argument("--output", default=str(RESULTS_DIR / "tower_speed.json"), help="JSON results")
     return p.parse_args(argv)
 
 
@@ -118,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     headers += ["texts/s", "ratio"]
     print(f"### Embedding towers, {args.batch} real photos a batch, best of {args.rounds} rounds\n")
     print(markdown_table(headers, rows))
-    print(f"\nPrecision {first['precision']}; load average {machine_info().get('load_avg')}.")
+    machine = machine_info()
+    print(f"\nPrecision {first['precision']}; load average {machine.get('load_avg')}.")
+    write_json(args.output, {"machine": machine, "command": command, "models": results})
     if args.write_speeds:
         data = load_speeds()
         data["towers"] = {"command": command, "date": time.strftime("%Y-%m-%d"), **results}
