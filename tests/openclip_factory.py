@@ -50,9 +50,34 @@ def write_open_clip(
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.add_(torch.randn_like(tensor) * 0.02)
+    _calibrate_batch_norms(model, model_cfg["vision_cfg"]["image_size"])
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out_dir / "open_clip_model.safetensors"))
     return out_dir
+
+
+def _calibrate_batch_norms(model: Any, size: int) -> None:
+    """Give batch norms the statistics of real-ish inputs (noise in [0, 1]).
+
+    Random weights with unit running statistics blow activations up until every image
+    gives the same vector (MobileCLIP2-S0's FastViT does), and a test comparing vectors
+    could then not fail. Averaging the statistics over a few batches keeps every image
+    its own vector; ViTs (layer norms only) are left as they are.
+    """
+    import torch
+
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a plain average over the batches below
+    model.train()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(4):
+            model.encode_image(torch.rand(8, 3, size, size, generator=generator))
+    model.eval()
 
 
 def make_tiny_open_clip(out_dir: Path) -> Path:
