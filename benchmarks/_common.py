@@ -27,6 +27,7 @@ SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
 DEFAULT_PHOTOS = SHARED_ASSETS / "coco-dev" / "images"
 DEFAULT_DETECTOR = SHARED_ASSETS / "detector" / "yolo11n-coco.pt"
 CLIP_CACHE = RESULTS_DIR / ".clip-vitb32"
+OPEN_CLIP_PREFIX = "open_clip:"  # --families entries naming an open_clip architecture
 
 
 def setup_environment() -> None:
@@ -48,9 +49,15 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _build_once(folder: Path, build: Any, what: str) -> str:
-    """``folder`` once it holds a saved model; else ``build(tmp)`` then rename into place."""
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+def _build_once(
+    folder: Path,
+    build: Any,
+    what: str,
+    files: tuple[str, ...] = ("config.json", "model.safetensors"),
+) -> str:
+    """``folder`` once it holds a saved model (``files``); else ``build(tmp)`` then rename
+    into place."""
+    if all((folder / name).is_file() for name in files):
         return str(folder)
     log(f"building {what} into {folder} (once) ...")
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -69,11 +76,22 @@ def _build_once(folder: Path, build: Any, what: str) -> str:
 def ensure_family_model(family: str) -> str:
     """A cached random model of ``family``'s benchmark shape (see ``objsearch models``).
 
-    CLIP is the ViT-B/32 of :func:`ensure_clip_model`; the others are built once with
+    CLIP is the ViT-B/32 of :func:`ensure_clip_model`; ``open_clip:NAME`` is open_clip's
+    architecture NAME (``tests.openclip_factory``); the others are built once with
     ``tests.family_factory.make_benchmark_model`` into ``benchmarks/results/.family-NAME``.
     """
     if family == "clip":
         return ensure_clip_model(None)
+    if family.startswith(OPEN_CLIP_PREFIX):  # a model zoo architecture, e.g. MobileCLIP2-S0
+        from tests.openclip_factory import make_real_shape_open_clip
+
+        name = family[len(OPEN_CLIP_PREFIX) :]
+        return _build_once(
+            RESULTS_DIR / f".open_clip-{name}",
+            lambda tmp: make_real_shape_open_clip(name, tmp),
+            f"a random open_clip {name}",
+            ("open_clip_config.json", "open_clip_model.safetensors"),
+        )
     from tests.family_factory import make_benchmark_model
 
     return _build_once(
@@ -214,8 +232,14 @@ def machine_info() -> dict[str, Any]:
 def load_models(args: Any, detect: bool = True) -> tuple[Any, Any]:
     """(ClipEmbedder, Detector or None) as the benchmark flags ask for them."""
     from indexer import ClipEmbedder, Detector
+    from indexer.models.openclip_files import is_open_clip
 
-    embedder = ClipEmbedder(
+    full = ClipEmbedder
+    if is_open_clip(args.clip_model):
+        from indexer.models.openclip import OpenClipEmbedder
+
+        full = OpenClipEmbedder
+    embedder = full(
         args.clip_model,
         args.device,
         precision=args.precision,

@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 from indexer.models.catalog import SPEEDS_FILE, load_speeds  # noqa: E402
-from indexer.models.families import FAMILIES, family_named  # noqa: E402
+from indexer.models.families import FAMILIES, Family, family_named  # noqa: E402
 from indexer.settings import configure_ultralytics  # noqa: E402
 
 configure_ultralytics()  # offline and quiet, before anything imports ultralytics
@@ -50,6 +50,7 @@ from _cli_runs import STAGES, measure_mode, measure_update  # noqa: E402
 from _common import (  # noqa: E402
     DEFAULT_DETECTOR,
     DEFAULT_PHOTOS,
+    OPEN_CLIP_PREFIX,
     RESULTS_DIR,
     ensure_clip_model,
     ensure_family_model,
@@ -64,6 +65,8 @@ from _common import (  # noqa: E402
 )
 
 setup_environment()
+
+from tests.openclip_factory import REAL_SHAPE_TAGS  # noqa: E402
 
 MODES = ("reference", "objsearch", "photos-only", "int8", "update")
 MARGINAL_MODES = ("objsearch", "photos-only", "int8")
@@ -115,7 +118,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--families",
         default="",
         help="comma-separated model families (clip, siglip, siglip2, altclip) to time with the "
-        "objsearch modes, each with a random model of its benchmark shape",
+        "objsearch modes, each with a random model of its benchmark shape; open_clip:NAME "
+        f"times open_clip's architecture NAME ({', '.join(REAL_SHAPE_TAGS)})",
     )
     p.add_argument(
         "--write-speeds",
@@ -184,7 +188,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.mode_list = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.family_list = [f.strip() for f in args.families.split(",") if f.strip()]
-    unknown_families = set(args.family_list) - {f.name for f in FAMILIES}
+    known = {f.name for f in FAMILIES} | {OPEN_CLIP_PREFIX + n for n in REAL_SHAPE_TAGS}
+    unknown_families = set(args.family_list) - known
     if unknown_families:
         p.error(f"unknown families {', '.join(sorted(unknown_families))}")
     if args.family_list:  # the reference loop is CLIP-only; int8 is timed by the CLI modes
@@ -528,6 +533,14 @@ def _best_runs(args: argparse.Namespace, raw: list[str]) -> dict[str, dict[str, 
     return best
 
 
+def family_and_shape(name: str) -> tuple[Family, str]:
+    """The family of a ``--families`` entry and the architecture it times."""
+    if name.startswith(OPEN_CLIP_PREFIX):
+        return family_named("open_clip"), name[len(OPEN_CLIP_PREFIX) :]
+    family = family_named(name)
+    return family, family.benchmark_shape
+
+
 def run_families(args: argparse.Namespace, raw: list[str]) -> None:
     """The objsearch modes per family; prints a table and optionally stores it.
 
@@ -537,13 +550,13 @@ def run_families(args: argparse.Namespace, raw: list[str]) -> None:
     rows, measured = [], {}
     command = "python benchmarks/index_speed.py " + " ".join(raw)
     for name, results in _best_runs(args, raw).items():
-        family = family_named(name)
+        family, shape = family_and_shape(name)
         obj, only = results.get("objsearch"), results.get("photos-only")
         main_run = obj or only
         rows.append(
             [
                 family.title,
-                family.benchmark_shape,
+                shape,
                 fmt(obj["photos_per_s"]) if obj else "-",
                 fmt(obj["regions_per_s"]) if obj else "-",
                 fmt(only["photos_per_s"]) if only else "-",
@@ -556,7 +569,8 @@ def run_families(args: argparse.Namespace, raw: list[str]) -> None:
             ]
         )
         measured[name] = {
-            "shape": family.benchmark_shape,
+            "family": family.name,
+            "shape": shape,
             "photos_per_s": round(obj["photos_per_s"], 2) if obj else None,
             "regions_per_s": round(obj["regions_per_s"], 2) if obj else None,
             "photos_only_per_s": round(only["photos_per_s"], 2) if only else None,
@@ -585,27 +599,50 @@ def run_families(args: argparse.Namespace, raw: list[str]) -> None:
     print(markdown_table(headers, rows))
     machine = machine_info()
     write_json(args.output, {"machine": machine, "families": measured})
-    if not args.write_speeds:
-        return
+    if args.write_speeds:
+        store_speeds(args, measured, command, machine)
+
+
+def _noise(entries: Any, cpus: int) -> str:
+    peak = max(x for f in entries for pair in f["load_avg"] for x in pair)
+    if peak > cpus * 1.25:
+        return (
+            f"the load average reached {peak:.1f} on {cpus} cores (the machine was shared with "
+            "other work), so the numbers are noisy"
+        )
+    return f"load average at most {peak:.1f} on {cpus} cores"
+
+
+def store_speeds(
+    args: argparse.Namespace, measured: dict[str, Any], command: str, machine: dict[str, Any]
+) -> None:
+    """Write the run into :data:`SPEEDS_FILE` for ``objsearch models``.
+
+    A run of families replaces their entries (the others keep theirs, each saying when and
+    how it was run). A run with ``open_clip:`` architectures is a side-by-side run: it
+    replaces the ``models`` section whole, so its rows share one machine state.
+    """
     stored = load_speeds() if SPEEDS_FILE.is_file() else {}
-    families = {**stored.get("families", {}), **measured}
     cpus = machine.get("cpu_count") or 1
-    peak = max(x for f in families.values() for pair in f["load_avg"] for x in pair)
-    noise = (
-        f"the load average reached {peak:.1f} on {cpus} cores (the machine was shared with other "
-        "work), so the numbers are noisy"
-        if peak > cpus * 1.25
-        else f"load average at most {peak:.1f} on {cpus} cores"
-    )
-    print(f"\nNote: {noise}.")
-    data = {
+    about = {
         "what": f"photos/s indexing {args.limit} COCO photos (objects + whole photo, and photos only)",
         "machine": f"{cpus} CPU cores, {machine.get('cpu', 'CPU')}, no GPU",
-        "date": max(f["date"] for f in families.values()),
+        "date": time.strftime("%Y-%m-%d"),
         "command": command,
-        "noise": noise,
-        "families": {f.name: families[f.name] for f in FAMILIES if f.name in families},
+        "noise": _noise(measured.values(), cpus),
     }
+    if any(":" in name for name in measured):
+        data = {**stored, "models": measured, "models_about": about}
+    else:
+        families = {**stored.get("families", {}), **measured}
+        data = {
+            **stored,
+            **about,
+            "date": max(f["date"] for f in families.values()),
+            "noise": _noise(families.values(), cpus),
+            "families": {f.name: families[f.name] for f in FAMILIES if f.name in families},
+        }
+    print(f"\nNote: {about['noise']}.")
     SPEEDS_FILE.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     log(f"wrote {SPEEDS_FILE}")
 

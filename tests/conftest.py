@@ -68,6 +68,15 @@ def tiny_altclip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_open_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random open_clip checkpoint (``open_clip_config.json`` + safetensors)."""
+    pytest.importorskip("open_clip")
+    from tests.openclip_factory import make_tiny_open_clip
+
+    return make_tiny_open_clip(tmp_path_factory.mktemp("tiny_open_clip"))
+
+
+@pytest.fixture(scope="session")
 def tiny_yolo_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random YOLO11n ``.pt`` that detects ~50 'cat' boxes on any image (see factory)."""
     return make_tiny_yolo(tmp_path_factory.mktemp("tiny_yolo") / "tiny-yolo11n.pt")

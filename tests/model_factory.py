@@ -23,6 +23,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from indexer.models.openclip_tokens import byte_symbols
 from indexer.settings import configure_ultralytics
 
 if TYPE_CHECKING:
@@ -120,23 +121,6 @@ def _corpus() -> list[str]:
     return lines
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte -> printable unicode table, in CLIP's vocabulary order."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
-
-
 def _clip_pretokenizer():
     """CLIP's normaliser + pre-tokeniser from ``tokenizers``, as transformers' CLIPTokenizer has."""
     from tokenizers import Regex, normalizers, pre_tokenizers
@@ -223,7 +207,7 @@ def make_clip_tokenizer_files(out_dir: Path, vocab_size: int = 1000) -> tuple[Pa
 
     merges = _corpus_merges(vocab_size - _MIN_VOCAB)
 
-    symbols = list(_bytes_to_unicode().values())
+    symbols = list(byte_symbols().values())
     tokens = symbols + [s + EOW for s in symbols] + ["".join(m) for m in merges]
     tokens += [BOS_TOKEN, EOS_TOKEN]
     if len(set(tokens)) != len(tokens):  # BPE merges always create new tokens; guard anyway

@@ -125,7 +125,9 @@ def clip_load_error(model_id: str, reason: str) -> ModelLoadError:
         f"Could not load CLIP model {model_id!r}: {reason}\n"
         "Supply it either as a Hugging Face hub id (downloaded once on a machine with "
         "internet access, e.g. openai/clip-vit-base-patch32) or as a local folder saved "
-        f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH. {NO_INTERNET_HINT}"
+        f"with save_pretrained: --clip-model PATH or {ENV_CLIP_MODEL}=PATH; an open_clip model "
+        "as hf-hub:org/name or a folder holding open_clip_config.json and its weights. "
+        f"{NO_INTERNET_HINT}"
     )
 
 
@@ -163,6 +165,28 @@ class ClipEmbedder(TextQueries, ImageQueries):
         self.model_id = canonical_model_id(resolve_clip_model(model_id))
         self.device = device
         self.batch_size = max(1, int(batch_size))
+        image_settings = self._load_files()
+        self.precision = choose_precision(precision, device)
+        backend = choose_backend(backend, device)
+        self.calibration = list(calibration or ())
+        self.calibration_key = calibration_key
+        if self.precision in QUANTIZED_PRECISIONS:
+            from .quantize import default_calibration_photos, require_nncf
+
+            check_quantized_backend(self.precision, backend)
+            if calibration_key is None:
+                require_nncf()
+            self.calibration = self.calibration or default_calibration_photos()
+        self.dim = self.family.embed_dim(self.config)
+        self.pixels = self.family.image_inputs(image_settings)
+        self.templates = self.family.templates
+        self._text_length = self._max_text_length()
+        self.session = self._open_session(backend)
+        self._text_cache: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
+
+    def _load_files(self) -> Any:
+        """Find the model and read its config, family and tokenizer (``config``,
+        ``family``, ``tokenizer``); returns the image preprocessing settings."""
         self._source: ModelSource = find_clip_source(self.model_id)
         try:
             self.config = self._source.config()
@@ -177,23 +201,11 @@ class ClipEmbedder(TextQueries, ImageQueries):
                 f"Could not load the tokenizer or image processor of {self.model_id!r} "
                 f"({self.family.title}): {first_line(exc)}"
             ) from None
-        self.precision = choose_precision(precision, device)
-        backend = choose_backend(backend, device)
-        self.calibration = list(calibration or ())
-        self.calibration_key = calibration_key
-        if self.precision in QUANTIZED_PRECISIONS:
-            from .quantize import default_calibration_photos, require_nncf
+        return image_processor
 
-            check_quantized_backend(self.precision, backend)
-            if calibration_key is None:
-                require_nncf()
-            self.calibration = self.calibration or default_calibration_photos()
-        self.dim = self.family.embed_dim(self.config)
-        self.pixels = self.family.image_inputs(image_processor)
-        self.templates = self.family.templates
-        self._text_length = self._max_text_length()
-        self.session = self._open_session(backend)
-        self._text_cache: OrderedDict[tuple[str, bool], np.ndarray] = OrderedDict()
+    def _files_key(self) -> str | None:
+        """The key of the model's files, which names its converted copies (see source.py)."""
+        return self._source.files_key()
 
     def _open_session(self, backend: str) -> ClipSession:
         """The session for ``backend``; PyTorch when an OpenVINO conversion fails."""
@@ -202,7 +214,7 @@ class ClipEmbedder(TextQueries, ImageQueries):
             if self.precision in QUANTIZED_PRECISIONS:
                 quantize = self._quantize
             try:
-                key = self._source.files_key()
+                key = self._files_key()
                 session = OpenVinoClipSession.load(
                     self._load_weights,
                     key,

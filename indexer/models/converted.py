@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import first_line
-from ..settings import QUANTIZED_PRECISIONS, choose_precision
+from ..settings import QUANTIZED_PRECISIONS, choose_precision, resolve_clip_model
 from .images import ImageQueries, example_images
+from .openclip_files import MODEL_TYPE as OPEN_CLIP
+from .openclip_files import image_settings, is_open_clip
 from .openvino import Features, compile_ir, image_ir_dir, runner
-from .source import ModelSource
+from .source import ModelSource, canonical_model_id
 from .text import CachedModel, OpenVinoTextEncoder, compile_text_encoder, find_cached
 
 log = logging.getLogger("objsearch")
@@ -106,7 +108,11 @@ def load_converted_embedder(
             return None
         chosen = choose_precision(precision, "cpu")
         xml = _image_xml(cached, chosen, calibration_key)
-        settings = ModelSource(cached.folder, {}).json_image_settings()
+        settings = (
+            image_settings(cached.folder)
+            if cached.family.name == OPEN_CLIP
+            else ModelSource(cached.folder, {}).json_image_settings()
+        )
         if xml is None or settings is None:
             return None
         pixels = cached.family.image_inputs(settings)
@@ -137,7 +143,8 @@ def load_embedder(
     calibration_key: str | None = None,
 ) -> Any:
     """The embedding model for a run: from the conversion cache when it holds everything,
-    else :class:`~indexer.models.clip.ClipEmbedder` (which converts it for next time).
+    else :class:`~indexer.models.clip.ClipEmbedder`, or for an open_clip checkpoint
+    :class:`~indexer.models.openclip.OpenClipEmbedder` (which convert it for next time).
 
     ``calibration`` (explicit int8 calibration photos) always takes the full path, which
     keys the quantized tower by those photos.
@@ -155,7 +162,12 @@ def load_embedder(
             return converted
     from .clip import ClipEmbedder
 
-    return ClipEmbedder(
+    full = ClipEmbedder
+    if is_open_clip(canonical_model_id(resolve_clip_model(model_id))):
+        from .openclip import OpenClipEmbedder
+
+        full = OpenClipEmbedder
+    return full(
         model_id,
         device,
         precision=precision,

@@ -121,6 +121,12 @@ class CentreCrop:
         return {"pixel_values": _normalised(batch, self.mean, self.std)}
 
 
+def open_clip_pixels(settings: Any) -> CentreCrop | Squash:
+    """An open_clip model's pixels (see :func:`.openclip_files.image_settings`): CLIP's
+    short-side resize and centre crop (``shortest``), or the whole photo squashed."""
+    return Squash(settings) if settings.resize_mode == "squash" else CentreCrop(settings)
+
+
 class Squash:
     """SigLIP's pixels: the whole photo resized to the model's square, aspect ignored.
 
@@ -223,6 +229,13 @@ class NaFlex:
         return {"pixel_values": pixels, "pixel_attention_mask": mask, "spatial_shapes": shapes}
 
 
+OPENAI_CLIP_IDS = (
+    "openai/clip-vit-base-patch32",
+    "openai/clip-vit-base-patch16",
+    "openai/clip-vit-large-patch14",
+)
+
+
 # -- the registry ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TextStyle:
@@ -236,6 +249,7 @@ class TextStyle:
     padding: str  # "longest" or "max_length"
     attention_mask: bool
     padding_side: str | None = None  # None: the tokenizer's own
+    trace_length: int = 7  # tokens per text when tracing; fixed-length towers need theirs
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -258,6 +272,12 @@ class Family:
     hub_ids: tuple[tuple[str, int], ...]  # suggested checkpoints and their embedding sizes
     benchmark_shape: str  # the architecture the measured speed is for
     note: str
+    # The licence of each suggested checkpoint's weights, as its model card states it.
+    licenses: tuple[tuple[str, str], ...] = ()
+
+    def license_of(self, hub_id: str) -> str:
+        """The licence of a suggested checkpoint, or ``?`` when the table does not say."""
+        return dict(self.licenses).get(hub_id, "?")
 
     def load_class(self) -> Any:
         import transformers
@@ -275,13 +295,10 @@ FAMILIES: tuple[Family, ...] = (
         text=TextStyle(padding="longest", attention_mask=True),
         templates=ENGLISH_TEMPLATES,
         embed_dim=lambda config: int(config.projection_dim),
-        hub_ids=(
-            ("openai/clip-vit-base-patch32", 512),
-            ("openai/clip-vit-base-patch16", 512),
-            ("openai/clip-vit-large-patch14", 768),
-        ),
+        hub_ids=tuple(zip(OPENAI_CLIP_IDS, (512, 512, 768), strict=True)),
         benchmark_shape="ViT-B/32",
-        note="English; the fastest",
+        note="English",
+        licenses=tuple((h, "MIT") for h in OPENAI_CLIP_IDS),
     ),
     Family(
         name="siglip",
@@ -299,6 +316,11 @@ FAMILIES: tuple[Family, ...] = (
         ),
         benchmark_shape="ViT-B/16, 224 px",
         note="higher published retrieval scores than CLIP of the same size; SigLIP 2 ids are multilingual",
+        licenses=(
+            ("google/siglip2-base-patch16-224", "Apache-2.0"),
+            ("google/siglip-base-patch16-224", "Apache-2.0"),
+            ("google/siglip-so400m-patch14-384", "Apache-2.0"),
+        ),
     ),
     Family(
         name="siglip2",
@@ -315,6 +337,10 @@ FAMILIES: tuple[Family, ...] = (
         ),
         benchmark_shape="ViT-B/16, 256 patches",
         note="keeps each crop's aspect ratio (long thin objects); multilingual",
+        licenses=(
+            ("google/siglip2-base-patch16-naflex", "Apache-2.0"),
+            ("google/siglip2-so400m-patch16-naflex", "Apache-2.0"),
+        ),
     ),
     Family(
         name="altclip",
@@ -329,6 +355,35 @@ FAMILIES: tuple[Family, ...] = (
         hub_ids=(("BAAI/AltCLIP-m18", 768), ("BAAI/AltCLIP-m9", 768), ("BAAI/AltCLIP", 768)),
         benchmark_shape="ViT-L/14 + XLM-R large",
         note="queries in 18 languages; ViT-L/14 image tower, so the slowest",
+        licenses=tuple(
+            (h, "CreativeML OpenRAIL-M (use restrictions)")
+            for h in ("BAAI/AltCLIP-m18", "BAAI/AltCLIP-m9", "BAAI/AltCLIP")
+        ),
+    ),
+    Family(
+        name="open_clip",
+        title="open_clip (MobileCLIP2, DataComp and LAION CLIPs)",
+        model_types=("open_clip",),
+        model_class="open_clip",  # open-clip-torch, not transformers (see openclip.py)
+        image_inputs=open_clip_pixels,
+        # open_clip pads every text with zeros to its 77 positions; no attention mask.
+        text=TextStyle(
+            padding="max_length", attention_mask=False, padding_side="right", trace_length=77
+        ),
+        templates=ENGLISH_TEMPLATES,
+        embed_dim=lambda config: int(config.embed_dim),
+        hub_ids=(
+            ("hf-hub:timm/MobileCLIP2-S0-OpenCLIP", 512),
+            ("hf-hub:laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K", 512),
+        ),
+        benchmark_shape="MobileCLIP2-S0",
+        note="English; a local open_clip folder or an hf-hub: id (needs pip install "
+        "'objsearch[openclip]' to convert, once); MobileCLIP2-S0: an 11.4M-parameter image "
+        "tower (ViT-B/32: 88M), 71.5 % published ImageNet zero-shot (ViT-B/32: 63.3 %)",
+        licenses=(
+            ("hf-hub:timm/MobileCLIP2-S0-OpenCLIP", "Apple AMLR (research only, not OSI)"),
+            ("hf-hub:laion/CLIP-ViT-B-32-256x256-DataComp-s34B-b86K", "MIT"),
+        ),
     ),
 )
 

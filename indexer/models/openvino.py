@@ -259,7 +259,7 @@ def compile_text_tower(
     import torch
 
     names = family.text.input_names
-    ids = torch.ones(2, 7, dtype=torch.int64)
+    ids = torch.ones(2, family.text.trace_length, dtype=torch.int64)
     request = _compile_cached(
         text_ir_dir(
             family.name, key or _weights_key(load_model(), ("text_model", "text_projection"))

@@ -1,7 +1,8 @@
 """``objsearch models save``: make an offline copy of a model on a machine with internet.
 
 A dual encoder is downloaded from the Hugging Face hub and written with ``save_pretrained``
-(weights, config, tokenizer and image processor: everything objsearch loads); an ultralytics
+(weights, config, tokenizer and image processor: everything objsearch loads), an open_clip
+one (``hf-hub:ORG/NAME``) as its ``open_clip_config.json`` and weights file; an ultralytics
 detector's weights file is downloaded by ultralytics (or copied, when it is a local file).
 The folder or file can then be copied to an offline machine and named with
 ``OBJSEARCH_CLIP_MODEL`` / ``OBJSEARCH_DETECTOR``.
@@ -22,7 +23,16 @@ from ..errors import ModelLoadError, first_line
 from ..settings import ENV_CLIP_MODEL, ENV_DETECTOR, configure_ultralytics
 from .detector import check_detector_file
 from .families import family_of
-from .source import host_reachable, hub_reachable
+from .openclip_files import (
+    CONFIG_NAME,
+    MODEL_TYPE,
+    WEIGHT_NAMES,
+    OpenClipError,
+    is_hub_name,
+    is_open_clip,
+    read_config,
+)
+from .source import host_reachable, hub_reachable, open_clip_hub_folder
 
 DETECTOR_SUFFIXES = (".pt",)
 _RELEASES_HOST = "github.com"  # where ultralytics publishes its weights
@@ -73,7 +83,36 @@ def save_model(source: str, dest: str | Path) -> SavedModel:
     if is_detector_name(source):
         return _save_detector(source, dest)
     _fresh_destination(dest)
+    if is_open_clip(source):
+        return _save_open_clip(source, dest)
     return _save_dual_encoder(source, dest)
+
+
+def _save_open_clip(source: str, dest: Path) -> SavedModel:
+    """An open_clip checkpoint (``hf-hub:`` id or folder): its config and weights files."""
+    try:
+        folder = Path(open_clip_hub_folder(source) if is_hub_name(source) else source)
+        config = read_config(str(folder.expanduser()))
+    except (OSError, OpenClipError) as exc:
+        raise ModelLoadError(
+            f"Cannot save open_clip model {source!r}: {first_line(exc)}. Run `objsearch models "
+            "save` on a machine with internet access and copy the folder here (see the "
+            'README\'s "No internet?" section).'
+        ) from None
+    files = [folder / n for n in (CONFIG_NAME, *WEIGHT_NAMES) if (folder / n).is_file()]
+    if len(files) < 2:
+        raise ModelLoadError(
+            f"{source!r} has no {' or '.join(WEIGHT_NAMES)} (nothing was written)."
+        )
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        for path in files:  # the hub cache links to its blobs: copy the contents
+            shutil.copy2(path, tmp / path.name)
+        _publish(tmp, dest)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelLoadError(f"Could not save {source!r}: {first_line(exc)}") from None
+    return SavedModel("dual encoder", source, dest, MODEL_TYPE, config.embed_dim)
 
 
 def _save_dual_encoder(source: str, dest: Path) -> SavedModel:

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from .families import Family
+from .openclip_files import download, hub_repo, hub_snapshot, is_hub_name
 
 HUB_ENDPOINT = "https://huggingface.co"
 DETECTOR_DOWNLOAD_HOST = "github.com"  # ultralytics fetches named weights from its releases
@@ -190,6 +191,8 @@ def model_folder(model_id: str) -> str | None:
     path = os.path.expanduser(model_id)
     if os.path.isdir(path):
         return path
+    if is_hub_name(model_id):
+        return hub_snapshot(model_id)
     if looks_like_path(model_id) or not is_hub_id(model_id) or "/" not in model_id:
         return None
     repo = os.path.join(hub_cache_root(), "models--" + model_id.replace("/", "--"))
@@ -235,6 +238,8 @@ def find_source(model_id: str) -> ModelSource:
     """
     if os.path.isdir(model_id):
         return ModelSource(model_id, {})
+    if is_hub_name(model_id):
+        return ModelSource(open_clip_hub_folder(model_id), {})
     if os.path.exists(model_id):
         raise OSError(f"{model_id} is a file; a local model is a folder saved with save_pretrained")
     if looks_like_path(model_id):
@@ -255,6 +260,19 @@ def find_source(model_id: str) -> ModelSource:
                 "be reached"
             ) from None
     return ModelSource(model_id, {})
+
+
+def open_clip_hub_folder(model_id: str) -> str:
+    """The folder of an ``hf-hub:`` open_clip id: its cached snapshot, else downloaded."""
+    repo = hub_repo(model_id)
+    if not is_hub_id(repo) or "/" not in repo:
+        raise OSError(f"{repo!r} is not a Hugging Face hub id (hf-hub:org/name)")
+    folder = hub_snapshot(model_id)
+    if folder is not None:
+        return folder
+    if not hub_reachable():
+        raise OSError("it is not in the Hugging Face cache, and the hub cannot be reached")
+    return download(model_id)
 
 
 def detector_weights(name: str) -> str:

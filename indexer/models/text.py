@@ -44,7 +44,11 @@ from ..settings import (
     resolve,
     resolve_clip_model,
 )
-from .families import Family, family_of
+from .families import Family, family_named, family_of
+from .openclip_files import MODEL_TYPE as OPEN_CLIP
+from .openclip_files import is_open_clip
+from .openclip_tokens import CLEAN as CLEAN_OPEN_CLIP
+from .openclip_tokens import clean_query
 from .openvino import compile_ir, import_openvino, infer_rows, text_ir_dir
 from .source import canonical_model_id, folder_key, model_folder
 
@@ -125,6 +129,7 @@ class QueryRecipe:
     pad_id: int
     pad_token: str
     pad_type_id: int = 0
+    clean: str = ""  # "open_clip": texts cleaned as open_clip does (see openclip_tokens.py)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -261,6 +266,8 @@ class OpenVinoTextEncoder(TextQueries):
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """The text tower's inputs, as the full embedder's tokenizer gives them."""
+        if self.recipe.clean == CLEAN_OPEN_CLIP:
+            texts = [clean_query(text) for text in texts]
         encodings = self._tokenizer.encode_batch(list(texts))
         arrays = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
@@ -304,6 +311,8 @@ def _runs_on_openvino_cpu(device: str | None, backend: str | None) -> bool:
 
 
 def _cached_family(folder: str, model_id: str) -> Family:
+    if is_open_clip(model_id):
+        return family_named(OPEN_CLIP)
     with open(os.path.join(folder, "config.json"), encoding="utf-8") as fh:
         config = json.load(fh)
     return family_of(_Config(config.get("model_type")), model_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated
 
@@ -31,9 +32,10 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List the supported model families, suggested hub ids, embedding sizes and speeds."""
     if ctx.invoked_subcommand is not None:
         return
-    from indexer.models.catalog import DEFAULT_REASON, catalog, is_default
+    from indexer.models.catalog import DEFAULT_REASON, catalog, is_default, model_speeds
 
     rows, about = catalog()
+    side_by_side, side_about = model_speeds()
     if as_json:
         listing = [
             {
@@ -41,18 +43,27 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 "title": r.family.title,
                 "model_class": r.family.model_class,
                 "default": is_default(r.family),
-                "hub_ids": [{"id": h, "embed_dim": d} for h, d in r.family.hub_ids],
+                "hub_ids": [
+                    {"id": h, "embed_dim": d, "license": r.family.license_of(h)}
+                    for h, d in r.family.hub_ids
+                ],
                 "photos_per_s": r.speed.objects if r.speed else None,
                 "photos_only_per_s": r.speed.photos_only if r.speed else None,
                 "measured_shape": r.speed.shape if r.speed else None,
                 "note": r.family.note,
+                "side_by_side": [
+                    {f.name: getattr(m, f.name) for f in fields(m) if f.name != "family"}
+                    for m in side_by_side
+                    if m.family.name == r.family.name
+                ],
             }
             for r in rows
         ]
         print(json.dumps(listing))
         return
     table = Table(title="Embedding models (--clip-model / OBJSEARCH_CLIP_MODEL)")
-    for name in ("family", "hub ids (embedding size)", "photos/s", "photos-only /s", "notes"):
+    columns = ("family", "hub ids (embedding size)", "licence", "photos/s", "photos-only /s")
+    for name in (*columns, "notes"):
         table.add_column(name, overflow="fold")
     for row in rows:
         speed = row.speed
@@ -60,6 +71,7 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         table.add_row(
             f"{escape(row.family.title)}{default}",
             "\n".join(f"{h} ({d}-d)" for h, d in row.family.hub_ids),
+            "\n".join(escape(row.family.license_of(h)) for h, _ in row.family.hub_ids),
             f"{speed.objects:.2f}" if speed and speed.objects else "not measured",
             f"{speed.photos_only:.2f}" if speed and speed.photos_only else "-",
             escape(row.family.note + (f"; measured: {speed.shape}" if speed else "")),
@@ -74,8 +86,43 @@ def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             ),
             highlight=False,
         )
+    if side_by_side:
+        out.print(side_by_side_table(side_by_side))
+        out.print(
+            escape(
+                f"Side by side: {side_about.get('machine', '?')} ({side_about.get('date', '?')}); "
+                f"{side_about.get('noise', '')}"
+            ),
+            highlight=False,
+        )
     out.print(DEFAULT_REASON, highlight=False)
     out.print(DETECTORS_NOTE, highlight=False)
+
+
+def side_by_side_table(speeds: list) -> Table:  # list[ModelSpeed]
+    """The architectures timed side by side, with their ratios to the default's model."""
+    table = Table(
+        title="Measured side by side (random weights of each shape; on a shared machine the "
+        "ratios to CLIP ViT-B/32 are what count)"
+    )
+    columns = ("model", "checkpoint", "licence", "photos/s", "photos-only /s")
+    for name in (*columns, "image tower /s", "text tower /s"):
+        table.add_column(name, overflow="fold")
+
+    def speed(value: float | None, ratio: float | None) -> str:
+        return f"{value:.2f} ({ratio:.2f}×)" if value and ratio else "-"
+
+    for m in speeds:
+        table.add_row(
+            escape(f"{m.family.name}: {m.shape}"),
+            escape(m.checkpoint),
+            escape(m.license),
+            speed(m.objects, m.objects_ratio),
+            speed(m.photos_only, m.photos_only_ratio),
+            speed(m.images_per_s, m.images_ratio),
+            speed(m.texts_per_s, m.texts_ratio),
+        )
+    return table
 
 
 @models_app.command("save")

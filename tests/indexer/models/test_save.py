@@ -51,3 +51,24 @@ def test_a_classifier_is_not_saved_as_a_detector(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="'classify' model"):
         save_model(str(tmp_path / "cls.pt"), tmp_path / "out")
     assert not (tmp_path / "out" / "cls.pt").exists()
+
+
+def test_open_clip_folder_is_saved_as_config_and_weights(tiny_open_clip_dir, tmp_path) -> None:
+    from indexer.models.openclip_files import is_open_clip
+
+    dest = tmp_path / "saved"
+    saved = save_model(str(tiny_open_clip_dir), dest)
+    assert saved.family == "open_clip" and saved.embed_dim == 32 and is_open_clip(str(dest))
+    names = sorted(p.name for p in dest.iterdir())
+    assert names == ["open_clip_config.json", "open_clip_model.safetensors"]
+    original = tiny_open_clip_dir / "open_clip_model.safetensors"
+    assert (dest / names[1]).read_bytes() == original.read_bytes()
+
+
+def test_open_clip_hub_id_offline_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="hub cannot be reached") as info:
+        save_model("hf-hub:timm/MobileCLIP2-S0-OpenCLIP", tmp_path / "out")
+    assert "hf-hub:timm/MobileCLIP2-S0-OpenCLIP" in str(info.value)
+    assert not (tmp_path / "out").exists()

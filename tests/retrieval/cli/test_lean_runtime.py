@@ -1,5 +1,6 @@
 """The import rule: once the models are converted, CPU runs import no torch, transformers,
-torchvision or ultralytics (each command runs in a fresh process, as a user runs it)."""
+torchvision or ultralytics, nor for open_clip models open_clip or timm (each command runs
+in a fresh process, as a user runs it)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from tests.fixtures import write_photo
 from tests.fixtures.cli_probe import run_probed
 
-HEAVY = ("torch", "torchvision", "transformers", "ultralytics")
+HEAVY = ("torch", "torchvision", "transformers", "ultralytics", "open_clip", "timm")
 
 
 def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[dict, str]:
@@ -21,20 +22,14 @@ def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[dict, str]
     return {"code": report["code"], "heavy": heavy}, run.stdout
 
 
-@pytest.mark.slow  # converts the tiny models once, then four more CLI processes
-def test_converted_models_run_without_torch(models, tmp_path) -> None:
+def check_lean_runs(tmp_path: Path, clip_model: Path, detector: Path) -> None:
+    """Index (converting), add photos and index again, then search by text and by image:
+    every run after the first imports none of :data:`HEAVY`."""
     folder, index_dir = tmp_path / "photos", tmp_path / "index"
     for i in range(3):
         write_photo(folder / f"p{i}.jpg", (160, 120), seed=i)
     env = {"OBJSEARCH_CACHE": str(tmp_path / "cache")}  # a fresh cache: the first run converts
-    base = [
-        "--index",
-        str(index_dir),
-        "--clip-model",
-        str(models.clip_dir),
-        "--detector",
-        str(models.yolo_path),
-    ]
+    base = ["--index", str(index_dir), "--clip-model", str(clip_model), "--detector", str(detector)]
     first, _ = run_cli(tmp_path, env, "index", str(folder), *base)
     assert first["code"] == 0
     assert "torch" in first["heavy"]  # converting needs the full stack, once
@@ -55,3 +50,15 @@ def test_converted_models_run_without_torch(models, tmp_path) -> None:
     )
     assert image == {"code": 0, "heavy": []}
     assert "p0.jpg" in out
+
+
+@pytest.mark.slow  # converts the tiny models once, then four more CLI processes
+def test_converted_models_run_without_torch(models, tmp_path) -> None:
+    check_lean_runs(tmp_path, models.clip_dir, models.yolo_path)
+
+
+@pytest.mark.slow  # the same with an open_clip checkpoint folder
+def test_converted_open_clip_model_runs_without_torch(
+    tiny_open_clip_dir, tiny_yolo_path, tmp_path
+) -> None:
+    check_lean_runs(tmp_path, tiny_open_clip_dir, tiny_yolo_path)

@@ -51,13 +51,18 @@ def test_models_lists_families_default_and_measured_speed() -> None:
     result = CliRunner().invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert [r["family"] for r in rows] == ["clip", "siglip", "siglip2", "altclip"]
+    assert [r["family"] for r in rows] == ["clip", "siglip", "siglip2", "altclip", "open_clip"]
     assert [r["family"] for r in rows if r["default"]] == ["clip"]
     assert all(r["hub_ids"] and all(h["embed_dim"] > 0 for h in r["hub_ids"]) for r in rows)
+    assert all(h["license"] != "?" for r in rows for h in r["hub_ids"])
+    assert rows[0]["hub_ids"][0]["license"] == "MIT"  # the default stays permissive
+    mobile = rows[-1]["hub_ids"][0]
+    assert "MobileCLIP2" in mobile["id"] and "Apple" in mobile["license"]
     clip = rows[0]
     assert clip["photos_per_s"] is None or clip["photos_per_s"] > 0
     assert clip["measured_shape"] is None or "ViT-B/32" in clip["measured_shape"]
     table = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
     assert table.exit_code == 0
     assert "openai/clip-vit-base-patch32" in table.output and "default" in table.output
-    assert all(name in table.output for name in ("SigLIP 2", "AltCLIP", "rtdetr"))
+    assert all(name in table.output for name in ("SigLIP 2", "AltCLIP", "rtdetr", "licence"))
+    assert "hf-hub:timm/MobileCLIP2-S0-OpenCLIP" in table.output
