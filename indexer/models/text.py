@@ -232,14 +232,9 @@ class OpenVinoTextEncoder(TextQueries):
         self.templates = family.templates
         self._tokenizer = tokenizer
         # A compiled tower, or (lazy) the function that compiles it.
-        self._request, self._compile = (
-            (None, request)
-            if isinstance(request, LazyTower)
-            else (
-                request,
-                None,
-            )
-        )
+        lazy = isinstance(request, LazyTower)
+        self._request: Any = None if lazy else request
+        self._compile: LazyTower | None = request if lazy else None
         self._probe_file = probe_file
         self._lock = threading.Lock()
         self._text_cache = OrderedDict()
