@@ -263,12 +263,41 @@ def calibration_dir() -> Path | None:
     return Path(expand_path(value)) if value else None
 
 
+def user_cache_home() -> str:
+    """The user's cache folder: ``XDG_CACHE_HOME`` or ``~/.cache``."""
+    return os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+
+
 def cache_dir() -> Path:
     """Where converted models live (``OBJSEARCH_CACHE`` or ``~/.cache/objsearch``)."""
-    root = os.environ.get(ENV_CACHE) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "objsearch"
-    )
-    return Path(root)
+    return Path(os.environ.get(ENV_CACHE) or os.path.join(user_cache_home(), "objsearch"))
+
+
+HUB_ENDPOINT = "https://huggingface.co"
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub is switched off (``HF_HUB_OFFLINE``)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def hub_endpoint() -> str:
+    """The hub's address (``HF_ENDPOINT``, for mirrors)."""
+    return os.environ.get("HF_ENDPOINT", HUB_ENDPOINT)
+
+
+def hub_cache_root() -> str:
+    """The Hugging Face hub cache folder, as ``huggingface_hub`` resolves it."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return os.path.expanduser(explicit)
+    home = os.environ.get("HF_HOME") or os.path.join(user_cache_home(), "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def quiet_ray_usage_stats() -> None:
+    """Ray asks to report usage unless told not to: objsearch never phones home."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 @dataclass(frozen=True)

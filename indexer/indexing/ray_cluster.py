@@ -9,11 +9,11 @@ own), and worker logs stay in Ray's session folder.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
 
 from ..errors import ObjsearchError, first_line
+from ..settings import quiet_ray_usage_stats
 
 INSTALL_HINT = (
     'Distributed indexing needs Ray, an optional extra: pip install "objsearch[ray]" '
@@ -23,7 +23,7 @@ INSTALL_HINT = (
 
 def import_ray() -> ModuleType:
     """``ray`` with Ray Data, or a clear message saying how to install it."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    quiet_ray_usage_stats()
     try:
         import ray
         import ray.data  # noqa: F401

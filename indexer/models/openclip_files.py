@@ -66,7 +66,7 @@ def is_open_clip(model_id: str) -> bool:
 
 def hub_snapshot(model_id: str) -> str | None:
     """The cached snapshot folder of an ``hf-hub:`` id, or None when it is not cached."""
-    from .source import hub_cache_root
+    from ..settings import hub_cache_root
 
     repo = os.path.join(hub_cache_root(), "models--" + hub_repo(model_id).replace("/", "--"))
     try:

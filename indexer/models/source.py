@@ -23,10 +23,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from ..settings import hub_cache_root, hub_endpoint, hub_offline
 from .families import Family
 from .openclip_files import download, hub_repo, hub_snapshot, is_hub_name
 
-HUB_ENDPOINT = "https://huggingface.co"
 DETECTOR_DOWNLOAD_HOST = "github.com"  # ultralytics fetches named weights from its releases
 
 # A Hugging Face repository id: ``name`` or ``org/name`` of letters, digits, ``-_.``.
@@ -48,9 +48,9 @@ def host_reachable(host: str, timeout: float = 2.0) -> bool:
 
 def hub_reachable() -> bool:
     """True unless the Hugging Face hub is switched off or its host does not resolve."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if hub_offline():
         return False
-    endpoint = os.environ.get("HF_ENDPOINT", HUB_ENDPOINT)
+    endpoint = hub_endpoint()
     return host_reachable(endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0])
 
 
@@ -169,17 +169,6 @@ def folder_key(folder: str) -> str:
             st = os.stat(os.path.join(folder, name))
             digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
     return digest.hexdigest()
-
-
-def hub_cache_root() -> str:
-    """The Hugging Face hub cache folder, as ``huggingface_hub`` resolves it."""
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if explicit:
-        return os.path.expanduser(explicit)
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
-    )
-    return os.path.join(os.path.expanduser(home), "hub")
 
 
 def model_folder(model_id: str) -> str | None:

@@ -135,3 +135,35 @@ def test_int8_precision_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     check_quantized_backend("int8", "openvino")
     with pytest.raises(ObjsearchError, match="needs the OpenVINO backend"):
         check_quantized_backend("int8", "torch")
+
+
+def test_only_settings_reads_the_environment() -> None:
+    """Settings are resolved once: no other module of the packages reads os.environ."""
+    import ast
+    from pathlib import Path
+
+    root = Path(settings.__file__).resolve().parents[1]
+    readers = []
+    for package in ("indexer", "retrieval"):
+        for path in sorted((root / package).rglob("*.py")):
+            if path.name == "settings.py" and path.parent.name == "indexer":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                name = node.attr if isinstance(node, ast.Attribute) else None
+                if name in ("environ", "getenv", "putenv", "unsetenv"):
+                    readers.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert readers == []
+
+
+def test_hub_cache_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert settings.hub_cache_root() == str(tmp_path / "xdg" / "huggingface" / "hub")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    assert settings.hub_cache_root() == str(tmp_path / "hf" / "hub")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "explicit"))
+    assert settings.hub_cache_root() == str(tmp_path / "explicit")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert settings.hub_offline()
