@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the type checker sees the real names; at run time they load on first use
     from .filters import SearchFilters
-    from .searcher import Searcher, SearchResult
+    from .results import SearchResult
+    from .searcher import Searcher
 
-_LAZY = {"SearchFilters": ".filters", "Searcher": ".searcher", "SearchResult": ".searcher"}
+_LAZY = {"SearchFilters": ".filters", "Searcher": ".searcher", "SearchResult": ".results"}
 
 __all__ = ["SearchFilters", "SearchResult", "Searcher"]
 

@@ -16,9 +16,9 @@ reloads vectors when new batches were committed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Literal, cast
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from sqlalchemy import select
@@ -32,15 +32,14 @@ from indexer.store import (
     KIND_OBJECT,
     IndexParams,
     LiveVectors,
-    Photo,
     Region,
     Store,
-    TextRegion,
 )
 
 from .compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT, blend, clean_negatives, push_away
-from .filters import SearchFilters, matching_region_ids, photo_conditions
-from .text_match import lines_matching, text_score, whole_words
+from .filters import SearchFilters, matching_region_ids
+from .ranking import Skip, rank_exact, rank_expanding, rank_text_lines
+from .results import GROUPS, Group, RegionKind, SearchResult
 
 if TYPE_CHECKING:  # a text search never imports PIL's codecs, transformers or torch
     from PIL import Image
@@ -49,72 +48,11 @@ if TYPE_CHECKING:  # a text search never imports PIL's codecs, transformers or t
 
     from .preload import TextPreload
 
-RegionKind = Literal["object", "image"]
-Group = Literal["photo", "object"]
-GROUPS = ("photo", "object")
-
 # Allowed sets up to this many regions are ranked exactly (brute force over the subset,
 # about 1 ms per 10k regions); larger ones go through FAISS with an IDSelector, where a
 # graph index keeps its recall because the filter lets most of the graph through.
 EXACT_SUBSET_MAX = 100_000
 ALLOWED_CACHE = 8  # filter sets remembered per searcher
-
-
-@dataclass
-class SearchResult:
-    """One photo in the ranking, represented by its best-matching region."""
-
-    rank: int
-    score: float
-    image: str
-    kind: str
-    box: tuple[float, float, float, float] | None
-    label: str | None
-    confidence: float | None
-    region_id: int | None  # None for a line of text (text lines are not vector regions)
-    photo_id: int
-    width: int
-    height: int
-    caption: str
-    matches: int = 1
-    refined_box: tuple[float, float, float, float] | None = None
-    refinement: str = "not requested"  # see retrieval.localize.refine.REFINEMENTS
-    taken_at: str | None = None
-    date_source: str | None = None
-    camera: str | None = None
-    gps: dict[str, float] | None = None
-    text: str | None = None  # the words read, for kind "text"
-
-    def to_dict(self) -> dict[str, object]:
-        """The JSON form: documented keys first, extra detail after."""
-        data = asdict(self)
-        data["box"] = list(self.box) if self.box is not None else None
-        data["refined_box"] = list(self.refined_box) if self.refined_box is not None else None
-        return data
-
-
-def _result(region: Region | TextRegion, photo: Photo, score: float) -> SearchResult:
-    text = region.text if isinstance(region, TextRegion) else None
-    label = None if isinstance(region, TextRegion) else region.label
-    return SearchResult(
-        rank=0,
-        score=round(float(score), 6),
-        image=photo.path,
-        kind=region.kind,
-        box=region.shown_box,
-        label=label,
-        confidence=region.shown_confidence,
-        region_id=None if isinstance(region, TextRegion) else region.id,
-        text=text,
-        photo_id=photo.id,
-        width=photo.width,
-        height=photo.height,
-        caption=photo.caption,
-        taken_at=photo.taken_at,
-        date_source=photo.date_source,
-        camera=photo.camera,
-        gps=photo.gps,
-    )
 
 
 def check_query(text: str | None, image: object) -> None:
@@ -434,47 +372,7 @@ class Searcher:
         photo (its best, ``matches`` counting its matching lines) unless ``group="object"``.
         The other filters restrict the photos; ``labels`` keeps photos with such an object.
         """
-        if top_k < 1:
-            raise QueryError("top-k must be at least 1.")
-        if group not in GROUPS:
-            raise QueryError(f"--group must be photo or object, not {group!r}.")
-        if not filters.ocr:
-            raise QueryError("--ocr: give at least one word to find in the photos' text.")
-        words = filters.ocr.split()
-        whole = whole_words(words).label("whole")
-        chosen: dict[int, list] = {}  # photo (or line) id -> [line id, score, matching lines]
-        window = top_k * 8 + 32  # as many candidates as a vector search weighs
-        with self.store.session() as s:
-            conds = photo_conditions(s, filters)
-            if filters.labels:
-                labelled = select(Region.photo_id).where(
-                    Region.label.collate("NOCASE").in_(filters.labels)
-                )
-                conds.append(Photo.id.in_(labelled))
-            query = (
-                select(TextRegion.id, TextRegion.photo_id, whole)
-                .join(Photo, Photo.id == TextRegion.photo_id)
-                .where(TextRegion.id.in_(lines_matching(words)), *conds)
-                .order_by(whole.desc(), TextRegion.confidence.desc(), TextRegion.id)
-            )
-            for seen, (line_id, photo_id, alone) in enumerate(s.execute(query), 1):
-                line_score = text_score(alone, len(words))
-                if filters.min_score is not None and line_score < filters.min_score:
-                    break  # rows come best first
-                key = line_id if group == "object" else photo_id
-                if key in chosen:
-                    chosen[key][2] += 1
-                elif len(chosen) < top_k:
-                    chosen[key] = [line_id, line_score, 1]
-                if len(chosen) >= top_k and seen >= window:
-                    break
-        lines = self._text_lines([line_id for line_id, _, _ in chosen.values()])
-        return self._ranked([(*lines[i], sc, n) for i, sc, n in chosen.values() if i in lines])
-
-    def _text_lines(self, ids: list[int]) -> dict[int, tuple[TextRegion, Photo]]:
-        with self.store.session() as s:
-            query = select(TextRegion, Photo).join(Photo).where(TextRegion.id.in_(ids))
-            return {line.id: (line, photo) for line, photo in s.execute(query)}
+        return rank_text_lines(self.store, filters, top_k, group)
 
     def allowed_regions(
         self, filters: SearchFilters, kind: str | None = None
@@ -507,16 +405,23 @@ class Searcher:
         kind = self._check(top_k, kind, group)
         filters = filters or SearchFilters()
         index = self.vectors
-        skip = _Skip(exclude_region, exclude_photo, filters.min_score)
+        skip = Skip(exclude_region, exclude_photo, filters.min_score)
         if not filters.restricts_rows:
             if index.ntotal == 0:
                 return []
-            return self._expanding(
-                lambda k: index.search(query[None, :], k), index.ntotal, top_k, kind, group, skip
+            return rank_expanding(
+                self.store,
+                lambda k: index.search(query[None, :], k),
+                index.ntotal,
+                top_k,
+                kind,
+                group,
+                skip,
             )
         ids, photos = self.allowed_regions(filters, kind)
         if len(ids) > EXACT_SUBSET_MAX:
-            return self._expanding(
+            return rank_expanding(
+                self.store,
                 lambda k: index.search(query[None, :], k, allowed=ids),
                 len(ids),
                 top_k,
@@ -525,103 +430,5 @@ class Searcher:
                 skip,
             )
         found, scores = index.scores_for(query, ids)
-        return self._exact(found, photos[np.searchsorted(ids, found)], scores, top_k, group, skip)
-
-    def _expanding(
-        self,
-        search: Callable[[int], tuple[np.ndarray, np.ndarray]],
-        total: int,
-        top_k: int,
-        kind: str | None,
-        group: str,
-        skip: _Skip,
-    ) -> list[SearchResult]:
-        """Ask FAISS for more and more neighbours until ``top_k`` groups are filled."""
-        k = min(total, top_k * 8 + 32)
-        while True:
-            scores, ids = search(k)
-            hits = [(int(i), float(x)) for i, x in zip(ids[0], scores[0], strict=True) if i >= 0]
-            low = skip.min_score is not None and hits and hits[-1][1] < skip.min_score
-            rows = self.store.regions_with_photos([i for i, _ in hits])
-            best: dict[int, list] = {}  # photo (or region) id -> [score, region, photo, matches]
-            for region_id, score in hits:
-                if skip.min_score is not None and score < skip.min_score:
-                    break  # hits come best-first
-                found = rows.get(region_id)
-                if found is None:
-                    continue  # removed since the vectors were loaded
-                region, photo = found
-                if (kind and region.kind != kind) or skip.excludes(region.id, photo.id):
-                    continue
-                key = region.id if group == "object" else photo.id
-                if key in best:
-                    best[key][3] += 1  # hits come best-first: the first one stays
-                else:
-                    best[key] = [score, region, photo, 1]
-            if len(best) >= top_k or k >= total or low:
-                break
-            k = min(total, k * 4)
-        top = sorted(best.values(), key=lambda entry: -entry[0])[:top_k]
-        return self._ranked([(region, photo, score, n) for score, region, photo, n in top])
-
-    def _exact(
-        self,
-        ids: np.ndarray,
-        photos: np.ndarray,
-        scores: np.ndarray,
-        top_k: int,
-        group: str,
-        skip: _Skip,
-    ) -> list[SearchResult]:
-        """Rank every allowed region exactly; group in numpy and load only the winners.
-
-        ``matches`` counts a photo's regions among the best ``top_k * 8 + 32``, as the
-        FAISS path counts them among its candidates.
-        """
-        keep = np.ones(len(ids), bool)
-        if skip.region is not None:
-            keep &= ids != skip.region
-        if skip.photo is not None:
-            keep &= photos != skip.photo
-        if skip.min_score is not None:
-            keep &= scores >= skip.min_score
-        ids, photos, scores = ids[keep], photos[keep], scores[keep]
-        order = np.argsort(-scores, kind="stable")
-        if group == "object":
-            chosen = order[:top_k]
-            matches = np.ones(len(chosen), np.int64)
-        else:
-            _, first = np.unique(photos[order], return_index=True)
-            chosen = order[np.sort(first)][:top_k]
-            window = photos[order[: top_k * 8 + 32]]
-            matches = np.array([max(1, int(np.sum(window == photos[i]))) for i in chosen])
-        rows = self.store.regions_with_photos(ids[chosen].tolist())
-        ranked = []
-        for i, n in zip(chosen, matches, strict=True):
-            found = rows.get(int(ids[i]))
-            if found is not None:  # removed since the vectors were loaded
-                ranked.append((*found, float(scores[i]), int(n)))
-        return self._ranked(ranked)
-
-    @staticmethod
-    def _ranked(
-        entries: Sequence[tuple[Region | TextRegion, Photo, float, int]],
-    ) -> list[SearchResult]:
-        results = []
-        for rank, (region, photo, score, matches) in enumerate(entries, 1):
-            result = _result(region, photo, score)
-            result.rank, result.matches = rank, matches
-            results.append(result)
-        return results
-
-
-@dataclass(frozen=True)
-class _Skip:
-    """What a ranking leaves out: the example region or photo, and scores below a floor."""
-
-    region: int | None
-    photo: int | None
-    min_score: float | None
-
-    def excludes(self, region_id: int, photo_id: int) -> bool:
-        return region_id == self.region or photo_id == self.photo
+        at = np.searchsorted(ids, found)
+        return rank_exact(self.store, found, photos[at], scores, top_k, group, skip)
