@@ -273,12 +273,10 @@ class Watcher:
         now = time.monotonic()
         for change, path in changes:
             self.batcher.add(path, now, modified=change == Change.modified)
-        self._set(pending=self.batcher.pending)
-        if self.stop_event.is_set() or now < self._retry_at:
-            return
-        paths = self.batcher.take(now)
+        due = not self.stop_event.is_set() and now >= self._retry_at
+        paths = self.batcher.take(now) if due else []
+        self._set(pending=self.batcher.pending)  # a batch taken is no longer waiting
         if paths:
-            self._set(pending=self.batcher.pending)  # the batch taken is no longer waiting
             self._index(paths, catch_up=False)
 
     def _load_models(self) -> None:

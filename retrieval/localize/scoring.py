@@ -103,7 +103,8 @@ def occluded_images(rgb: Image.Image, plan: GridPlan) -> tuple[Image.Image, Iter
 class Embedder(Protocol):
     """What ``clip_score_fn`` needs from ``indexer.models.clip``: L2-normalised float32 vectors."""
 
-    dim: int  # vector width, for empty batches
+    @property
+    def dim(self) -> int: ...  # vector width, for empty batches
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...  # (N, D)
 
@@ -158,9 +159,12 @@ class CachedEmbedder:
 
     def __init__(self, embedder: Embedder, max_items: int = 4096) -> None:
         self.embedder = embedder
-        self.dim = embedder.dim
         self.max_items = max_items
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
 
     @staticmethod
     def _key(image: Image.Image) -> bytes:

@@ -52,16 +52,20 @@ class SearchResult:
 
 def result_for(region: Region | TextRegion, photo: Photo, score: float) -> SearchResult:
     """The result showing ``region`` of ``photo`` (rank and matches are set by :func:`ranked`)."""
+    if isinstance(region, TextRegion):  # a line of text: no label, no vector region id
+        label, region_id, text = None, None, region.text
+    else:
+        label, region_id, text = region.label, region.id, None
     return SearchResult(
         rank=0,
         score=round(float(score), 6),
         image=photo.path,
         kind=region.kind,
         box=region.shown_box,
-        label=None if isinstance(region, TextRegion) else region.label,
+        label=label,
         confidence=region.shown_confidence,
-        region_id=None if isinstance(region, TextRegion) else region.id,
-        text=region.text if isinstance(region, TextRegion) else None,
+        region_id=region_id,
+        text=text,
         photo_id=photo.id,
         width=photo.width,
         height=photo.height,
