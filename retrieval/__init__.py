@@ -13,6 +13,7 @@ from importlib import import_module
 
 __all__ = [
     "SearchFilters",
+    "SearchRequest",
     "SearchResult",
     "Searcher",
     "create_app",
@@ -26,6 +27,7 @@ __all__ = [
 # with it SQLAlchemy) load only when a caller asks for them.
 _LAZY = {
     "SearchFilters": ".search",
+    "SearchRequest": ".search",
     "SearchResult": ".search",
     "Searcher": ".search",
     "create_app": ".serve",

@@ -33,6 +33,7 @@ from indexer.settings import (
     ENV_PRECISION,
     expand_path,
 )
+from retrieval.search.fields import rendered
 
 app = typer.Typer(
     name="objsearch",
@@ -43,6 +44,31 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+
+# What a search request's fields are called on the command line (errors name these).
+CLI_NAMES = {
+    "text": "QUERY",
+    "image": "--image",
+    "like_region": "--like-region",
+    "like_photo": "--like-photo",
+    "negatives": "--not",
+    "not_weight": "--not-weight",
+    "image_weight": "--image-weight",
+    "kind": "--objects-only/--photos-only",
+    "group": "--group",
+    "top_k": "--top-k",
+    "refine": "--refine",
+    "refine_top": "--refine-top",
+    "after": "--after",
+    "before": "--before",
+    "folders": "--in",
+    "labels": "--label",
+    "camera": "--camera",
+    "near": "--near",
+    "min_score": "--min-score",
+    "match": "--match",
+    "ocr": "--ocr",
+}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -141,7 +167,8 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ObjsearchError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            message = rendered(exc, CLI_NAMES)  # a request's fields by their flags
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from indexer.errors import QueryError
 from indexer.settings import ENV_INDEX
-from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT
+from retrieval.search.compose import DEFAULT_NOT_WEIGHT
 
 from .app import (
     AfterOpt,
@@ -35,91 +35,54 @@ from .app import (
     print_rows,
     save_image,
 )
+from .search_options import (
+    GroupOpt,
+    ImageOpt,
+    ImageWeightOpt,
+    LikePhotoOpt,
+    LikeRegionOpt,
+    MinScoreOpt,
+    NotOpt,
+    NotWeightOpt,
+    ObjectsOnlyOpt,
+    OcrOpt,
+    PhotosOnlyOpt,
+    QueryArg,
+    RefineOpt,
+    RefineTopOpt,
+    TopKOpt,
+)
 
 if TYPE_CHECKING:
     from indexer.models.clip import ClipEmbedder
-    from retrieval.search import SearchFilters, SearchResult
+    from retrieval.search import Searcher, SearchFilters, SearchRequest, SearchResult
 
 
 @friendly
 def search(
-    query: Annotated[
-        str | None, typer.Argument(help="Text query, e.g. 'a flowerpot'.", show_default=False)
-    ] = None,
+    query: QueryArg = None,
     index_dir: IndexDir = Path("."),
-    image: Annotated[
-        Path | None,
-        typer.Option("--image", help="Search by example: a query photo (with QUERY: both)."),
-    ] = None,
-    top_k: Annotated[
-        int, typer.Option("--top-k", "-k", help="Number of photos (or crops) to return.")
-    ] = 10,
-    objects_only: Annotated[
-        bool, typer.Option("--objects-only", help="Match object crops only.")
-    ] = False,
-    photos_only: Annotated[
-        bool, typer.Option("--photos-only", help="Match whole photos only.")
-    ] = False,
+    image: ImageOpt = None,
+    top_k: TopKOpt = 10,
+    objects_only: ObjectsOnlyOpt = False,
+    photos_only: PhotosOnlyOpt = False,
     after: AfterOpt = None,
     before: BeforeOpt = None,
     folders: InOpt = None,
     labels: LabelOpt = None,
     camera: CameraOpt = None,
     near: NearOpt = None,
-    min_score: Annotated[
-        float | None,
-        typer.Option(
-            "--min-score", help="Drop results scoring below this cosine.", show_default=False
-        ),
-    ] = None,
+    min_score: MinScoreOpt = None,
     match: MatchOpt = None,
-    ocr: Annotated[
-        str | None,
-        typer.Option(
-            "--ocr",
-            help="Words read in the photos (index with --ocr): alone, the lines of text that contain them; with QUERY, only photos whose text has them. Any case, accents folded, inside longer words too.",
-            show_default=False,
-        ),
-    ] = None,
-    negatives: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--not", help="Push results away from this prompt (repeatable).", show_default=False
-        ),
-    ] = None,
-    not_weight: Annotated[
-        float, typer.Option("--not-weight", help="How far each --not moves the query.")
-    ] = DEFAULT_NOT_WEIGHT,
-    image_weight: Annotated[
-        float | None,
-        typer.Option(
-            "--image-weight",
-            help=f"Weight of the example against QUERY (0-1). [default: {DEFAULT_IMAGE_WEIGHT}]",
-            show_default=False,
-        ),
-    ] = None,
-    like_region: Annotated[
-        int | None,
-        typer.Option(
-            "--like-region", help="More like this region (a region_id).", show_default=False
-        ),
-    ] = None,
-    like_photo: Annotated[
-        int | None,
-        typer.Option("--like-photo", help="More like this photo (a photo_id).", show_default=False),
-    ] = None,
-    group: Annotated[
-        str, typer.Option("--group", help="photo: one row per photo; object: every matching crop.")
-    ] = "photo",
-    refine: Annotated[
-        bool,
-        typer.Option(
-            "--refine", help="Refine the top results' boxes with CLIP sliding-window localization."
-        ),
-    ] = False,
-    refine_top: Annotated[
-        int, typer.Option("--refine-top", help="How many of the top results --refine localizes.")
-    ] = 5,
+    ocr: OcrOpt = None,
+    negatives: NotOpt = None,
+    not_weight: NotWeightOpt = DEFAULT_NOT_WEIGHT,
+    image_weight: ImageWeightOpt = None,
+    like_region: LikeRegionOpt = None,
+    like_photo: LikePhotoOpt = None,
+    group: GroupOpt = "photo",
+    refine: RefineOpt = False,
+    refine_top: RefineTopOpt = 5,
     clip_model: ClipOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
@@ -128,7 +91,6 @@ def search(
 ) -> None:
     """Search INDEX by text (QUERY), by example (--image, --like-region, --like-photo) or both."""
     preload = None
-    text_only = query is None and image is None and like_region is None and like_photo is None
     if query is not None and image is None and like_region is None and like_photo is None:
         from retrieval.search.preload import preload_text_encoder
 
@@ -136,46 +98,29 @@ def search(
         # the search (SQLAlchemy, FAISS) imports and loads.
         preload = preload_text_encoder(index_dir, clip_model, device, precision, backend)
     try:
-        from retrieval.search import Searcher, SearchFilters
+        from retrieval.localize.refine import search_refined
+        from retrieval.search import Searcher, SearchFilters, SearchRequest
 
-        # Every argument is checked before a model loads (that takes seconds).
-        if top_k < 1:
-            raise QueryError("--top-k must be at least 1.")
-        if refine_top < 0:
-            raise QueryError("--refine-top must be 0 or more.")
         if objects_only and photos_only:
             raise QueryError("--objects-only and --photos-only exclude each other.")
-        has_example = image is not None or like_region is not None or like_photo is not None
-        if query is None and not has_example and ocr is None:
-            raise QueryError("Give a text QUERY, --image, --like-region, --like-photo or --ocr.")
-        if image_weight is not None and not (query is not None and has_example):
-            raise QueryError("--image-weight weighs an example against a text QUERY: give both.")
-        if refine and query is None and image is None:
-            raise QueryError("--refine localizes a text QUERY or an --image: give one.")
-        if text_only and (objects_only or photos_only):
-            raise QueryError(
-                "--objects-only and --photos-only choose among objects and photos; an --ocr "
-                "search without QUERY returns lines of text."
-            )
-        kind: Literal["object", "image"] | None = (
-            "object" if objects_only else "image" if photos_only else None
+        # The request checks every argument (and reads --image) before a model loads.
+        request = SearchRequest(
+            query,
+            image,
+            like_region,
+            like_photo,
+            negatives=tuple(negatives or ()),
+            not_weight=not_weight,
+            image_weight=image_weight,
+            filters=SearchFilters(
+                after, before, folders, labels, camera, near, min_score, match, ocr
+            ),
+            kind="object" if objects_only else "image" if photos_only else None,
+            group=group,  # type: ignore[arg-type]  # the request checks it
+            top_k=top_k,
+            refine=refine,
+            refine_top=refine_top,
         )
-        if not text_only:
-            Searcher.check_composed(query, image, negatives or (), like_region, like_photo)
-        elif negatives:
-            raise QueryError("--not pushes a QUERY away from a prompt: give a QUERY.")
-        filters = SearchFilters(
-            after=after,
-            before=before,
-            folders=folders,
-            labels=labels,
-            camera=camera,
-            near=near,
-            min_score=min_score,
-            match=match,
-            ocr=ocr,
-        )
-        example = Searcher.query_image(image) if image is not None else None
         with Searcher(
             index_dir,
             clip_model=clip_model,
@@ -183,83 +128,54 @@ def search(
             precision=precision,
             backend=backend,
             preload=preload,
-            load_encoder=not text_only,  # finding words read in photos embeds nothing
+            load_encoder=not request.text_lines,  # finding words read in photos embeds nothing
         ) as searcher:
-            results = searcher.search(
-                text=query,
-                image=example,
-                top_k=top_k,
-                kind=kind,
-                filters=filters,
-                negatives=negatives or (),
-                not_weight=not_weight,
-                image_weight=DEFAULT_IMAGE_WEIGHT if image_weight is None else image_weight,
-                like_region=like_region,
-                like_photo=like_photo,
-                group=group,  # type: ignore[arg-type]
-            )
-            if not results and searcher.empty:
-                err.print(
-                    f"note: the index at {escape(searcher.store.dir)} holds no photos yet (an "
-                    "index run may still be committing its first batch).",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-            elif not results:
-                _explain_empty(searcher, filters)
-            if refine:
-                from retrieval.localize.refine import refine_results
-
-                refine_results(
-                    searcher,
-                    results,
-                    text=query,
-                    image=example if query is None else None,
-                    top=refine_top,
-                )
-        if as_json:
-            print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
-            return
-        if not results:
-            err.print("No results.")
-            return
-        what = "crops" if group == "object" else "photos"
-        if text_only:
-            what = "lines of text" if group == "object" else "photos"
-        title = (
-            f"{len(results)} {what} for {query!r}"
-            if query
-            else f"{len(results)} {what} with the words {ocr!r}"
-            if text_only
-            else f"{len(results)} {what} like the example"
-        )
-        print_rows(title, *_result_rows(results, refined=refine))
+            results = search_refined(searcher, request)
+            if not results:
+                _explain_empty(searcher, request.filters)
+        _print_results(results, request, as_json=as_json)
     finally:
         if preload is not None:
             preload.result()  # never leave its thread running native code at exit
 
 
-def _explain_empty(searcher: object, filters: object) -> None:
-    """A note on stderr when filters left nothing (an empty result is not an error)."""
-    from retrieval.search.filters import SearchFilters, photos_without_metadata
+def _print_results(
+    results: Sequence[SearchResult], request: SearchRequest, *, as_json: bool
+) -> None:
+    """The results as JSON on stdout, or as a table (a note on stderr when there are none)."""
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False))
+        return
+    if not results:
+        err.print("No results.")
+        return
+    what = "crops" if request.group == "object" else "photos"
+    if request.text_lines:
+        what = "lines of text" if request.group == "object" else "photos"
+    title = (
+        f"{len(results)} {what} for {request.text!r}"
+        if request.text
+        else f"{len(results)} {what} with the words {request.filters.ocr!r}"
+        if request.text_lines
+        else f"{len(results)} {what} like the example"
+    )
+    print_rows(title, *_result_rows(results, refined=request.refine))
 
-    assert isinstance(filters, SearchFilters)
+
+def _explain_empty(searcher: Searcher, filters: SearchFilters) -> None:
+    """A note on stderr when nothing was found (an empty result is not an error)."""
+    from retrieval.search.filters import photos_without_metadata
+
+    if searcher.empty:
+        err.print(
+            f"note: the index at {escape(searcher.store.dir)} holds no photos yet (an "
+            "index run may still be committing its first batch).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     if filters.ocr:
-        read = searcher.store.counts().read  # type: ignore[attr-defined]
-        if not read:
-            err.print(
-                "note: no photo's text has been read in this index: run 'objsearch index "
-                "FOLDERS --index INDEX --ocr' first.",
-                highlight=False,
-                soft_wrap=True,
-            )
-        else:
-            err.print(
-                f"note: no text read in the {read} photos read contains {filters.ocr!r}"
-                + (" and matches the other filters." if _other_filters(filters) else "."),
-                highlight=False,
-                soft_wrap=True,
-            )
+        _explain_no_text(searcher, filters)
         return
     if filters.restricts_rows:
         err.print("note: no photo matches the filters.", highlight=False)
@@ -268,7 +184,7 @@ def _explain_empty(searcher: object, filters: object) -> None:
             f"note: no result scores at least --min-score {filters.min_score}.", highlight=False
         )
     if filters.needs_metadata:
-        with searcher.store.session() as s:  # type: ignore[attr-defined]
+        with searcher.store.session() as s:
             missing = photos_without_metadata(s)
         if missing:
             err.print(
@@ -276,6 +192,24 @@ def _explain_empty(searcher: object, filters: object) -> None:
                 "recorded; run 'objsearch index' on their folders to read them (no model runs).",
                 highlight=False,
             )
+
+
+def _explain_no_text(searcher: Searcher, filters: SearchFilters) -> None:
+    read = searcher.store.counts().read
+    if not read:
+        err.print(
+            "note: no photo's text has been read in this index: run 'objsearch index "
+            "FOLDERS --index INDEX --ocr' first.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        err.print(
+            f"note: no text read in the {read} photos read contains {filters.ocr!r}"
+            + (" and matches the other filters." if _other_filters(filters) else "."),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _other_filters(filters: SearchFilters) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -23,13 +23,16 @@ from indexer.media.decode import (
     read_given_photo,
     read_photo,
 )
-from indexer.models.clip import ClipEmbedder
 
+from ..search.request import SearchRequest
 from ..search.searcher import Searcher, SearchResult
 from .boxes import LocalizedBox
 from .heatmap import Localization
 from .locate import localize
 from .scoring import CachedEmbedder, clip_score_fn
+
+if TYPE_CHECKING:  # a search that refines nothing imports no model code
+    from indexer.models.clip import ClipEmbedder
 
 # What ``SearchResult.refinement`` says, so that ``refined_box: null`` is never ambiguous.
 NOT_REQUESTED = "not requested"  # no --refine, or ranked below --refine-top
@@ -92,6 +95,19 @@ def localize_prompts(
         ]
         out.append(PromptLocalization(prompt, result, boxes))
     return photo.image, out
+
+
+def search_refined(searcher: Searcher, request: SearchRequest) -> list[SearchResult]:
+    """The request's results, their boxes refined when it asks (``refine``, ``refine_top``).
+
+    A text query is localized as text, an example photo as that image; what the CLI, the
+    HTTP API and apps call to run a whole request.
+    """
+    results = searcher.find(request)
+    if request.refine and results:
+        example = request.image if request.text is None else None
+        refine_results(searcher, results, text=request.text, image=example, top=request.refine_top)
+    return results
 
 
 def refine_results(

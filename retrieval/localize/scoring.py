@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from indexer.media.decode import to_rgb
-from indexer.models.clip import normalise_query, unit_rows
+from indexer.models.text import normalise_query, unit_rows
 
 from .grid import GridPlan
 

@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the type checker sees the real names; at run time they load on first use
     from .filters import SearchFilters
+    from .request import SearchRequest
     from .results import SearchResult
     from .searcher import Searcher
 
-_LAZY = {"SearchFilters": ".filters", "Searcher": ".searcher", "SearchResult": ".results"}
+_LAZY = {
+    "SearchFilters": ".filters",
+    "SearchRequest": ".request",
+    "Searcher": ".searcher",
+    "SearchResult": ".results",
+}
 
-__all__ = ["SearchFilters", "SearchResult", "Searcher"]
+__all__ = ["SearchFilters", "SearchRequest", "SearchResult", "Searcher"]
 
 
 def __getattr__(name: str) -> object:

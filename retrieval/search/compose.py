@@ -17,8 +17,11 @@ import numpy as np
 
 from indexer.errors import QueryError
 
+from .fields import check_range
+
 DEFAULT_IMAGE_WEIGHT = 0.5
 DEFAULT_NOT_WEIGHT = 0.5
+MAX_NOT_WEIGHT = 2.0
 
 
 def unit(vector: np.ndarray, what: str = "The query") -> np.ndarray:
@@ -30,7 +33,7 @@ def unit(vector: np.ndarray, what: str = "The query") -> np.ndarray:
 
 def blend(text: np.ndarray, example: np.ndarray, example_weight: float) -> np.ndarray:
     """The normalised weighted sum of a text vector and an example vector."""
-    check_weight(example_weight, "--image-weight", upper=1.0)
+    check_range("image_weight", example_weight, 0, 1)
     return unit((1.0 - example_weight) * text + example_weight * example)
 
 
@@ -38,28 +41,9 @@ def push_away(query: np.ndarray, negatives: Sequence[np.ndarray], weight: float)
     """Move ``query`` away from every negative vector by ``weight``, renormalised."""
     if not len(negatives):
         return query
-    check_weight(weight, "--not-weight", upper=None)
+    check_range("not_weight", weight, 0, MAX_NOT_WEIGHT)
     if weight == 0:
         return query
-    return unit(query - weight * np.sum(np.stack(negatives), axis=0), "The query minus --not")
-
-
-def check_weight(value: float, flag: str, upper: float | None) -> None:
-    ok = np.isfinite(value) and value >= 0 and (upper is None or value <= upper)
-    if not ok:
-        bound = f"between 0 and {upper:g}" if upper is not None else "0 or more"
-        raise QueryError(f"{flag} must be {bound}, not {value}.")
-
-
-def clean_negatives(negatives: str | Sequence[str] | None) -> list[str]:
-    """The negative prompts, refusing empty ones (an empty --not is a mistake)."""
-    if negatives is None:
-        return []
-    if isinstance(negatives, str):
-        negatives = [negatives]
-    out = []
-    for text in negatives:
-        if not str(text).strip():
-            raise QueryError("--not: the negative prompt is empty.")
-        out.append(str(text).strip())
-    return out
+    return unit(
+        query - weight * np.sum(np.stack(negatives), axis=0), "The query minus the negative prompts"
+    )

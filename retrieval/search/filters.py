@@ -23,10 +23,10 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from indexer.errors import QueryError
 from indexer.store import KIND_OBJECT, Photo, Region
 from indexer.textfold import query_words
 
+from .fields import FieldError
 from .text_match import lines_matching
 
 EARTH_RADIUS_KM = 6371.0088
@@ -37,11 +37,11 @@ _DATE = re.compile(
 DateLike = str | int | date | datetime
 
 
-def parse_date(value: DateLike, flag: str = "date") -> str:
+def parse_date(value: DateLike, name: str = "date") -> str:
     """The start of a year, month, day or instant as ISO text (``2023`` -> ``2023-01-01T00:00:00``).
 
     Accepts ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM[:SS]``, ints (years),
-    ``date`` and ``datetime``. Raises :class:`QueryError` naming ``flag`` otherwise.
+    ``date`` and ``datetime``. Raises :class:`~.fields.FieldError` naming ``name`` otherwise.
     """
     if isinstance(value, datetime):
         return value.replace(microsecond=0, tzinfo=None).isoformat()
@@ -57,9 +57,10 @@ def parse_date(value: DateLike, flag: str = "date") -> str:
         except ValueError:
             when = None
     if when is None:
-        raise QueryError(
-            f"{flag}: cannot read {raw!r} as a date; use YYYY, YYYY-MM, YYYY-MM-DD or "
-            "YYYY-MM-DDTHH:MM (e.g. 2023 or 2023-07-14)."
+        raise FieldError(
+            name,
+            f"cannot read {raw!r} as a date; use YYYY, YYYY-MM, YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM (e.g. 2023 or 2023-07-14).",
         )
     return when.isoformat()
 
@@ -70,13 +71,14 @@ def parse_near(value: str | Iterable[float]) -> tuple[float, float, float]:
     try:
         lat, lon, km = (float(p) for p in parts)
     except (TypeError, ValueError):
-        raise QueryError(
-            f"--near: cannot read {value!r}; use LAT,LON,KM, e.g. --near 48.8584,2.2945,5."
+        raise FieldError(
+            "near", f"cannot read {value!r}; use LAT,LON,KM, e.g. 48.8584,2.2945,5."
         ) from None
     if not (-90 <= lat <= 90 and -180 <= lon <= 180 and km > 0 and math.isfinite(km)):
-        raise QueryError(
-            f"--near: {lat},{lon},{km} is out of range (latitude -90..90, longitude -180..180, "
-            "radius above 0 km)."
+        raise FieldError(
+            "near",
+            f"{lat},{lon},{km} is out of range (latitude -90..90, longitude -180..180, "
+            "radius above 0 km).",
         )
     return lat, lon, km
 
@@ -122,26 +124,28 @@ class SearchFilters:
 
     def __post_init__(self) -> None:
         put = object.__setattr__  # frozen: normalise once, here
-        after = None if self.after is None else parse_date(self.after, "--after")
-        before = None if self.before is None else parse_date(self.before, "--before")
+        after = None if self.after is None else parse_date(self.after, "after")
+        before = None if self.before is None else parse_date(self.before, "before")
         put(self, "after", after)
         put(self, "before", before)
         if after is not None and before is not None and after >= before:
-            raise QueryError(
-                f"--after {after[:10]} and --before {before[:10]} contradict each "
-                "other: no date is in between."
+            raise FieldError(
+                "after",
+                f"{after[:10]} and {{before}} {before[:10]} contradict each other: no date "
+                "is in between.",
+                also=["before"],
             )
         folders = _strings(self.folders)
         if any(not f.strip() for f in folders):
-            raise QueryError("--in: the folder is empty.")
+            raise FieldError("folders", "the folder is empty.")
         put(self, "folders", tuple(_folder(f) for f in folders))
         labels = _strings(self.labels)
         if any(not label.strip() for label in labels):
-            raise QueryError("--label: the label is empty.")
+            raise FieldError("labels", "the label is empty.")
         put(self, "labels", tuple(dict.fromkeys(label.strip().lower() for label in labels)))
         if self.camera is not None:
             if not str(self.camera).strip():
-                raise QueryError("--camera: the camera name is empty.")
+                raise FieldError("camera", "the camera name is empty.")
             put(self, "camera", str(self.camera).strip())
         if self.near is not None:
             put(self, "near", parse_near(self.near))
@@ -149,17 +153,17 @@ class SearchFilters:
             try:
                 score = float(self.min_score)
             except (TypeError, ValueError):
-                raise QueryError(f"--min-score: {self.min_score!r} is not a number.") from None
+                raise FieldError("min_score", f"{self.min_score!r} is not a number.") from None
             if not -1.0 <= score <= 1.0:
-                raise QueryError(f"--min-score: {score} is outside -1..1 (scores are cosines).")
+                raise FieldError("min_score", f"{score} is outside -1..1 (scores are cosines).")
             put(self, "min_score", score)
         if self.match is not None:
             if not fts_query(str(self.match)):
-                raise QueryError("--match: give at least one word to match.")
+                raise FieldError("match", "give at least one word to match.")
             put(self, "match", str(self.match).strip())
         if self.ocr is not None:
             if not query_words(str(self.ocr)):
-                raise QueryError("--ocr: give at least one word to find in the photos' text.")
+                raise FieldError("ocr", "give at least one word to find in the photos' text.")
             put(self, "ocr", " ".join(query_words(str(self.ocr))))
 
     @property

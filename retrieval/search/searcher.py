@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -29,17 +29,18 @@ from indexer.models.text import TextQueries, load_text_encoder, normalise_query
 from indexer.settings import resolve_clip_model
 from indexer.store import (
     KIND_IMAGE,
-    KIND_OBJECT,
     IndexParams,
     LiveVectors,
     Region,
     Store,
 )
 
-from .compose import DEFAULT_IMAGE_WEIGHT, DEFAULT_NOT_WEIGHT, blend, clean_negatives, push_away
+from .compose import DEFAULT_NOT_WEIGHT, blend, push_away
+from .fields import FieldError
 from .filters import SearchFilters, matching_region_ids
 from .ranking import Skip, rank_exact, rank_expanding, rank_text_lines
-from .results import GROUPS, Group, RegionKind, SearchResult
+from .request import MAX_OFFSET, MAX_TOP_K, SearchRequest, check_shape, query_image
+from .results import Group, RegionKind, SearchResult
 
 if TYPE_CHECKING:  # a text search never imports PIL's codecs, transformers or torch
     from PIL import Image
@@ -201,19 +202,7 @@ class Searcher:
         assert image is not None  # check_query refused a query with neither
         return self.embedder.embed_image(self.query_image(image))
 
-    @staticmethod
-    def query_image(image: str | os.PathLike[str] | Image.Image) -> Image.Image:
-        """A query image, decoded: a path (``~`` expanded) or an already-open image."""
-        from PIL import Image
-
-        from indexer.media.decode import DecodeError, load_query_image
-
-        if isinstance(image, Image.Image):
-            return image
-        try:
-            return load_query_image(image)
-        except DecodeError as exc:
-            raise QueryError(f"Cannot use {os.fspath(image)} as a query image: {exc}") from None
+    query_image = staticmethod(query_image)
 
     def compose_query(
         self,
@@ -222,55 +211,50 @@ class Searcher:
         *,
         negatives: Sequence[str] = (),
         not_weight: float = DEFAULT_NOT_WEIGHT,
-        image_weight: float = DEFAULT_IMAGE_WEIGHT,
+        image_weight: float | None = None,
         like_region: int | None = None,
         like_photo: int | None = None,
     ) -> np.ndarray:
         """The unit query vector for a text and/or one example, minus negative prompts."""
-        negatives = self.check_composed(text, image, negatives, like_region, like_photo)
-        example = None
-        if image is not None:
-            example = self.query_vector(image=image)
-        elif like_region is not None:
-            example = self.region_vector(like_region)
-        elif like_photo is not None:
-            example = self.photo_vector(like_photo)
-        if text is not None:
-            query = self.query_vector(text=text)
-            if example is not None:
-                query = blend(query, example, image_weight)
-        else:
-            assert example is not None
-            query = example
-        return push_away(query, [self.query_vector(text=n) for n in negatives], not_weight)
+        request = SearchRequest(
+            text,
+            image,
+            like_region,
+            like_photo,
+            negatives=tuple(negatives),
+            not_weight=not_weight,
+            image_weight=image_weight,
+        )
+        return self.query_for(request)
 
-    @staticmethod
-    def check_composed(
-        text: str | None,
-        image: object,
-        negatives: Sequence[str],
-        like_region: int | None,
-        like_photo: int | None,
-    ) -> list[str]:
-        """Refuse a malformed composed query before any model work; the cleaned negatives."""
-        examples = [x for x in (image, like_region, like_photo) if x is not None]
-        if len(examples) > 1:
-            raise QueryError("Give one example at most: --image, --like-region or --like-photo.")
-        cleaned = clean_negatives(negatives)
-        if text is None and not examples:
-            raise QueryError("Give a query: a text, --image, --like-region or --like-photo.")
-        if text is not None:
-            normalise_query(text)  # raises on an empty query
-        return cleaned
+    def query_for(self, request: SearchRequest) -> np.ndarray:
+        """The unit query vector of a request: its text and/or example, minus its negatives."""
+        example = None
+        if request.image is not None:
+            example = self.query_vector(image=request.image)
+        elif request.like_region is not None:
+            example = self.region_vector(request.like_region)
+        elif request.like_photo is not None:
+            example = self.photo_vector(request.like_photo)
+        if request.text is not None:
+            query = self.query_vector(text=request.text)
+            if example is not None:
+                query = blend(query, example, request.example_weight)
+        else:
+            assert example is not None  # the request refuses one with neither
+            query = example
+        negatives = [self.query_vector(text=n) for n in request.negatives]
+        return push_away(query, negatives, request.not_weight)
 
     def region_vector(self, region_id: int) -> np.ndarray:
         """The stored vector of one region (for "more like this object")."""
         with self.store.session() as s:
             blob = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
         if blob is None:
-            raise QueryError(
-                f"There is no region {region_id} in this index (region ids come from search "
-                "results: region_id)."
+            raise FieldError(
+                "like_region",
+                f"there is no region {region_id} in this index (region ids come from search "
+                "results: region_id).",
             )
         return np.frombuffer(blob, np.float32).copy()
 
@@ -283,9 +267,10 @@ class Searcher:
                 )
             )
         if blob is None:
-            raise QueryError(
-                f"There is no photo {photo_id} in this index (photo ids come from search "
-                "results: photo_id)."
+            raise FieldError(
+                "like_photo",
+                f"there is no photo {photo_id} in this index (photo ids come from search "
+                "results: photo_id).",
             )
         return np.frombuffer(blob, np.float32).copy()
 
@@ -299,7 +284,7 @@ class Searcher:
         filters: SearchFilters | None = None,
         negatives: Sequence[str] = (),
         not_weight: float = DEFAULT_NOT_WEIGHT,
-        image_weight: float = DEFAULT_IMAGE_WEIGHT,
+        image_weight: float | None = None,
         like_region: int | None = None,
         like_photo: int | None = None,
         group: Group = "photo",
@@ -307,61 +292,50 @@ class Searcher:
     ) -> list[SearchResult]:
         """Top ``top_k`` photos (or object crops with ``group="object"``) for the query.
 
-        ``text`` and one example (``image``, ``like_region`` or ``like_photo``) combine with
-        ``image_weight``; ``negatives`` push the query away (``not_weight`` each).
-        ``kind="object"`` searches object crops only, ``kind="image"`` whole photos only.
-        ``filters`` restrict which photos and regions may be returned. "More like this"
-        leaves the example region (or photo) itself out of the results.
-        An index without committed photos gives an empty list (after the query is checked).
-        ``ocr`` (or ``filters.ocr``): words read in the photos. Alone, the matching lines of
-        text are the results (``kind="text"``, see :meth:`search_text`); with a query, only
-        photos whose text has the words are ranked.
+        The keywords are those of :class:`~.request.SearchRequest` (see there); ``ocr`` is
+        a shortcut for ``filters.ocr``. The same as ``find(SearchRequest(...))``.
         """
         if ocr is not None:
             filters = replace(filters or SearchFilters(), ocr=ocr)
-        example = image is not None or like_region is not None or like_photo is not None
-        if filters is not None and filters.ocr and text is None and not example:
-            return self.search_text(filters, top_k, group)
-        kind = self._check(top_k, kind, group)
-        if self.empty:  # nothing committed yet: check the query, load no model
-            self.check_composed(text, image, negatives, like_region, like_photo)
-            if image is not None:
-                self.query_image(image)
-            return []
-        query = self.compose_query(
+        request = SearchRequest(
             text,
             image,
-            negatives=negatives,
+            like_region,
+            like_photo,
+            negatives=tuple(negatives),
             not_weight=not_weight,
             image_weight=image_weight,
-            like_region=like_region,
-            like_photo=like_photo,
-        )
-        return self.search_vector(
-            query,
-            top_k,
+            filters=filters or SearchFilters(),
             kind=kind,
-            filters=filters,
             group=group,
-            exclude_region=like_region,
-            exclude_photo=like_photo,
+            top_k=top_k,
         )
+        return self.find(request)
 
-    @staticmethod
-    def _check(top_k: int, kind: str | None, group: str) -> RegionKind | None:
-        if top_k < 1:
-            raise QueryError("top-k must be at least 1.")
-        if kind not in (None, KIND_OBJECT, KIND_IMAGE):
-            raise QueryError(f"kind must be 'object', 'image' or None, not {kind!r}.")
-        if group not in GROUPS:
-            raise QueryError(f"--group must be photo or object, not {group!r}.")
-        if group == "object":
-            if kind == KIND_IMAGE:
-                raise QueryError(
-                    "--group object lists object crops: it cannot be combined with --photos-only."
-                )
-            return "object"
-        return cast("RegionKind | None", kind)  # checked above
+    def find(self, request: SearchRequest) -> list[SearchResult]:
+        """The results of a request: its page (``offset``, ``top_k``) of the ranking.
+
+        Words read in photos alone (``filters.ocr``) give lines of text (see
+        :meth:`search_text`). An index without committed photos gives an empty list and
+        loads no model. Refinement (``request.refine``) is the caller's: see
+        :func:`retrieval.localize.refine.search_refined`. "More like this" leaves the
+        example region (or photo) itself out of the results.
+        """
+        if request.text_lines:
+            found = self.search_text(request.filters, request.ranked, request.group)
+        elif self.empty:  # nothing committed yet: load no model
+            return []
+        else:
+            found = self.search_vector(
+                self.query_for(request),
+                request.ranked,
+                kind=request.kind,
+                filters=request.filters,
+                group=request.group,
+                exclude_region=request.like_region,
+                exclude_photo=request.like_photo,
+            )
+        return found[request.offset :]
 
     def search_text(
         self, filters: SearchFilters, top_k: int = 10, group: Group = "photo"
@@ -402,7 +376,7 @@ class Searcher:
         exclude_photo: int | None = None,
     ) -> list[SearchResult]:
         """Ranked results for an already-embedded query vector."""
-        kind = self._check(top_k, kind, group)
+        kind = check_shape(top_k, kind, group, most=MAX_OFFSET + MAX_TOP_K)
         filters = filters or SearchFilters()
         index = self.vectors
         skip = Skip(exclude_region, exclude_photo, filters.min_score)

@@ -14,20 +14,19 @@ import os
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from indexer.errors import ObjsearchError, QueryError, StoreError
 from indexer.models.clip import ClipEmbedder
-from indexer.settings import DEFAULT_DECODE_SIDE, DEFAULT_HOST
-from retrieval.search import SearchFilters
-from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT
+from indexer.settings import DEFAULT_HOST
+from retrieval.search.fields import rendered
 from retrieval.serve import security
 from retrieval.serve.browse import browse_router
 from retrieval.serve.docs import add_docs
@@ -35,9 +34,11 @@ from retrieval.serve.headers import SecurityHeadersMiddleware
 from retrieval.serve.hosts import HostAllowList
 from retrieval.serve.hosts import allowed_hosts as hosts_allowed
 from retrieval.serve.origin import SameOriginMiddleware
-from retrieval.serve.params import Shaping, search_filters, shaping
+from retrieval.serve.params import HTTP_NAMES
 from retrieval.serve.photos import NotIndexed
-from retrieval.serve.service import API, THUMB_SIZE, Service, decode_image_or_400
+from retrieval.serve.responses import ERRORS, ErrorBody, LoginOk
+from retrieval.serve.routes import api_router
+from retrieval.serve.service import API, Service
 from retrieval.serve.throttle import LoginThrottle
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("objsearch.serve")
 STATIC = Path(__file__).with_name("static")
-MAX_ID = 2**63 - 1
-KindParam = Literal["object", "image", "both"]
 NOT_FOUND = "Not found."
 
 
@@ -69,7 +68,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(QueryError)
     async def bad_query(_: Request, exc: QueryError) -> JSONResponse:
-        return _error(400, str(exc))
+        return _error(400, rendered(exc, HTTP_NAMES))  # a request's fields by their names here
 
     @app.exception_handler(StoreError)
     async def store_trouble(_: Request, exc: StoreError) -> JSONResponse:
@@ -102,44 +101,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "Internal server error.")
 
 
-def parse_id(raw: str) -> int:
-    """A positive integer id, or 404: ids are opaque, anything else names nothing."""
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
-        raise NotIndexed(raw)
-    return int(raw)
+def _add_routes(app: FastAPI, token: str | None, throttle: LoginThrottle) -> None:
+    """The web page and the login that gives it a cookie."""
 
-
-def _kind(kind: KindParam) -> Literal["object", "image"] | None:
-    return None if kind == "both" else kind
-
-
-def _upload_bytes(upload: UploadFile) -> bytes:
-    data = upload.file.read()
-    if not data:
-        raise QueryError("The uploaded image is empty.")
-    return data
-
-
-def _jpeg(data: bytes) -> Response:
-    return Response(
-        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
-    )
-
-
-KParam = Annotated[int, Query(ge=1, le=200, description="Number of photos to return.")]
-KindQuery = Annotated[
-    KindParam, Query(description="object: crops only; image: whole photos only; both.")
-]
-RefineParam = Annotated[bool, Query(description="Refine the top boxes with CLIP localization.")]
-RefineTop = Annotated[int, Query(ge=1, le=20, description="How many results refine localizes.")]
-
-
-def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: LoginThrottle) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    @app.post(f"{API}/login", summary="Exchange the token for a cookie (used by the web page)")
+    @app.post(
+        f"{API}/login",
+        summary="Exchange the token for a cookie (used by the web page)",
+        response_model=LoginOk,
+        responses={**ERRORS, 401: {"model": ErrorBody}, 429: {"model": ErrorBody}},  # type: ignore[dict-item]
+    )
     async def login(
         request: Request, token_field: Annotated[str, Form(alias="token")]
     ) -> JSONResponse:
@@ -162,103 +136,6 @@ def _add_routes(app: FastAPI, service: Service, token: str | None, throttle: Log
                 path="/",
             )
         return response
-
-    @app.get(f"{API}/search", summary="Search by text (q), by words read in photos (ocr), or both")
-    def search_text(
-        q: Annotated[
-            str | None, Query(description="Text query, e.g. 'a flowerpot'.", max_length=1000)
-        ] = None,
-        k: KParam = 10,
-        kind: KindQuery = "both",
-        refine: RefineParam = False,
-        refine_top: RefineTop = 5,
-        filters: Annotated[SearchFilters, Depends(search_filters)] = SearchFilters(),
-        shape: Annotated[Shaping, Depends(shaping)] = Shaping(),
-    ) -> list[dict[str, Any]]:
-        return service.search(
-            text=q,
-            k=k,
-            kind=_kind(kind),
-            refine=refine,
-            refine_top=refine_top,
-            filters=filters,
-            shape=shape,
-        )
-
-    @app.post(f"{API}/search", summary="Search by example: upload a photo in the field 'image'")
-    def search_image(
-        image: Annotated[UploadFile, File(description="The query photo.")],
-        k: Annotated[int, Form(ge=1, le=200)] = 10,
-        kind: Annotated[KindParam, Form()] = "both",
-        refine: Annotated[bool, Form()] = False,
-        refine_top: Annotated[int, Form(ge=1, le=20)] = 5,
-        q: Annotated[
-            str | None, Form(max_length=1000, description="Optional text to combine with it.")
-        ] = None,
-        image_weight: Annotated[float, Form(ge=0, le=1)] = DEFAULT_IMAGE_WEIGHT,
-        filters: Annotated[SearchFilters, Depends(search_filters)] = SearchFilters(),
-        shape: Annotated[Shaping, Depends(shaping)] = Shaping(),
-    ) -> list[dict[str, Any]]:
-        decoded = decode_image_or_400(_upload_bytes(image), DEFAULT_DECODE_SIDE)
-        return service.search(
-            text=q,
-            image=decoded.image,
-            k=k,
-            kind=_kind(kind),
-            refine=refine,
-            refine_top=refine_top,
-            filters=filters,
-            shape=shape,
-            image_weight=image_weight,
-        )
-
-    @app.get(f"{API}/regions/{{region_id}}/similar", summary="More like this object")
-    def similar(
-        region_id: str,
-        k: KParam = 10,
-        kind: KindQuery = "both",
-        filters: Annotated[SearchFilters, Depends(search_filters)] = SearchFilters(),
-        shape: Annotated[Shaping, Depends(shaping)] = Shaping(),
-    ) -> list[dict[str, Any]]:
-        return service.similar(parse_id(region_id), k, _kind(kind), filters=filters, shape=shape)
-
-    @app.get(f"{API}/regions/{{region_id}}/thumb", summary="The region's crop as JPEG")
-    def thumb(region_id: str, size: Annotated[int, Query(ge=16, le=1024)] = THUMB_SIZE) -> Response:
-        return _jpeg(service.thumb_jpeg(parse_id(region_id), size))
-
-    @app.get(f"{API}/photos/{{photo_id}}", summary="A photo's metadata, caption and regions")
-    def photo(photo_id: str) -> dict[str, Any]:
-        return service.photo_info(parse_id(photo_id))
-
-    @app.get(f"{API}/photos/{{photo_id}}/image", summary="The photo, upright, as JPEG")
-    def photo_image(
-        photo_id: str, max_side: Annotated[int | None, Query(ge=16, le=8192)] = None
-    ) -> Response:
-        return _jpeg(service.photo_jpeg(parse_id(photo_id), max_side))
-
-    @app.get(f"{API}/status", summary="What 'objsearch status --json' reports")
-    def status() -> dict[str, Any]:
-        return service.status()
-
-    @app.post(f"{API}/localize", summary="Localize prompts on an indexed photo or an upload")
-    def localize(
-        prompts: Annotated[list[str], Form(description="One or more text prompts.")],
-        photo_id: Annotated[str | None, Form()] = None,
-        image: Annotated[UploadFile | None, File()] = None,
-        threshold: Annotated[float, Form(gt=0, lt=1)] = 0.5,
-        max_windows: Annotated[int, Form(ge=4, le=512)] = 128,
-        annotate: Annotated[bool, Form()] = False,
-        heatmap: Annotated[bool, Form(description="Add each prompt's heat grid.")] = False,
-    ) -> dict[str, Any]:
-        return service.localize(
-            prompts,
-            photo_id=None if photo_id is None else parse_id(photo_id),
-            upload=None if image is None else _upload_bytes(image),
-            threshold=threshold,
-            max_windows=max_windows,
-            annotate=annotate,
-            heatmap=heatmap,
-        )
 
 
 def _watcher(
@@ -324,7 +201,8 @@ def create_app(
     app.state.service = service
     throttle = login_throttle or LoginThrottle()
     _install_error_handlers(app)
-    _add_routes(app, service, token, throttle)
+    _add_routes(app, token, throttle)
+    app.include_router(api_router(service))
     app.include_router(browse_router(service))
     add_docs(app, STATIC)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

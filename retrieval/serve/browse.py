@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from indexer.settings import DEFAULT_DUPLICATE_THRESHOLD
 from indexer.store import browse
 from retrieval.duplicates import find_duplicates
+from retrieval.serve.responses import ERRORS
 from retrieval.serve.service import API, THUMB_SIZE, Service, region_dict
 
 MAX_PAGE = 200
@@ -92,7 +93,7 @@ def photo_thumb_url(photo_id: int) -> str:
 
 def browse_router(service: Service) -> APIRouter:
     """The browsing routes over ``service``'s store, to mount under ``/api/v1``."""
-    router = APIRouter(prefix=API, tags=["browse"])
+    router = APIRouter(prefix=API, tags=["browse"], responses=ERRORS)  # type: ignore[arg-type]
     store = service.store
 
     @router.get("/labels", summary="Every detector label with its count and best crop")

@@ -3,20 +3,31 @@
 Each dependency turns query-string parameters into the records :class:`Searcher` takes, so
 ``GET /api/v1/search?q=a+cat&after=2023&label=cat&in=~/Trips`` filters exactly as
 ``objsearch search "a cat" --after 2023 --label cat --in ~/Trips`` does. A value the records
-refuse (an unreadable date, an empty label) raises :class:`QueryError`, answered with 400.
+refuse (an unreadable date, an empty label) raises a :class:`FieldError`, answered with 400
+and named as here (:data:`HTTP_NAMES`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
 
 from fastapi import Query
 
 from retrieval.search import SearchFilters
-from retrieval.search.compose import DEFAULT_NOT_WEIGHT
+from retrieval.search.compose import DEFAULT_NOT_WEIGHT, MAX_NOT_WEIGHT
+from retrieval.search.request import MAX_OFFSET
 
-MAX_OFFSET = 2000  # results; deeper pages rank offset + k neighbours per request
+# What a search request's fields are called here, where they differ (errors name these).
+HTTP_NAMES = {
+    "text": "q",
+    "top_k": "k",
+    "negatives": "not",
+    "folders": "in",
+    "labels": "label",
+    "like_region": "region_id",
+    "like_photo": "photo_id",
+}
 
 
 def search_filters(
@@ -49,17 +60,7 @@ def search_filters(
         ),
     ] = None,
 ) -> SearchFilters:
-    return SearchFilters(
-        after=after,
-        before=before,
-        folders=folders,
-        labels=labels,
-        camera=camera,
-        near=near,
-        min_score=min_score,
-        match=match,
-        ocr=ocr,
-    )
+    return SearchFilters(after, before, folders, labels, camera, near, min_score, match, ocr)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class Shaping:
     group: Literal["photo", "object"] = "photo"
     offset: int = 0
 
+    def fields(self) -> dict[str, Any]:
+        """The :class:`~retrieval.search.request.SearchRequest` fields this shaping sets."""
+        return asdict(self)
+
 
 def shaping(
     negatives: Annotated[
@@ -82,7 +87,7 @@ def shaping(
         Query(alias="not", description="Negative prompt to move away from (repeatable)."),
     ] = None,
     not_weight: Annotated[
-        float, Query(ge=0, le=2, description="Weight of each negative prompt.")
+        float, Query(ge=0, le=MAX_NOT_WEIGHT, description="Weight of each negative prompt.")
     ] = DEFAULT_NOT_WEIGHT,
     group: Annotated[
         Literal["photo", "object"],

@@ -14,20 +14,15 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from indexer.errors import QueryError
 from indexer.media.decode import DecodedPhoto, DecodeError
 from indexer.models.clip import ClipEmbedder
 from indexer.store import KIND_OBJECT, Photo, Region, TextRegion
 from indexer.store.doctor import check
-from retrieval.localize.refine import LOCALIZE_DECODE_SIDE, localize_prompts, refine_results
+from retrieval.localize.refine import LOCALIZE_DECODE_SIDE, localize_prompts, search_refined
 from retrieval.localize.render import draw_boxes
-from retrieval.search import Searcher, SearchFilters
-from retrieval.search.compose import DEFAULT_IMAGE_WEIGHT
-from retrieval.search.searcher import RegionKind as Kind
+from retrieval.search import Searcher, SearchRequest
 from retrieval.serve import photos as px
-from retrieval.serve.params import Shaping
 from retrieval.serve.thumbs import ThumbCache
 
 if TYPE_CHECKING:
@@ -151,62 +146,16 @@ class Service:
         self.searcher.close()
 
     # -- search --------------------------------------------------------------------------
-    def search(
-        self,
-        *,
-        text: str | None = None,
-        image: Image.Image | None = None,
-        k: int = 10,
-        kind: Kind | None = None,
-        refine: bool = False,
-        refine_top: int = 5,
-        filters: SearchFilters | None = None,
-        shape: Shaping = Shaping(),
-        image_weight: float = DEFAULT_IMAGE_WEIGHT,
-    ) -> list[dict[str, Any]]:
-        if text is None and image is None:
-            if filters is None or not filters.ocr:
-                raise QueryError("Give q (a text query), an image or ocr (words read in photos).")
-            if refine:
-                raise QueryError("refine localizes a text query or an image: give q or an image.")
-        results = self.searcher.search(
-            text=text,
-            image=image,
-            top_k=shape.offset + k,
-            kind=kind,
-            filters=filters,
-            negatives=shape.negatives,
-            not_weight=shape.not_weight,
-            image_weight=image_weight,
-            group=shape.group,
-        )[shape.offset :]
-        if refine and results:
-            example = image if text is None else None
-            refine_results(self.searcher, results, text=text, image=example, top=refine_top)
-        return [urls(r.to_dict()) for r in results]
+    def search(self, request: SearchRequest) -> list[dict[str, Any]]:
+        """A request's results as the API's JSON (refined when it asks)."""
+        return [urls(r.to_dict()) for r in search_refined(self.searcher, request)]
 
-    def similar(
-        self,
-        region_id: int,
-        k: int,
-        kind: Kind | None,
-        *,
-        filters: SearchFilters | None = None,
-        shape: Shaping = Shaping(),
-    ) -> list[dict[str, Any]]:
-        """Photos with regions like this one; the region itself is left out."""
-        if self.store.region_vector(region_id) is None:
-            raise px.NotIndexed(region_id)
-        found = self.searcher.search(
-            like_region=region_id,
-            top_k=shape.offset + k,
-            kind=kind,
-            filters=filters,
-            negatives=shape.negatives,
-            not_weight=shape.not_weight,
-            group=shape.group,
-        )[shape.offset :]
-        return [urls(r.to_dict()) for r in found]
+    def similar(self, request: SearchRequest) -> list[dict[str, Any]]:
+        """Photos with regions like ``request.like_region`` (404 when it is not indexed)."""
+        assert request.like_region is not None
+        if self.store.region_vector(request.like_region) is None:
+            raise px.NotIndexed(request.like_region)
+        return self.search(request)
 
     # -- photos and regions --------------------------------------------------------------
     def photo(self, photo_id: int) -> tuple[Photo, list[Region]]:

@@ -176,13 +176,13 @@ def test_python_api(built_index: Path, tiny_clip_dir: Path) -> None:
 def test_search_errors_are_clear(built_index: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     r = runner.invoke(app, ["search", "--index", str(built_index)])
-    assert r.exit_code != 0 and "Give a text QUERY" in r.output
+    assert r.exit_code != 0 and "give a text query" in r.output
     r = runner.invoke(app, ["search", "x", "--index", str(tmp_path / "missing")])
     assert r.exit_code != 0 and "No objsearch index" in r.output
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
     r = runner.invoke(app, ["search", "--image", str(bad), "--index", str(built_index)])
-    assert r.exit_code != 0 and "Cannot use" in r.output
+    assert r.exit_code != 0 and "cannot use" in r.output
     assert "Traceback" not in r.output
 
 

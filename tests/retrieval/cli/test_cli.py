@@ -66,7 +66,7 @@ def test_index_then_search_status_export_doctor(models: Models, tmp_path: Path) 
     ("args", "code", "needle"),
     [
         (("search", "--index", "{missing}", "a cat"), 4, "No objsearch index"),
-        (("search", "--index", "{index}"), 2, "Give a text QUERY"),
+        (("search", "--index", "{index}"), 2, "QUERY: give a text query"),
         (("search", "--index", "{index}", "  "), 2, "empty"),
         (("search", "--index", "{index}", "x", "--objects-only", "--photos-only"), 2, "exclude"),
         (("status", "--index", "{missing}"), 4, "No objsearch index"),

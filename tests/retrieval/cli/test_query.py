@@ -68,7 +68,7 @@ def test_image_queries_load_the_converted_image_tower(
     ("query", "code", "stream", "expected"),
     [
         ("a cat", 0, "stdout", '"rank": 1'),  # complete JSON on a pipe
-        ("   ", 2, "stderr", "The text query is empty."),
+        ("   ", 2, "stderr", "QUERY: the text query is empty."),
     ],
 )
 def test_search_exits_quickly_with_its_output_and_exit_code(

@@ -42,7 +42,7 @@ def test_blend_is_the_normalised_weighted_sum() -> None:
     t, e = np.eye(4, dtype=np.float32)[:2]
     np.testing.assert_allclose(blend(t, e, 0.25), unit(0.75 * t + 0.25 * e), atol=1e-6)
     np.testing.assert_allclose(blend(t, e, 1.0), e, atol=1e-6)
-    with pytest.raises(QueryError, match="--image-weight"):
+    with pytest.raises(QueryError, match="image_weight"):
         blend(t, e, 1.5)
     with pytest.raises(QueryError, match="cancels"):
         blend(t, -t, 0.5)
@@ -127,13 +127,13 @@ def test_group_object_with_a_rare_filter(index_dir: Path, models: Models) -> Non
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"text": "a cat", "negatives": [" "]}, "--not"),
-        ({"text": "a cat", "not_weight": -1, "negatives": ["a dog"]}, "--not-weight"),
+        ({"text": "a cat", "negatives": [" "]}, "negatives:"),
+        ({"text": "a cat", "not_weight": -1, "negatives": ["a dog"]}, "not_weight:"),
         ({"text": "a cat", "like_photo": 1, "like_region": 1}, "one example"),
-        ({"text": "a cat", "group": "folder"}, "--group"),
-        ({"text": "a cat", "group": "object", "kind": "image"}, "--group object"),
-        ({}, "Give a query"),
-        ({"negatives": ["a dog"]}, "Give a query"),
+        ({"text": "a cat", "group": "folder"}, "group:"),
+        ({"text": "a cat", "group": "object", "kind": "image"}, "group: object"),
+        ({}, "give a text query"),
+        ({"negatives": ["a dog"]}, "give a text query"),
     ],
 )
 def test_bad_compositions(index_dir: Path, models: Models, kwargs: dict, message: str) -> None:

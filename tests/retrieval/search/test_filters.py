@@ -205,15 +205,15 @@ def test_match_filter_uses_file_names_and_labels(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"after": "2023-13"}, "--after"),
-        ({"before": "last week"}, "--before"),
+        ({"after": "2023-13"}, "after:"),
+        ({"before": "last week"}, "before:"),
         ({"after": "2024", "before": "2023"}, "contradict"),
-        ({"near": "48.8,2.3"}, "--near"),
-        ({"near": "91,0,5"}, "--near"),
-        ({"near": (1.0, 2.0, -1.0)}, "--near"),
-        ({"min_score": "high"}, "--min-score"),
-        ({"labels": ("",)}, "--label"),
-        ({"match": "  !! "}, "--match"),
+        ({"near": "48.8,2.3"}, "near:"),
+        ({"near": "91,0,5"}, "near:"),
+        ({"near": (1.0, 2.0, -1.0)}, "near:"),
+        ({"min_score": "high"}, "min_score:"),
+        ({"labels": ("",)}, "labels:"),
+        ({"match": "  !! "}, "match:"),
     ],
 )
 def test_bad_filters_are_query_errors(kwargs: dict, message: str) -> None:

@@ -52,9 +52,9 @@ def test_image_query_finds_its_own_photo(searcher: Searcher, sample_photos_dir: 
     ("kwargs", "message"),
     [
         ({"text": "   "}, "empty"),
-        ({}, "Give a query"),
-        ({"text": "a cat", "image": "missing.jpg"}, "Cannot use missing.jpg"),
-        ({"text": "a cat", "top_k": 0}, "top-k"),
+        ({}, "give a text query"),
+        ({"text": "a cat", "image": "missing.jpg"}, "cannot use missing.jpg"),
+        ({"text": "a cat", "top_k": 0}, "top_k:"),
         ({"text": "a cat", "kind": "crop"}, "kind"),
     ],
 )

@@ -142,5 +142,5 @@ def test_match_covers_the_text_read_in_photos(text_index: Path) -> None:
 
 @pytest.mark.parametrize("words", ["", "  ", "!!!"])
 def test_no_words_is_a_query_error(words: str) -> None:
-    with pytest.raises(QueryError, match="--ocr"):
+    with pytest.raises(QueryError, match="ocr:"):
         SearchFilters(ocr=words)

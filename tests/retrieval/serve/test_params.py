@@ -84,7 +84,7 @@ def test_upload_with_text_and_filters(server: Server) -> None:
     [
         ({"after": "last tuesday"}, "cannot read"),
         ({"after": "2024", "before": "2023"}, "contradict"),
-        ({"near": "48.8,2.3"}, "--near"),
+        ({"near": "48.8,2.3"}, "near:"),
         ({"near": "95,2.3,5"}, "out of range"),
         ({"label": " "}, "label is empty"),
         ({"not": " "}, "not"),
@@ -95,6 +95,7 @@ def test_bad_filter_values_are_400_with_a_message(server: Server, params: dict, 
     response = server.client().get(f"{API}/search", params={"q": "a cat", **params})
     assert response.status_code == 400, response.text
     assert words in response.json()["error"]
+    assert "--" not in response.json()["error"]  # named as the API names it, not as a CLI flag
 
 
 @pytest.mark.parametrize(
