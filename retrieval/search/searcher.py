@@ -216,15 +216,8 @@ class Searcher:
         like_photo: int | None = None,
     ) -> np.ndarray:
         """The unit query vector for a text and/or one example, minus negative prompts."""
-        request = SearchRequest(
-            text,
-            image,
-            like_region,
-            like_photo,
-            negatives=tuple(negatives),
-            not_weight=not_weight,
-            image_weight=image_weight,
-        )
+        example = (image, like_region, like_photo)
+        request = SearchRequest(text, *example, tuple(negatives), not_weight, image_weight)
         return self.query_for(request)
 
     def query_for(self, request: SearchRequest) -> np.ndarray:
@@ -302,10 +295,10 @@ class Searcher:
             image,
             like_region,
             like_photo,
-            negatives=tuple(negatives),
-            not_weight=not_weight,
-            image_weight=image_weight,
-            filters=filters or SearchFilters(),
+            tuple(negatives),
+            not_weight,
+            image_weight,
+            filters or SearchFilters(),
             kind=kind,
             group=group,
             top_k=top_k,

@@ -8,7 +8,11 @@ models and FastAPI checks every answer against them. Errors keep one shape,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import BaseModel, Field
+
+from indexer.store.doctor import Health
 
 Box = list[float]
 
@@ -92,30 +96,11 @@ class WatchStatus(BaseModel):
     last_error: str | None
 
 
-class Status(BaseModel):
+@dataclass
+class Status(Health):
     """The index's health, as ``objsearch status --json`` prints it, and the watcher's."""
 
-    index: str
-    photos: int
-    objects: int
-    images: int
-    vectors: int
-    failures: int
-    consistent: bool
-    texts: int
-    read: int
-    generation: int
-    clip_model: str | None
-    model_family: str | None
-    embed_dim: int | None
-    detector: str | None
-    faiss_kind: str | None
-    vectors_file: str
-    vectors_detail: str | None
-    vectors_pending: int
-    problems: list[str]
-    failed: list[dict[str, str]]
-    watch: WatchStatus | None
+    watch: WatchStatus | None = None
 
 
 class FoundBox(BaseModel):

@@ -139,14 +139,9 @@ def _search_routes(router: APIRouter, service: Service) -> None:
         filters: Filters = SearchFilters(),
         shape: Shape = Shaping(),
     ) -> Hits:
-        request = SearchRequest(
-            like_region=parse_id(region_id),
-            filters=filters,
-            kind=region_kind(kind),
-            top_k=k,
-            **shape.fields(),
-        )
-        return service.similar(request)
+        like = parse_id(region_id)
+        page = dict(kind=region_kind(kind), top_k=k, **shape.fields())
+        return service.similar(SearchRequest(like_region=like, filters=filters, **page))
 
 
 def _photo_routes(router: APIRouter, service: Service) -> None:
