@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sqlalchemy import select
 
-from indexer.errors import QueryError
 from indexer.settings import DEFAULT_DUPLICATE_THRESHOLD
 from indexer.store import KIND_IMAGE, Photo, Region, Store
+from retrieval.search.fields import FieldError
 
 DEFAULT_THRESHOLD = DEFAULT_DUPLICATE_THRESHOLD
 EXACT_SEARCH_MAX = 20_000  # photos; above this, range search runs on an IVF index
@@ -113,7 +113,7 @@ def similar_pairs(vectors: np.ndarray, threshold: float) -> Iterator[tuple[np.nd
 def find_duplicates(store: Store, threshold: float = DEFAULT_THRESHOLD) -> list[DuplicateGroup]:
     """Groups of duplicate photos in ``store``, largest groups first."""
     if not 0.0 < threshold <= 1.0:
-        raise QueryError(f"--threshold must be above 0 and at most 1, not {threshold}.")
+        raise FieldError("threshold", f"must be above 0 and at most 1, not {threshold}.")
     with store.session() as s:
         photos = s.execute(
             select(

@@ -68,6 +68,7 @@ CLI_NAMES = {
     "min_score": "--min-score",
     "match": "--match",
     "ocr": "--ocr",
+    "threshold": "--threshold",
 }
 
 F = TypeVar("F", bound=Callable[..., Any])

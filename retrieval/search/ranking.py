@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
-from indexer.errors import QueryError
 from indexer.store import Photo, Region, Store, TextRegion
 
+from .fields import FieldError
 from .filters import SearchFilters, photo_conditions
-from .results import GROUPS, Group, SearchResult, ranked
+from .request import MAX_OFFSET, MAX_TOP_K, check_shape
+from .results import Group, SearchResult, ranked
 from .text_match import lines_matching, text_score, whole_words
 
 
@@ -121,12 +122,9 @@ def rank_text_lines(
     photo (its best, ``matches`` counting its matching lines) unless ``group="object"``.
     The other filters restrict the photos; ``labels`` keeps photos with such an object.
     """
-    if top_k < 1:
-        raise QueryError("top-k must be at least 1.")
-    if group not in GROUPS:
-        raise QueryError(f"--group must be photo or object, not {group!r}.")
+    check_shape(top_k, None, group, most=MAX_OFFSET + MAX_TOP_K)
     if not filters.ocr:
-        raise QueryError("--ocr: give at least one word to find in the photos' text.")
+        raise FieldError("ocr", "give at least one word to find in the photos' text.")
     words = filters.ocr.split()
     whole = whole_words(words).label("whole")
     chosen: dict[int, list] = {}  # photo (or line) id -> [line id, score, matching lines]
