@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from ..errors import ObjsearchError, UsageError
 from ..media.decode import DecodedPhoto, DecodeError, FileDigest
 from ..models.clip import ClipEmbedder, find_clip_source
-from ..models.converted import load_embedder
 from ..models.detector import Detector, find_detector_weights
+from ..models.lifecycle import ModelChoice
 from ..models.ocr import TextReader
 from ..models.source import canonical_model_id
 from ..settings import (
@@ -146,6 +146,11 @@ class Indexer:
 
     # -- models --------------------------------------------------------------------------
     @property
+    def choice(self) -> ModelChoice:
+        """The embedding model as asked for (see :mod:`indexer.models.lifecycle`)."""
+        return ModelChoice(self.clip_model, self._device, self.precision, self.backend)
+
+    @property
     def device(self) -> str:
         if not hasattr(self, "_resolved_device"):
             self._resolved_device = resolve_device(self._device)
@@ -179,7 +184,8 @@ class Indexer:
         ``store``, CLIP is also recorded in it or checked against it.
         """
         stored = store.get_meta("clip_model") if store is not None else None
-        clip = resolve_clip_model(self.clip_model, stored)
+        choice = self.choice.with_model(stored)
+        clip = str(choice.clip_model)
         need_detector = self.detect_objects and self.detector is None
         if self.embedder is None:
             find_clip_source(clip)
@@ -188,13 +194,7 @@ class Indexer:
         if self.detect_objects:
             self._ensure_detector(store)
         if self.embedder is None:
-            self.embedder = load_embedder(
-                clip,
-                self.device,
-                precision=self.precision,
-                batch_size=self.embed_batch_size,
-                backend=self.backend,
-            )
+            self.embedder = choice.embedder(batch_size=self.embed_batch_size)
         if store is not None and self._checked_store != store.dir:
             check_model_matches(store, self.embedder)
             record_precision(store, self.embedder)

@@ -26,6 +26,7 @@ from PIL import Image
 from ..errors import ModelLoadError, ObjsearchError
 from ..media.decode import DecodedPhoto, DecodeError
 from ..models.identity import ModelIdentity
+from ..models.lifecycle import ModelChoice
 from ..settings import DetectOptions, configure_ultralytics
 from ..store.records import FailureRecord, NewPhoto
 from .device_regions import region_step
@@ -99,22 +100,20 @@ class ModelSpec:
     detector_classes: tuple[str, ...] = ()  # what an open-vocabulary detector looks for
     ocr: bool = False  # also read the text in each photo (see indexing.text_reading)
 
+    @property
+    def choice(self) -> ModelChoice:
+        """The embedding model as the factory takes it."""
+        return ModelChoice(self.clip_model, self.device, self.precision, self.backend)
+
 
 def load_region_embedder(spec: ModelSpec) -> RegionEmbedder:
     """Load the models of ``spec`` in this process and wrap them in their region step."""
     configure_ultralytics()
-    from ..models.converted import load_embedder
     from ..models.detector import Detector
     from ..settings import resolve_device
 
     device = resolve_device(spec.device)
-    embedder = load_embedder(
-        spec.clip_model,
-        device,
-        precision=spec.precision,
-        batch_size=spec.embed_batch_size,
-        backend=spec.backend,
-    )
+    embedder = spec.choice.embedder(batch_size=spec.embed_batch_size)
     detector = (
         Detector(spec.detector, device, backend=spec.backend, classes=spec.detector_classes)
         if spec.detector

@@ -32,6 +32,7 @@ from ..settings import (
 )
 from .families import Family, family_of
 from .images import ImageQueries, example_images
+from .lifecycle import serialised
 from .openvino import OpenVinoClipSession, text_ir_dir
 from .source import ModelSource, canonical_model_id, find_source
 from .text import (
@@ -312,6 +313,7 @@ class ClipEmbedder(TextQueries, ImageQueries):
     def image_features(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         return self.session.image_features(inputs)
 
+    @serialised
     def embed_pixels(self, pixels: Any) -> np.ndarray:
         """(N, dim) normalised vectors of a normalised pixel tensor on the PyTorch session's
         device (see :mod:`indexer.indexing.device_regions`), in batches of ``batch_size``."""
@@ -325,6 +327,7 @@ class ClipEmbedder(TextQueries, ImageQueries):
         ]
         return np.concatenate(parts)
 
+    @serialised
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(N, dim) normalised vectors for literal texts (no prompt ensembling)."""
         if not texts:

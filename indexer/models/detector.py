@@ -28,6 +28,7 @@ from ..settings import (
     configure_ultralytics,
     resolve_detector,
 )
+from .lifecycle import serialised
 from .openvino import yolo_openvino_weights
 from .source import detector_weights
 from .yolo_openvino import OpenVinoYoloRunner, cached_export, detector_thresholds, record_recipe
@@ -337,12 +338,14 @@ class Detector:
         """The backend that runs the model: ``torch`` or ``openvino``."""
         return self.session.name
 
+    @serialised
     def detect(self, images: Sequence[Image.Image], options: DetectOptions) -> list[Detections]:
         """Raw detections for a batch of RGB photos, each in its own pixels."""
         if not images:
             return []
         return self.session.predict(images, options, self.device)
 
+    @serialised
     def detect_tensor(self, batch: Any, options: DetectOptions) -> list[Detections]:
         """Raw detections for a letterboxed batch on the device, in the batch's pixels
         (see :func:`indexer.indexing.device_regions.letterbox`)."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from .lifecycle import serialised
 from .text import unit_rows
 
 Preprocess = Callable[[Sequence[Image.Image]], dict[str, np.ndarray]]
@@ -32,10 +33,12 @@ class ImageQueries:
         """The image tower's inputs for a batch (``pixel_values`` and, for NaFlex, more)."""
         return self.pixels(images)
 
+    @serialised
     def embed_inputs(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Embed already-preprocessed image inputs (see :meth:`preprocess`)."""
         return unit_rows(self.image_features(inputs))
 
+    @serialised
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, dim) normalised vectors, computed in batches of ``batch_size``."""
         if not images:

@@ -45,6 +45,7 @@ from ..settings import (
     resolve_clip_model,
 )
 from .families import Family, family_named, family_of
+from .lifecycle import serialised
 from .openclip_files import MODEL_TYPE as OPEN_CLIP
 from .openclip_files import is_open_clip
 from .openclip_tokens import CLEAN as CLEAN_OPEN_CLIP
@@ -90,6 +91,7 @@ class TextQueries:
         """(N, dim) normalised vectors for literal texts (no prompt ensembling)."""
         raise NotImplementedError
 
+    @serialised
     def embed_text(self, query: str, *, ensemble: bool = True) -> np.ndarray:
         """One normalised vector for a text query, averaged over the family's templates."""
         query = normalise_query(query)
@@ -107,6 +109,7 @@ class TextQueries:
             self._text_cache.move_to_end(key)
         return cached
 
+    @serialised
     def fingerprint(self) -> np.ndarray:
         """A vector that identifies these weights (see :data:`PROBE_TEXT`)."""
         return self.embed_texts([PROBE_TEXT])[0]
@@ -248,6 +251,7 @@ class OpenVinoTextEncoder(TextQueries):
                 self._request = self._compile()
             return self._request
 
+    @serialised
     def fingerprint(self) -> np.ndarray:
         """The probe vector: computed once per conversion and precision, then read back (a
         preloading thread may have computed it already)."""
@@ -270,6 +274,7 @@ class OpenVinoTextEncoder(TextQueries):
         }
         return {name: arrays[name] for name in self.family.text.input_names}
 
+    @serialised
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)

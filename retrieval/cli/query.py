@@ -360,15 +360,13 @@ def _localize_embedder(
     backend: str | None,
 ) -> ClipEmbedder:
     """CLIP for ``localize``: the given model, else the index's, else the default."""
-    from indexer.models.converted import load_embedder
-    from indexer.settings import resolve_device
+    from indexer.models.lifecycle import ModelChoice
     from indexer.store import Store
 
-    model, key = clip_model, None
+    recorded = key = None
     if index_dir is not None:
         with Store(index_dir) as store:
-            model = model or store.get_meta("clip_model")
+            recorded = store.get_meta("clip_model")
             key = store.get_meta("int8_calibration")
-    return load_embedder(
-        model, resolve_device(device), precision=precision, backend=backend, calibration_key=key
-    )
+    choice = ModelChoice(clip_model, device, precision, backend).with_model(recorded)
+    return choice.embedder(calibration_key=key)

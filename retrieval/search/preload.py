@@ -18,8 +18,9 @@ import sqlite3
 import threading
 from urllib.parse import quote
 
-from indexer.models.text import OpenVinoTextEncoder, load_text_encoder
-from indexer.settings import expand_path, resolve_clip_model
+from indexer.models.lifecycle import ModelChoice
+from indexer.models.text import OpenVinoTextEncoder
+from indexer.settings import expand_path
 
 # ``indexer.store.schema.DB_NAME`` and the ``Meta`` table's name, read here without
 # importing SQLAlchemy (tests/retrieval/search/test_preload.py keeps them equal).
@@ -48,19 +49,16 @@ def recorded_model(index_dir: str | os.PathLike[str]) -> str | None:
 class TextPreload:
     """The torch-free text encoder, loading on a thread; :meth:`result` waits for it."""
 
-    def __init__(
-        self, model_id: str, device: str | None, precision: str | None, backend: str | None
-    ) -> None:
-        self.model_id = model_id
-        self._settings = (device, precision, backend)
+    def __init__(self, choice: ModelChoice) -> None:
+        self.choice = choice
+        self.model_id = choice.clip_model
         self._encoder: OpenVinoTextEncoder | None = None
         self._thread = threading.Thread(target=self._load, name="objsearch-text", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
-        device, precision, backend = self._settings
         try:
-            encoder = load_text_encoder(self.model_id, device, precision=precision, backend=backend)
+            encoder = self.choice.text_encoder()
             if encoder is not None:
                 encoder.fingerprint()  # the identity check's vector, and the first inference
         except Exception:  # the searcher loads the model itself and reports any problem
@@ -84,4 +82,4 @@ def preload_text_encoder(
     recorded = recorded_model(index_dir)
     if recorded is None:
         return None
-    return TextPreload(resolve_clip_model(clip_model, recorded), device, precision, backend)
+    return TextPreload(ModelChoice(clip_model, device, precision, backend).with_model(recorded))

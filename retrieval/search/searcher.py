@@ -16,6 +16,7 @@ reloads vectors when new batches were committed.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -25,8 +26,8 @@ from sqlalchemy import select
 
 from indexer.errors import QueryError, StoreError
 from indexer.models.identity import model_mismatch
-from indexer.models.text import TextQueries, load_text_encoder, normalise_query
-from indexer.settings import resolve_clip_model
+from indexer.models.lifecycle import ModelChoice
+from indexer.models.text import TextQueries, normalise_query
 from indexer.store import (
     KIND_IMAGE,
     IndexParams,
@@ -72,6 +73,10 @@ class Searcher:
     torch-free text encoder (:mod:`indexer.models.text`) when the model's conversion is
     cached on this machine; the full model loads only for what needs it (image queries,
     refinement), or for text when nothing is cached.
+
+    One searcher may serve many threads (the server's): models load once under the
+    searcher's model lock and are thread-safe themselves, and a FAISS reload happens once
+    under its vectors lock.
     """
 
     def __init__(
@@ -90,8 +95,10 @@ class Searcher:
         self.store = Store(index_dir)
         self._preload = preload  # a text encoder already loading (see .preload)
         self.params = params or IndexParams()
-        self._model = (clip_model, device, precision, backend)
+        self.choice = ModelChoice(clip_model, device, precision, backend)
         self._embedder = embedder
+        self._model_lock = threading.RLock()  # loads each model once
+        self._vectors_lock = threading.RLock()  # reloads FAISS once; guards the filter cache
         self._text: TextQueries | None = None  # the torch-free text encoder, once checked
         self._checked = False
         self._generation = -1
@@ -103,13 +110,13 @@ class Searcher:
             # (a search of the text read in photos embeds nothing: load_encoder=False)
             self.text_encoder  # noqa: B018 - load and check the model now, not at the first query
 
-    def _recorded_model(self, meta: dict[str, str]) -> str:
+    def _recorded_choice(self, meta: dict[str, str]) -> ModelChoice:
         """The model to load: the one asked for, else the index's (refused while it has none)."""
         if "clip_model" not in meta:
             raise StoreError(
                 f"The index at {self.store.dir} holds no photos yet: run 'objsearch index' first."
             )
-        return resolve_clip_model(self._model[0], meta["clip_model"])
+        return self.choice.with_model(meta["clip_model"])
 
     @property
     def text_encoder(self) -> TextQueries:
@@ -118,24 +125,24 @@ class Searcher:
         The full model once it is loaded (or given); else the torch-free text encoder when
         this machine has the model's text tower converted; else the full model.
         """
-        if self._embedder is not None or self._checked:
-            return self.embedder
-        if self._text is None:
-            meta = self.store.meta()
-            _, device, precision, backend = self._model
-            model = self._recorded_model(meta)
-            preload, self._preload = self._preload, None
-            if preload is not None and preload.model_id == model:
-                light = preload.result()
-            else:
-                light = load_text_encoder(model, device, precision=precision, backend=backend)
-            if light is None:
+        with self._model_lock:
+            if self._embedder is not None or self._checked:
                 return self.embedder
-            problem = model_mismatch(meta, light)
-            if problem:
-                raise StoreError(problem)
-            self._text = light
-        return self._text
+            if self._text is None:
+                meta = self.store.meta()
+                choice = self._recorded_choice(meta)
+                preload, self._preload = self._preload, None
+                if preload is not None and preload.model_id == choice.clip_model:
+                    light = preload.result()
+                else:
+                    light = choice.text_encoder()
+                if light is None:
+                    return self.embedder
+                problem = model_mismatch(meta, light)
+                if problem:
+                    raise StoreError(problem)
+                self._text = light
+            return self._text
 
     @property
     def embedder(self) -> ClipEmbedder:
@@ -144,25 +151,17 @@ class Searcher:
         An index whose first batch is not committed yet records no model; until it does,
         searches return nothing and no model is loaded.
         """
-        meta = self.store.meta() if not self._checked else {}
-        if self._embedder is None:
-            from indexer.models.converted import load_embedder
-            from indexer.settings import resolve_device
-
-            _, device, precision, backend = self._model
-            self._embedder = load_embedder(
-                self._recorded_model(meta),
-                resolve_device(device),
-                precision=precision,
-                backend=backend,
-                calibration_key=meta.get("int8_calibration"),
-            )
-        if not self._checked and "clip_model" in meta:
-            problem = model_mismatch(meta, self._embedder)
-            if problem:
-                raise StoreError(problem)
-            self._checked = True
-        return self._embedder
+        with self._model_lock:
+            meta = self.store.meta() if not self._checked else {}
+            if self._embedder is None:
+                choice = self._recorded_choice(meta)
+                self._embedder = choice.embedder(calibration_key=meta.get("int8_calibration"))
+            if not self._checked and "clip_model" in meta:
+                problem = model_mismatch(meta, self._embedder)
+                if problem:
+                    raise StoreError(problem)
+                self._checked = True
+            return self._embedder
 
     def close(self) -> None:
         self.store.close()
@@ -180,12 +179,15 @@ class Searcher:
         A reload keeps the FAISS main segment when its file has not changed and reads only
         the changes since from SQLite.
         """
-        generation = self.store.generation
-        if self._index is None or generation != self._generation:
-            self._index, _ = self.store.load_vectors(self.params, persist=True, reuse=self._index)
-            self._generation = generation
-            self._allowed.clear()
-        return self._index
+        with self._vectors_lock:
+            generation = self.store.generation
+            if self._index is None or generation != self._generation:
+                self._index, _ = self.store.load_vectors(
+                    self.params, persist=True, reuse=self._index
+                )
+                self._generation = generation
+                self._allowed.clear()
+            return self._index
 
     @property
     def empty(self) -> bool:
@@ -349,13 +351,16 @@ class Searcher:
         Call after :attr:`vectors` (which clears the cache when the index has changed).
         """
         key = (filters, kind)
-        if key not in self._allowed:
+        with self._vectors_lock:
+            found = self._allowed.get(key)
+        if found is None:
             with self.store.session() as s:
                 found = matching_region_ids(s, filters, kind)
-            if len(self._allowed) >= ALLOWED_CACHE:
-                self._allowed.pop(next(iter(self._allowed)))
-            self._allowed[key] = found
-        return self._allowed[key]
+            with self._vectors_lock:
+                if len(self._allowed) >= ALLOWED_CACHE:
+                    self._allowed.pop(next(iter(self._allowed)))
+                self._allowed[key] = found
+        return found
 
     def search_vector(
         self,

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from indexer.errors import ObjsearchError, QueryError, StoreError
+from indexer.errors import ModelLoadError, ObjsearchError, QueryError, StoreError
 from indexer.models.clip import ClipEmbedder
 from indexer.settings import DEFAULT_HOST
 from retrieval.search.fields import rendered
@@ -74,6 +74,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def store_trouble(_: Request, exc: StoreError) -> JSONResponse:
         log.error("index problem: %s", exc)
         return _error(503, "The index cannot be read right now; see the server's log.")
+
+    @app.exception_handler(ModelLoadError)
+    async def model_trouble(_: Request, exc: ModelLoadError) -> JSONResponse:
+        log.error("model problem: %s", exc)
+        return _error(503, "The model cannot be loaded right now; see the server's log.")
 
     @app.exception_handler(ObjsearchError)
     async def other_error(_: Request, exc: ObjsearchError) -> JSONResponse:

@@ -2,15 +2,14 @@
 
 One ``Service`` holds the warm CLIP model and the ``Searcher`` for the server's lifetime. The
 searcher follows the index while ``objsearch index`` writes it (it reloads FAISS when the
-store's generation moves on). Request handlers run in a thread pool, so model calls are
-serialised by one lock (the embedder's text cache and OpenVINO requests are not
-thread-safe), and FAISS reloads by another; SQLite reads use a session per call.
+store's generation moves on). Request handlers run in a thread pool: the searcher and its
+models are safe to share between threads (each model runs one call at a time under its own
+lock, see :mod:`indexer.models.lifecycle`); SQLite reads use a session per call.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,55 +29,6 @@ if TYPE_CHECKING:
 
 API = "/api/v1"
 THUMB_SIZE = 256
-
-
-class SerialEmbedder:
-    """An embedder whose model calls run one at a time; every other attribute passes through."""
-
-    def __init__(self, inner: ClipEmbedder) -> None:
-        self._inner = inner
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._inner, name)
-        if name.startswith("embed") or name == "fingerprint":
-
-            def locked(*args: Any, **kwargs: Any) -> Any:
-                with self._lock:
-                    return value(*args, **kwargs)
-
-            return locked
-        return value
-
-
-class FollowingSearcher(Searcher):
-    """A searcher shared by the server's threads.
-
-    Its FAISS reload happens once even when many threads ask at once, and its CLIP model
-    (loaded once the index records one) runs one call at a time.
-    """
-
-    _reload_lock = threading.Lock()
-    _model_lock = threading.Lock()
-    _serial: SerialEmbedder | None = None
-
-    @property
-    def vectors(self):  # type: ignore[override]
-        with self._reload_lock:
-            return Searcher.vectors.fget(self)  # type: ignore[attr-defined]
-
-    @property
-    def embedder(self):  # type: ignore[override]
-        with self._model_lock:
-            inner = Searcher.embedder.fget(self)  # type: ignore[attr-defined]
-            if self._serial is None:
-                self._serial = SerialEmbedder(inner)
-            return self._serial
-
-    @property
-    def text_encoder(self):  # type: ignore[override]
-        """Text too goes through the one serialised model (loaded once at start-up)."""
-        return self.embedder
 
 
 def urls(data: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +82,7 @@ class Service:
         backend: str | None = None,
         embedder: ClipEmbedder | None = None,
     ) -> None:
-        self.searcher = FollowingSearcher(
+        self.searcher = Searcher(
             index_dir, clip_model, device, precision=precision, backend=backend, embedder=embedder
         )
         self.store = self.searcher.store
@@ -140,7 +90,9 @@ class Service:
         self.watcher: Watcher | None = None
         """The ``--watch`` folder watcher, whose progress the status shows."""
         if not self.searcher.empty:  # an index still empty loads CLIP once it records one
-            self.searcher.embedder.embed_text("warm up")  # first-call costs go to start-up
+            # One model for text and images alike (a server needs both), and the first
+            # call's costs go to start-up.
+            self.searcher.embedder.embed_text("warm up")
 
     def close(self) -> None:
         self.searcher.close()

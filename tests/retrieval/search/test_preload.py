@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.models.lifecycle import ModelChoice
 from indexer.models.text import OpenVinoTextEncoder, load_text_encoder
 from indexer.settings import openvino_available
 from indexer.store import DB_NAME, Store
@@ -57,7 +58,7 @@ def test_preload_gives_the_searchers_encoder(tiny_index: Path) -> None:
 
 
 def test_preload_of_another_model_is_not_used(tiny_index: Path, tiny_siglip_dir: Path) -> None:
-    other = TextPreload(str(tiny_siglip_dir), "cpu", None, None)
+    other = TextPreload(ModelChoice(str(tiny_siglip_dir), "cpu"))
     with Searcher(tiny_index, device="cpu", preload=other) as searcher:
         encoder = searcher.text_encoder
         assert encoder.model_id == recorded_model(tiny_index)

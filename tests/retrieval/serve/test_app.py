@@ -10,7 +10,15 @@ import pytest
 from PIL import Image
 
 from indexer.store import Store
-from tests.fixtures.server import API, Server, an_object, cli_json, photo_ids
+from tests.fixtures.server import (
+    API,
+    Server,
+    an_object,
+    build_index,
+    cli_json,
+    photo_ids,
+    run_server,
+)
 from tests.model_factory import EXIF_PHOTO_NAME
 
 
@@ -269,3 +277,20 @@ def test_words_read_in_photos_over_http(text_server, rendered_words) -> None:
     for params in ({}, {"ocr": "!!"}, {"ocr": "sign", "refine": "true"}):
         answer = client.get(f"{API}/search", params=params)
         assert answer.status_code == 400 and "error" in answer.json(), params
+
+
+def test_a_model_that_cannot_load_is_503_not_a_client_error(
+    models, sample_photos_dir: Path, tmp_path: Path
+) -> None:
+    """The server starts on an empty index (no model yet); once photos are indexed, the
+    model it is told to use cannot load: the client is told to come back, not blamed."""
+    index_dir = tmp_path / "index"
+    Store(index_dir, create=True).close()
+    with run_server(index_dir, tmp_path / "no-such-model") as server:
+        build_index(models, sample_photos_dir, index_dir)
+        response = server.client().get(f"{API}/search", params={"q": "a cat"})
+        assert response.status_code == 503, response.text
+        assert response.json() == {
+            "error": "The model cannot be loaded right now; see the server's log."
+        }
+        assert "model problem" in server.output() and "no-such-model" in server.output()
