@@ -42,13 +42,12 @@ class UsageError(ObjsearchError):
     exit_code = 2
 
 
-class QueryError(ObjsearchError, ValueError):
+class QueryError(UsageError, ValueError):
     """A search query is malformed (no text and no image, an unreadable query image...).
 
-    Also a ``ValueError``, so code that validates arguments the Python way catches it.
+    A :class:`UsageError` like every other mistake in what was asked for (exit 2, HTTP
+    400), and a ``ValueError``, so code that validates arguments the Python way catches it.
     """
-
-    exit_code = 2
 
 
 # Where a model-load error sends people without internet access on the machine.

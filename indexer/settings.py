@@ -150,10 +150,8 @@ def resolve_device(device: str | None = None) -> str:
     ``cpu``, and ``auto`` on a machine without a GPU driver, are answered without importing
     torch (seconds of start-up that a CPU run with OpenVINO never needs).
     """
-    choice = (resolve(device, ENV_DEVICE, DEFAULT_DEVICE) or DEFAULT_DEVICE).lower()
+    choice = device_name(device)
     base = choice.split(":", 1)[0]
-    if base not in DEVICES:
-        raise ObjsearchError(f"Unknown device {choice!r}: use one of auto, cpu, cuda (or cuda:N).")
     if base == "cpu" or (base == "auto" and no_gpu_visible()):
         return "cpu" if base == "auto" else choice
     import torch
@@ -161,11 +159,36 @@ def resolve_device(device: str | None = None) -> str:
     if base == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if base == "cuda" and not torch.cuda.is_available():
-        raise ObjsearchError(
+        raise UsageError(
             "--device cuda was asked for, but torch sees no CUDA GPU on this machine. "
             "Use --device cpu (or auto)."
         )
     return choice
+
+
+def device_name(device: str | None) -> str:
+    """The device asked for (argument, environment, default), refused when unknown; no
+    probing, so a mistake is reported before anything loads."""
+    choice = (resolve(device, ENV_DEVICE, DEFAULT_DEVICE) or DEFAULT_DEVICE).lower()
+    if choice.split(":", 1)[0] not in DEVICES:
+        raise UsageError(f"Unknown device {choice!r}: use one of auto, cpu, cuda (or cuda:N).")
+    return choice
+
+
+def precision_name(precision: str | None) -> str:
+    """The precision asked for (argument, environment, default), refused when unknown."""
+    value = (resolve(precision, ENV_PRECISION, DEFAULT_PRECISION) or DEFAULT_PRECISION).lower()
+    if value not in PRECISIONS:
+        raise UsageError(f"Unknown precision {value!r}: use one of {', '.join(PRECISIONS)}.")
+    return value
+
+
+def backend_name(backend: str | None) -> str:
+    """The backend asked for (argument, environment, default), refused when unknown."""
+    value = (resolve(backend, ENV_BACKEND, DEFAULT_BACKEND) or DEFAULT_BACKEND).lower()
+    if value not in BACKENDS:
+        raise UsageError(f"Unknown backend {value!r}: use one of {', '.join(BACKENDS)}.")
+    return value
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -183,9 +206,7 @@ def choose_precision(precision: str | None, device: str) -> str:
 
     ``int8`` (post-training quantization of the image tower) runs on the CPU only.
     """
-    value = (resolve(precision, ENV_PRECISION, DEFAULT_PRECISION) or DEFAULT_PRECISION).lower()
-    if value not in PRECISIONS:
-        raise ObjsearchError(f"Unknown precision {value!r}: use one of {', '.join(PRECISIONS)}.")
+    value = precision_name(precision)
     if value in QUANTIZED_PRECISIONS and not device.startswith("cpu"):
         raise _cpu_only(value)
     if value != "auto":
@@ -205,12 +226,10 @@ def openvino_available() -> bool:
 
 def choose_backend(backend: str | None, device: str) -> str:
     """``auto`` -> OpenVINO on CPU when it is installed, else PyTorch."""
-    value = (resolve(backend, ENV_BACKEND, DEFAULT_BACKEND) or DEFAULT_BACKEND).lower()
-    if value not in BACKENDS:
-        raise ObjsearchError(f"Unknown backend {value!r}: use one of {', '.join(BACKENDS)}.")
+    value = backend_name(backend)
     if value == "openvino":
         if not device.startswith("cpu"):
-            raise ObjsearchError(
+            raise UsageError(
                 "The OpenVINO backend runs on the CPU: use --device cpu or --backend torch."
             )
         if not openvino_available():
@@ -223,8 +242,8 @@ def choose_backend(backend: str | None, device: str) -> str:
     return value
 
 
-def _cpu_only(precision: str) -> ObjsearchError:
-    return ObjsearchError(
+def _cpu_only(precision: str) -> UsageError:
+    return UsageError(
         f"--precision {precision} quantizes the image encoder for the CPU (OpenVINO): use "
         "--device cpu, or fp16 on a GPU."
     )
@@ -251,7 +270,7 @@ def refuse_unrunnable_precision(
 def check_quantized_backend(precision: str, backend: str) -> None:
     """Refuse a quantized precision on a backend that cannot run it (PyTorch)."""
     if precision in QUANTIZED_PRECISIONS and backend != "openvino":
-        raise ObjsearchError(
+        raise UsageError(
             f"--precision {precision} needs the OpenVINO backend (pip install openvino nncf); "
             f"the {backend} backend runs fp32, bf16 or fp16."
         )
@@ -360,17 +379,17 @@ class DetectOptions:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.confidence <= 1.0:
-            raise ObjsearchError(f"confidence must be in [0, 1], got {self.confidence}")
+            raise UsageError(f"confidence must be in [0, 1], got {self.confidence}")
         if self.max_objects < 0:
-            raise ObjsearchError(f"max objects must be >= 0, got {self.max_objects}")
+            raise UsageError(f"max objects must be >= 0, got {self.max_objects}")
         if self.min_side < 1:
-            raise ObjsearchError(f"minimum crop side must be >= 1 px, got {self.min_side}")
+            raise UsageError(f"minimum crop side must be >= 1 px, got {self.min_side}")
         if not 0.0 <= self.padding <= 1.0:
-            raise ObjsearchError(f"crop padding must be in [0, 1], got {self.padding}")
+            raise UsageError(f"crop padding must be in [0, 1], got {self.padding}")
         if not 0.0 < self.dedupe_iou <= 1.0:
-            raise ObjsearchError(f"dedupe IoU must be in (0, 1], got {self.dedupe_iou}")
+            raise UsageError(f"dedupe IoU must be in (0, 1], got {self.dedupe_iou}")
         if not 32 <= self.imgsz <= 4096:
-            raise ObjsearchError(f"detector input size must be 32 to 4096 px, got {self.imgsz}")
+            raise UsageError(f"detector input size must be 32 to 4096 px, got {self.imgsz}")
 
 
 def resolve_ray_address(value: str | None) -> str | None:
@@ -389,7 +408,7 @@ def resolve_ray_address(value: str | None) -> str | None:
     host, _, port = address.rpartition(":")
     if host and port.isdigit() and "/" not in host:
         return address
-    raise ObjsearchError(
+    raise UsageError(
         f"Unknown Ray address {address!r}: use auto, local, ray://HOST:PORT or HOST:PORT."
     )
 
@@ -409,8 +428,8 @@ class RaySettings:
 
     def __post_init__(self) -> None:
         if self.actors is not None and self.actors < 1:
-            raise ObjsearchError(f"Ray actors must be >= 1, got {self.actors}")
+            raise UsageError(f"Ray actors must be >= 1, got {self.actors}")
         for name in ("cpus_per_actor", "gpus_per_actor"):
             value = getattr(self, name)
             if value is not None and value < 0:
-                raise ObjsearchError(f"{name.replace('_', ' ')} must be >= 0, got {value}")
+                raise UsageError(f"{name.replace('_', ' ')} must be >= 0, got {value}")

@@ -109,13 +109,14 @@ class Indexer:
         text_reader: TextReader | None = None,
     ) -> None:
         if index_type not in INDEX_TYPES:
-            raise ObjsearchError(
+            raise UsageError(
                 f"Unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}."
             )
         batch_plan("cpu", batch_size, embed_batch_size, workers)  # refuse bad sizes early
         if max_megapixels <= 0:
             raise UsageError(f"the megapixel limit must be above 0, got {max_megapixels}")
         refuse_unrunnable_precision(precision, backend, device)
+        ModelChoice(clip_model, device, precision, backend)  # unknown names: refused now
         self.index_dir = expand_path(index_dir)
         self.clip_model = clip_model
         self.detector_weights = detector_weights

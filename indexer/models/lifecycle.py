@@ -18,7 +18,13 @@ from dataclasses import dataclass, replace
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..settings import resolve_clip_model, resolve_device
+from ..settings import (
+    backend_name,
+    device_name,
+    precision_name,
+    resolve_clip_model,
+    resolve_device,
+)
 
 if TYPE_CHECKING:
     from .text import OpenVinoTextEncoder
@@ -61,6 +67,10 @@ class ModelChoice:
     device: str | None = None
     precision: str | None = None
     backend: str | None = None
+
+    def __post_init__(self) -> None:
+        # Unknown names are refused now, before any model is looked for (seconds).
+        device_name(self.device), precision_name(self.precision), backend_name(self.backend)
 
     def with_model(self, recorded: str | None) -> ModelChoice:
         """This choice with its model settled: the one given, else ``recorded`` (an

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from ..errors import UsageError
+
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 # Temp files of unfinished saves: ``.vectors-XXXX.tmp`` beside the index file.
 TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
@@ -55,8 +57,8 @@ class IndexParams:
 def choose_index_type(index_type: str, count: int) -> str:
     """Resolve ``auto`` to a concrete index type for ``count`` vectors."""
     if index_type not in INDEX_TYPES:
-        raise ValueError(
-            f"unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}"
+        raise UsageError(
+            f"Unknown FAISS index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}."
         )
     if index_type != "auto":
         return index_type

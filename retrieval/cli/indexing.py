@@ -23,11 +23,8 @@ from rich.progress import (
 
 from indexer.errors import UsageError
 from indexer.settings import (
-    DEFAULT_DETECTOR,
     DEFAULT_FAISS_INDEX,
     DEFAULT_MAX_MEGAPIXELS,
-    ENV_DETECTOR,
-    ENV_RAY_ADDRESS,
     DetectOptions,
     RaySettings,
     configure_ultralytics,
@@ -54,9 +51,30 @@ from .app import (
     out,
     print_rows,
 )
+from .index_options import (
+    DETECT,
+    BatchSizeOpt,
+    ConfidenceOpt,
+    DetectorClassesOpt,
+    DetectorImgszOpt,
+    DetectorOpt,
+    FaissIndexOpt,
+    MaxMegapixelsOpt,
+    MaxObjectsOpt,
+    MinSideOpt,
+    OcrIndexOpt,
+    PaddingOpt,
+    PhotosOnlyOpt,
+    PhotosOpt,
+    PruneOpt,
+    RayActorsOpt,
+    RayCpusOpt,
+    RayGpusOpt,
+    RayOpt,
+)
 
 if TYPE_CHECKING:
-    from indexer.indexing import IndexStats
+    from indexer.indexing import Indexer, IndexStats
     from indexer.store import Store
     from retrieval.search.filters import SearchFilters
 
@@ -74,48 +92,6 @@ def _progress_columns() -> tuple[ProgressColumn, ...]:
     )
 
 
-_DETECT = DetectOptions()  # the CLI defaults are the library defaults
-
-PhotosOpt = Annotated[
-    list[Path],
-    typer.Argument(help="Photo folders (walked recursively) or files.", show_default=False),
-]
-DetectorOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--detector",
-        envvar=ENV_DETECTOR,
-        help=f"Ultralytics detector (YOLOv8/11/26, RT-DETR, YOLO-World, YOLOE): a local .pt path or a name such as yolo11n.pt. [default: {DEFAULT_DETECTOR}]",
-    ),
-]
-DetectorClassesOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--detector-classes",
-        help="Comma-separated class names for an open-vocabulary detector (YOLO-World, YOLOE), e.g. 'flowerpot,butterfly'.",
-    ),
-]
-MinSideOpt = Annotated[int, typer.Option(help="Minimum object box side, in original pixels.")]
-PaddingOpt = Annotated[
-    float, typer.Option(help="Context added around each crop, as a fraction of the box size.")
-]
-PhotosOnlyOpt = Annotated[
-    bool, typer.Option("--photos-only", help="Skip detection: embed whole photos only.")
-]
-MaxMegapixelsOpt = Annotated[
-    float, typer.Option(help="Refuse photos larger than this (decompression-bomb guard).")
-]
-FaissIndexOpt = Annotated[
-    str, typer.Option("--faiss-index", help="FAISS index type: auto, flat, hnsw or ivf.")
-]
-PruneOpt = Annotated[
-    bool,
-    typer.Option(
-        "--prune/--no-prune", help="Remove photos that disappeared from the given folders."
-    ),
-]
-
-
 @friendly
 def index(
     photos: PhotosOpt,
@@ -126,95 +102,28 @@ def index(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     backend: BackendOpt = None,
-    confidence: Annotated[
-        float, typer.Option(help="Detector confidence threshold.")
-    ] = _DETECT.confidence,
-    max_objects: Annotated[
-        int, typer.Option(help="Maximum objects kept per photo.")
-    ] = _DETECT.max_objects,
-    min_side: MinSideOpt = _DETECT.min_side,
-    padding: PaddingOpt = _DETECT.padding,
-    detector_imgsz: Annotated[
-        int,
-        typer.Option(
-            "--detector-imgsz",
-            help="Detector input size in pixels (multiples of 32). Smaller is faster but finds fewer objects: at 480, about 4 in 5 of the boxes found at 640 (see the README).",
-        ),
-    ] = _DETECT.imgsz,
+    confidence: ConfidenceOpt = DETECT.confidence,
+    max_objects: MaxObjectsOpt = DETECT.max_objects,
+    min_side: MinSideOpt = DETECT.min_side,
+    padding: PaddingOpt = DETECT.padding,
+    detector_imgsz: DetectorImgszOpt = DETECT.imgsz,
     photos_only: PhotosOnlyOpt = False,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(
-            help="Photos per detector batch and per commit. [default: 16 on CPU, 128 on CUDA]"
-        ),
-    ] = None,
+    batch_size: BatchSizeOpt = None,
     max_megapixels: MaxMegapixelsOpt = DEFAULT_MAX_MEGAPIXELS,
     faiss_index: FaissIndexOpt = DEFAULT_FAISS_INDEX,
     prune: PruneOpt = True,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            envvar=ENV_RAY_ADDRESS,
-            metavar="auto|local|ray://HOST:PORT",
-            help='Run detection and embedding on a Ray cluster (pip install "objsearch\\[ray]"): auto joins a running cluster or starts a local one, local always starts one, ray://HOST:PORT connects through Ray Client, HOST:PORT to a cluster\'s GCS. Every node must see the photos under the same paths (see docs/scaling.md).',
-            show_default=False,
-        ),
-    ] = None,
-    ray_actors: Annotated[
-        int | None,
-        typer.Option(
-            "--ray-actors",
-            help="Detect+embed actors (default: one per GPU, or one per node without GPUs).",
-            show_default=False,
-        ),
-    ] = None,
-    ray_gpus: Annotated[
-        float | None,
-        typer.Option(
-            "--ray-gpus",
-            help="GPUs each actor reserves (default: 1 on clusters with GPUs, else 0).",
-            show_default=False,
-        ),
-    ] = None,
-    ray_cpus: Annotated[
-        float | None,
-        typer.Option(
-            "--ray-cpus",
-            help="CPUs each actor reserves and computes with (default: reserves 1, computes with its share of the cluster's cores).",
-            show_default=False,
-        ),
-    ] = None,
-    ocr: Annotated[
-        bool | None,
-        typer.Option(
-            "--ocr/--no-ocr",
-            help="Also read the text in photos (signs, labels, covers), found with 'search --ocr WORDS'. On an existing index, photos not read yet are read without running the other models. [default: OBJSEARCH_OCR, else off]",
-            show_default=False,
-        ),
-    ] = None,
+    ray: RayOpt = None,
+    ray_actors: RayActorsOpt = None,
+    ray_gpus: RayGpusOpt = None,
+    ray_cpus: RayCpusOpt = None,
+    ocr: OcrIndexOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index photos: detect objects, embed photos and crops, store them in INDEX."""
     from indexer.indexing import Indexer
 
     configure_ultralytics()
-    options = DetectOptions(
-        confidence=confidence,
-        max_objects=max_objects,
-        min_side=min_side,
-        padding=padding,
-        imgsz=detector_imgsz,
-    )
-    address = resolve_ray_address(ray)
-    ray_settings = None
-    if address is not None:
-        ray_settings = RaySettings(
-            address=address,
-            actors=ray_actors,
-            cpus_per_actor=ray_cpus,
-            gpus_per_actor=ray_gpus,
-        )
+    options = DetectOptions(confidence, max_objects, min_side, padding, imgsz=detector_imgsz)
     indexer = Indexer(
         index_dir,
         clip_model=clip_model,
@@ -228,18 +137,10 @@ def index(
         batch_size=batch_size,
         max_megapixels=max_megapixels,
         index_type=faiss_index,
-        ray=ray_settings,
+        ray=_ray_settings(ray, ray_actors, ray_cpus, ray_gpus),
         ocr=ocr,
     )
-    with Progress(
-        *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
-    ) as bar:
-        task = bar.add_task("indexing", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        stats = indexer.index(photos, prune=prune, progress=progress)
+    stats = _index_with_progress(indexer, photos, prune)
     for path in stats.missing_roots:
         err.print(
             f"[yellow]warning:[/] {escape(path)}: no such file or folder (skipped)",
@@ -254,6 +155,29 @@ def index(
         print(json.dumps(stats.to_dict() | timing))
         return
     _print_stats(stats, index_dir)
+
+
+def _ray_settings(
+    ray: str | None, actors: int | None, cpus: float | None, gpus: float | None
+) -> RaySettings | None:
+    """Where and how the model stage runs on Ray; None runs it in this process."""
+    address = resolve_ray_address(ray)
+    if address is None:
+        return None
+    return RaySettings(address=address, actors=actors, cpus_per_actor=cpus, gpus_per_actor=gpus)
+
+
+def _index_with_progress(indexer: Indexer, photos: list[Path], prune: bool) -> IndexStats:
+    """Run the index with a progress bar on stderr (when it is a terminal)."""
+    with Progress(
+        *_progress_columns(), console=err, transient=False, disable=not err.is_terminal
+    ) as bar:
+        task = bar.add_task("indexing", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return indexer.index(photos, prune=prune, progress=progress)
 
 
 def _print_stats(stats: IndexStats, index_dir: Path) -> None:

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from indexer.errors import UsageError
 from indexer.models.lifecycle import ModelChoice, model_lock, serialised
-from indexer.settings import DEFAULT_CLIP_MODEL, ENV_CLIP_MODEL
+from indexer.settings import DEFAULT_CLIP_MODEL, ENV_CLIP_MODEL, ENV_DEVICE
 from retrieval.search import Searcher
 
 THREADS = 8
@@ -131,3 +132,22 @@ def test_one_searcher_shared_by_threads_answers_as_it_does_alone(
     for query, hits in found:
         assert [h[0] for h in hits] == [e[0] for e in expected[query]]
         assert [h[1] for h in hits] == pytest.approx([e[1] for e in expected[query]], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("fields", "needle"),
+    [
+        ({"device": "tpu"}, "Unknown device 'tpu'"),
+        ({"precision": "fp8"}, "Unknown precision 'fp8'"),
+        ({"backend": "onnx"}, "Unknown backend 'onnx'"),
+    ],
+)
+def test_unknown_names_are_refused_when_the_choice_is_made(fields: dict, needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        ModelChoice("any/model", **fields)
+
+
+def test_a_bad_name_in_the_environment_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_DEVICE, "quantum")
+    with pytest.raises(UsageError, match="Unknown device 'quantum'"):
+        ModelChoice("any/model")

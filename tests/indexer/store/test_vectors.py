@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from indexer.errors import UsageError
 from indexer.store.vectors import AUTO_HNSW_MIN, VectorIndex, choose_index_type
 
 
@@ -65,7 +66,7 @@ def test_choose_index_type() -> None:
     assert choose_index_type("auto", 10) == "flat"
     assert choose_index_type("auto", AUTO_HNSW_MIN) == "hnsw"
     assert choose_index_type("ivf", 10) == "ivf"
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="Unknown FAISS index type 'lsh'"):
         choose_index_type("lsh", 10)
 
 

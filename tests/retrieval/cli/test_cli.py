@@ -70,7 +70,7 @@ def test_index_then_search_status_export_doctor(models: Models, tmp_path: Path) 
         (("search", "--index", "{index}", "  "), 2, "empty"),
         (("search", "--index", "{index}", "x", "--objects-only", "--photos-only"), 2, "exclude"),
         (("status", "--index", "{missing}"), 4, "No objsearch index"),
-        (("index", "{missing}", "--index", "{index}", "--faiss-index", "lsh"), 1, "FAISS"),
+        (("index", "{missing}", "--index", "{index}", "--faiss-index", "lsh"), 2, "FAISS"),
     ],
 )
 def test_errors_are_one_line_and_an_exit_code(
