@@ -7,6 +7,9 @@ do. The CLI prints the message and exits non-zero; apps that embed objsearch cat
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 
 class ObjsearchError(Exception):
     """Base class for errors with a message fit to show a person."""
@@ -48,6 +51,39 @@ class QueryError(UsageError, ValueError):
     A :class:`UsageError` like every other mistake in what was asked for (exit 2, HTTP
     400), and a ``ValueError``, so code that validates arguments the Python way catches it.
     """
+
+
+@dataclass(frozen=True)
+class CarriedError:
+    """An :class:`ObjsearchError` as plain data, to cross a process boundary (a Ray actor's
+    result rows hold plain values) and be raised again, as the same class, on the other side."""
+
+    kind: str
+    message: str
+
+    @classmethod
+    def of(cls, exc: ObjsearchError) -> CarriedError:
+        return cls(type(exc).__name__, str(exc))
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": self.kind, "message": self.message})
+
+    @classmethod
+    def from_json(cls, text: str) -> CarriedError:
+        data = json.loads(text)
+        return cls(str(data["kind"]), str(data["message"]))
+
+    def error(self) -> ObjsearchError:
+        """The exception again: its own class when it is one of ours, else the base class."""
+        classes = {c.__name__: c for c in _subclasses(ObjsearchError)}
+        return classes.get(self.kind, ObjsearchError)(self.message)
+
+
+def _subclasses(cls: type[ObjsearchError]) -> list[type[ObjsearchError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found += _subclasses(sub)
+    return found
 
 
 # Where a model-load error sends people without internet access on the machine.

@@ -22,7 +22,7 @@ from functools import partial
 
 import numpy as np
 
-from ..errors import ModelLoadError, ObjsearchError, first_line
+from ..errors import CarriedError, ModelLoadError, ObjsearchError, first_line
 from ..media.decode import DecodeError, FileDigest
 from ..settings import RaySettings
 from .plan import Work
@@ -110,8 +110,8 @@ class RayStage:
             raise ModelLoadError(
                 f"Could not load the models on the Ray cluster: {first_line(exc)}"
             ) from None
-        if isinstance(result, str):
-            raise ModelLoadError(result)
+        if isinstance(result, CarriedError):
+            raise result.error()  # the worker's own error class, not a string
         return result
 
     def stream(

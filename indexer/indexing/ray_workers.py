@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ModelLoadError, ObjsearchError
+from ..errors import CarriedError, ObjsearchError
 from ..media.decode import DecodedPhoto, DecodeError
 from ..models.identity import ModelIdentity
 from ..models.lifecycle import ModelChoice
@@ -154,12 +154,12 @@ class ModelProbe:
         return probe
 
 
-def probe_models(spec: ModelSpec) -> ModelProbe | str:
+def probe_models(spec: ModelSpec) -> ModelProbe | CarriedError:
     """Load the models once on a worker: their identity, or why they cannot be loaded."""
     try:
         return ModelProbe.of(load_region_embedder(spec))
     except ObjsearchError as exc:
-        return str(exc)
+        return CarriedError.of(exc)
 
 
 class RegionActor:
@@ -188,7 +188,7 @@ class RegionActor:
                 self._embed = with_text(self._regions.embed, TextReader().load())
             self._identity = ModelProbe.of(self._regions).dump()
         except ObjsearchError as exc:
-            self._load_error = str(exc)
+            self._load_error = CarriedError.of(exc).to_json()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["path"])
@@ -245,11 +245,12 @@ class Outcome:
 def outcomes(batch: dict[str, np.ndarray]) -> list[Outcome]:
     """Unpack one result batch streamed back from the actor pool.
 
-    Raises :class:`ModelLoadError` when the actor could not load its models.
+    Raises the actor's own error (a :class:`ModelLoadError`, say) when it could not load
+    its models.
     """
     for load_error in batch["load_error"]:
         if load_error:
-            raise ModelLoadError(str(load_error))
+            raise CarriedError.from_json(str(load_error)).error()
     out = []
     for path, record, stage, error, model, worker in zip(
         batch["path"],

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from indexer.errors import (
+    CarriedError,
     CorruptIndexError,
     IndexLockedError,
     ModelLoadError,
@@ -50,3 +51,26 @@ def test_first_line_of_a_long_message_and_of_a_wrapped_driver_error() -> None:
         conn.execute(text("SELECT * FROM nowhere"))
     assert isinstance(caught.value.orig, sqlite3.OperationalError)
     assert first_line(caught.value) == "no such table: nowhere"  # the driver's own words
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        UsageError("bad value"),
+        QueryError("bad query"),
+        StoreError("no index"),
+        IndexLockedError("busy"),
+        ModelLoadError("no model"),
+        ObjsearchError("plain"),
+    ],
+)
+def test_errors_cross_a_process_boundary_as_their_own_class(error: ObjsearchError) -> None:
+    carried = CarriedError.of(error)
+    again = CarriedError.from_json(carried.to_json()).error()
+    assert type(again) is type(error) and str(again) == str(error)
+    assert again.exit_code == error.exit_code
+
+
+def test_an_unknown_kind_comes_back_as_the_base_class() -> None:
+    again = CarriedError("SomethingNew", "from a newer worker").error()
+    assert type(again) is ObjsearchError and str(again) == "from a newer worker"

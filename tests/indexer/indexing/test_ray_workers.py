@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from indexer.errors import ModelLoadError
+from indexer.errors import CarriedError, ModelLoadError
 from indexer.indexing.ray_workers import (
     ModelProbe,
     ModelSpec,
@@ -146,7 +146,9 @@ def test_an_actor_names_its_model_family_for_the_driver(
 def test_the_actor_detector_gets_the_run_detector_classes(models: Models) -> None:
     # The tiny YOLO is closed-vocabulary, so classes reaching its Detector are refused.
     probe = probe_models(spec_for(models, detector_classes=("flowerpot",)))
-    assert isinstance(probe, str) and "--detector-classes" in probe
+    assert isinstance(probe, CarriedError) and "--detector-classes" in probe.message
+    raised = probe.error()  # the driver raises the worker's own class, not a string
+    assert type(raised).__name__ == probe.kind and str(raised) == probe.message
 
 
 def test_the_actor_reads_text_when_the_run_asks_for_it(
