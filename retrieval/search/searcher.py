@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -243,29 +243,21 @@ class Searcher:
 
     def region_vector(self, region_id: int) -> np.ndarray:
         """The stored vector of one region (for "more like this object")."""
-        with self.store.session() as s:
-            blob = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
-        if blob is None:
-            raise FieldError(
-                "like_region",
-                f"there is no region {region_id} in this index (region ids come from search "
-                "results: region_id).",
-            )
-        return np.frombuffer(blob, np.float32).copy()
+        found = Region.id == int(region_id)
+        return self._stored(found, "like_region", f"region {region_id}", "region_id")
 
     def photo_vector(self, photo_id: int) -> np.ndarray:
         """The stored whole-photo vector of one photo (for "more like this photo")."""
+        found = (Region.photo_id == int(photo_id)) & (Region.kind == KIND_IMAGE)
+        return self._stored(found, "like_photo", f"photo {photo_id}", "photo_id")
+
+    def _stored(self, where: Any, field: str, what: str, key: str) -> np.ndarray:
+        """The one stored vector ``where`` selects; ``field`` is refused when there is none."""
         with self.store.session() as s:
-            blob = s.scalar(
-                select(Region.vector).where(
-                    Region.photo_id == int(photo_id), Region.kind == KIND_IMAGE
-                )
-            )
+            blob = s.scalar(select(Region.vector).where(where))
         if blob is None:
             raise FieldError(
-                "like_photo",
-                f"there is no photo {photo_id} in this index (photo ids come from search "
-                "results: photo_id).",
+                field, f"there is no {what} in this index (ids come from search results: {key})."
             )
         return np.frombuffer(blob, np.float32).copy()
 

@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +26,7 @@ from starlette.exceptions import HTTPException
 
 from indexer.errors import ModelLoadError, ObjsearchError, QueryError, StoreError
 from indexer.models.clip import ClipEmbedder
+from indexer.models.lifecycle import ModelChoice
 from indexer.settings import DEFAULT_HOST
 from retrieval.search.fields import rendered
 from retrieval.serve import security
@@ -146,7 +148,7 @@ def _add_routes(app: FastAPI, token: str | None, throttle: LoginThrottle) -> Non
 def _watcher(
     index_dir: str | os.PathLike[str],
     folders: Sequence[str | os.PathLike[str]],
-    choices: dict[str, str | None],
+    choice: ModelChoice,
 ) -> BackgroundWatcher | None:
     """The ``--watch`` thread (not started yet), its folders and index checked first."""
     if not folders:
@@ -154,7 +156,7 @@ def _watcher(
     from indexer.indexing.watch import Watcher
     from retrieval.serve.watching import BackgroundWatcher
 
-    return BackgroundWatcher(Watcher(index_dir, folders, **choices))  # type: ignore[arg-type]
+    return BackgroundWatcher(Watcher(index_dir, folders, **asdict(choice)))
 
 
 def create_app(
@@ -181,9 +183,9 @@ def create_app(
     header; ``login_throttle`` sets how wrong tokens are slowed and locked out. ``watch``
     names folders whose changes a background thread indexes while the server runs.
     """
-    choices = dict(clip_model=clip_model, device=device, precision=precision, backend=backend)
-    watcher = _watcher(index_dir, watch, choices)
-    service = Service(index_dir, embedder=embedder, **choices)  # type: ignore[arg-type]
+    choice = ModelChoice(clip_model, device, precision, backend)
+    watcher = _watcher(index_dir, watch, choice)
+    service = Service(index_dir, choice, embedder)
     service.watcher = watcher.watcher if watcher else None
 
     @asynccontextmanager

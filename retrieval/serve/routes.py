@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
+from PIL import Image
 
 from indexer.errors import QueryError
 from indexer.settings import DEFAULT_DECODE_SIDE
@@ -88,16 +89,7 @@ def _search_routes(router: APIRouter, service: Service) -> None:
         filters: Filters = SearchFilters(),
         shape: Shape = Shaping(),
     ) -> Hits:
-        request = SearchRequest(
-            q,
-            filters=filters,
-            kind=region_kind(kind),
-            top_k=k,
-            refine=refine,
-            refine_top=refine_top,
-            **shape.fields(),
-        )
-        return service.search(request)
+        return service.search(_request(q, None, None, filters, kind, k, refine, refine_top, shape))
 
     @router.post(
         "/search", summary="Search by example: upload a photo in the field 'image'", **hits
@@ -118,16 +110,8 @@ def _search_routes(router: APIRouter, service: Service) -> None:
         shape: Shape = Shaping(),
     ) -> Hits:
         decoded = decode_image_or_400(upload_bytes(image), DEFAULT_DECODE_SIDE)
-        request = SearchRequest(
-            q,
-            decoded.image,
-            filters=filters,
-            image_weight=image_weight,
-            kind=region_kind(kind),
-            top_k=k,
-            refine=refine,
-            refine_top=refine_top,
-            **shape.fields(),
+        request = _request(
+            q, decoded.image, image_weight, filters, kind, k, refine, refine_top, shape
         )
         return service.search(request)
 
@@ -142,6 +126,31 @@ def _search_routes(router: APIRouter, service: Service) -> None:
         like = parse_id(region_id)
         page = dict(kind=region_kind(kind), top_k=k, **shape.fields())
         return service.similar(SearchRequest(like_region=like, filters=filters, **page))
+
+
+def _request(
+    text: str | None,
+    image: Image.Image | None,
+    image_weight: float | None,
+    filters: SearchFilters,
+    kind: KindParam,
+    k: int,
+    refine: bool,
+    refine_top: int,
+    shape: Shaping,
+) -> SearchRequest:
+    """The search request of a search route's parameters (checked as the CLI's are)."""
+    return SearchRequest(
+        text,
+        image,
+        image_weight=image_weight,
+        filters=filters,
+        kind=region_kind(kind),
+        top_k=k,
+        refine=refine,
+        refine_top=refine_top,
+        **shape.fields(),
+    )
 
 
 def _photo_routes(router: APIRouter, service: Service) -> None:

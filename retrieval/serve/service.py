@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from indexer.errors import QueryError
 from indexer.media.decode import DecodedPhoto, DecodeError
 from indexer.models.clip import ClipEmbedder
+from indexer.models.lifecycle import ModelChoice
 from indexer.store import KIND_OBJECT, Photo, Region, TextRegion
 from indexer.store.doctor import check
 from retrieval.localize.refine import LOCALIZE_DECODE_SIDE, localize_prompts, search_refined
@@ -75,16 +77,10 @@ class Service:
     def __init__(
         self,
         index_dir: str | os.PathLike[str],
-        *,
-        clip_model: str | None = None,
-        device: str | None = None,
-        precision: str | None = None,
-        backend: str | None = None,
+        choice: ModelChoice = ModelChoice(),
         embedder: ClipEmbedder | None = None,
     ) -> None:
-        self.searcher = Searcher(
-            index_dir, clip_model, device, precision=precision, backend=backend, embedder=embedder
-        )
+        self.searcher = Searcher(index_dir, **asdict(choice), embedder=embedder)
         self.store = self.searcher.store
         self.thumbs = ThumbCache(self.store.dir)
         self.watcher: Watcher | None = None
