@@ -234,6 +234,18 @@ OPENAI_CLIP_IDS = (
     "openai/clip-vit-base-patch16",
     "openai/clip-vit-large-patch14",
 )
+# Suggested checkpoints of each family and their embedding sizes.
+CLIP_CHECKPOINTS = tuple(zip(OPENAI_CLIP_IDS, (512, 512, 768), strict=True))
+SIGLIP_CHECKPOINTS = (
+    ("google/siglip2-base-patch16-224", 768),
+    ("google/siglip-base-patch16-224", 768),
+    ("google/siglip-so400m-patch14-384", 1152),
+)
+NAFLEX_CHECKPOINTS = (
+    ("google/siglip2-base-patch16-naflex", 768),
+    ("google/siglip2-so400m-patch16-naflex", 1152),
+)
+ALTCLIP_CHECKPOINTS = (("BAAI/AltCLIP-m18", 768), ("BAAI/AltCLIP-m9", 768), ("BAAI/AltCLIP", 768))
 
 
 # -- the registry ------------------------------------------------------------------------
@@ -255,6 +267,27 @@ class TextStyle:
     def input_names(self) -> tuple[str, ...]:
         """The text tower's inputs, in the order the OpenVINO graph takes them."""
         return ("input_ids", "attention_mask") if self.attention_mask else ("input_ids",)
+
+
+# Both SigLIP model classes share their text towers (see TextStyle).
+SIGLIP_TEXT = TextStyle(padding="max_length", attention_mask=False, padding_side="right")
+
+
+def _projection_dim(config: Any) -> int:
+    """CLIP-style models project both towers to ``projection_dim``."""
+    return int(config.projection_dim)
+
+
+def _vision_width(config: Any) -> int:
+    """SigLIP has no projection: an embedding is as wide as the image tower."""
+    return int(config.vision_config.hidden_size)
+
+
+def _licensed(
+    checkpoints: tuple[tuple[str, int], ...], licence: str
+) -> tuple[tuple[str, str], ...]:
+    """One licence for every suggested checkpoint of a family."""
+    return tuple((hub_id, licence) for hub_id, _ in checkpoints)
 
 
 @dataclass(frozen=True)
@@ -294,11 +327,11 @@ FAMILIES: tuple[Family, ...] = (
         image_inputs=CentreCrop,
         text=TextStyle(padding="longest", attention_mask=True),
         templates=ENGLISH_TEMPLATES,
-        embed_dim=lambda config: int(config.projection_dim),
-        hub_ids=tuple(zip(OPENAI_CLIP_IDS, (512, 512, 768), strict=True)),
+        embed_dim=_projection_dim,
+        hub_ids=CLIP_CHECKPOINTS,
         benchmark_shape="ViT-B/32",
         note="English",
-        licenses=tuple((h, "MIT") for h in OPENAI_CLIP_IDS),
+        licenses=_licensed(CLIP_CHECKPOINTS, "MIT"),
     ),
     Family(
         name="siglip",
@@ -306,21 +339,13 @@ FAMILIES: tuple[Family, ...] = (
         model_types=("siglip",),
         model_class="SiglipModel",
         image_inputs=Squash,
-        text=TextStyle(padding="max_length", attention_mask=False, padding_side="right"),
+        text=SIGLIP_TEXT,
         templates=ENGLISH_TEMPLATES,
-        embed_dim=lambda config: int(config.vision_config.hidden_size),
-        hub_ids=(
-            ("google/siglip2-base-patch16-224", 768),
-            ("google/siglip-base-patch16-224", 768),
-            ("google/siglip-so400m-patch14-384", 1152),
-        ),
+        embed_dim=_vision_width,
+        hub_ids=SIGLIP_CHECKPOINTS,
         benchmark_shape="ViT-B/16, 224 px",
         note="higher published retrieval scores than CLIP of the same size; SigLIP 2 ids are multilingual",
-        licenses=(
-            ("google/siglip2-base-patch16-224", "Apache-2.0"),
-            ("google/siglip-base-patch16-224", "Apache-2.0"),
-            ("google/siglip-so400m-patch14-384", "Apache-2.0"),
-        ),
+        licenses=_licensed(SIGLIP_CHECKPOINTS, "Apache-2.0"),
     ),
     Family(
         name="siglip2",
@@ -328,19 +353,13 @@ FAMILIES: tuple[Family, ...] = (
         model_types=("siglip2",),
         model_class="Siglip2Model",
         image_inputs=NaFlex,
-        text=TextStyle(padding="max_length", attention_mask=False, padding_side="right"),
+        text=SIGLIP_TEXT,
         templates=ENGLISH_TEMPLATES,
-        embed_dim=lambda config: int(config.vision_config.hidden_size),
-        hub_ids=(
-            ("google/siglip2-base-patch16-naflex", 768),
-            ("google/siglip2-so400m-patch16-naflex", 1152),
-        ),
+        embed_dim=_vision_width,
+        hub_ids=NAFLEX_CHECKPOINTS,
         benchmark_shape="ViT-B/16, 256 patches",
         note="keeps each crop's aspect ratio (long thin objects); multilingual",
-        licenses=(
-            ("google/siglip2-base-patch16-naflex", "Apache-2.0"),
-            ("google/siglip2-so400m-patch16-naflex", "Apache-2.0"),
-        ),
+        licenses=_licensed(NAFLEX_CHECKPOINTS, "Apache-2.0"),
     ),
     Family(
         name="altclip",
@@ -351,14 +370,11 @@ FAMILIES: tuple[Family, ...] = (
         text=TextStyle(padding="longest", attention_mask=True),
         # English phrasings around a query in another language hurt more than they help.
         templates=("{}",),
-        embed_dim=lambda config: int(config.projection_dim),
-        hub_ids=(("BAAI/AltCLIP-m18", 768), ("BAAI/AltCLIP-m9", 768), ("BAAI/AltCLIP", 768)),
+        embed_dim=_projection_dim,
+        hub_ids=ALTCLIP_CHECKPOINTS,
         benchmark_shape="ViT-L/14 + XLM-R large",
         note="queries in 18 languages; ViT-L/14 image tower, so the slowest",
-        licenses=tuple(
-            (h, "CreativeML OpenRAIL-M (use restrictions)")
-            for h in ("BAAI/AltCLIP-m18", "BAAI/AltCLIP-m9", "BAAI/AltCLIP")
-        ),
+        licenses=_licensed(ALTCLIP_CHECKPOINTS, "CreativeML OpenRAIL-M (use restrictions)"),
     ),
     Family(
         name="open_clip",

@@ -17,7 +17,9 @@ def test_blocks_of_one_stage_add_up() -> None:
     with timed(timings, "embed"):
         pass
     assert set(timings) == {"decode", "embed"}
-    assert timings["decode"] >= 0.02 > timings["embed"] >= 0.0
+    # Lower bounds only: a sleep lasts at least what it asks, while an upper bound on a
+    # block's time would be a wall-clock assertion that a busy machine can break.
+    assert timings["decode"] >= 0.02 and timings["embed"] >= 0.0
 
 
 def test_a_stage_that_raises_is_counted_and_the_error_passes() -> None:
