@@ -47,11 +47,11 @@ def timed(owner, name, stage):
 def text(m):
     timed(m, "import_openvino", "openvino import")
     timed(m, "compile_ir", "text tower compile")
+    timed(m, "load_text_encoder", "text encoder load")
     timed(m.TextQueries, "fingerprint", "probe encoding")
     timed(m.TextQueries, "embed_text", "encode query")
 def preload(m):
     timed(m, "preload_text_encoder", "preload start")
-    timed(m, "load_text_encoder", "text encoder load")
     timed(m.TextPreload, "result", "wait for the text encoder")
 def database(m):
     timed(m.Store, "__init__", "store open")

@@ -30,10 +30,9 @@ from tests.family_factory import (  # noqa: E402
     make_tiny_siglip,
     make_tiny_siglip2,
 )
-from tests.fixtures import Models  # noqa: E402
+from tests.fixtures import REPO_ROOT, Models  # noqa: E402
 from tests.model_factory import make_sample_photos, make_tiny_clip, make_tiny_yolo  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
 
 

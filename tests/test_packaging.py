@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import Models
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.fixtures import REPO_ROOT, Models, child_env
 
 
 def readme() -> str:
@@ -66,14 +64,14 @@ def run_from_clone(models: Models, work: Path, args: list[str], **env: str) -> s
     done = subprocess.run(
         [sys.executable, *args],
         cwd=work,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(REPO_ROOT),
-            "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
-            "OBJSEARCH_DETECTOR": str(models.yolo_path),
-            "OBJSEARCH_DEVICE": "cpu",
-            **env,
-        },
+        env=child_env(
+            **{
+                "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
+                "OBJSEARCH_DETECTOR": str(models.yolo_path),
+                "OBJSEARCH_DEVICE": "cpu",
+                **env,
+            }
+        ),
         capture_output=True,
         text=True,
         timeout=600,
@@ -113,14 +111,14 @@ def test_readme_xmp_example_runs_as_written(
     from tests.fixtures.sidecars import exiftool
 
     shutil.copytree(REPO_ROOT / "data", tmp_path / "data")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
-        "OBJSEARCH_DETECTOR": str(shared_assets / "detector" / "yolo11n-coco.pt"),
-        "OBJSEARCH_DEVICE": "cpu",
-        "OBJSEARCH_BACKEND": "torch",
-    }
+    env = child_env(
+        **{
+            "OBJSEARCH_CLIP_MODEL": str(models.clip_dir),
+            "OBJSEARCH_DETECTOR": str(shared_assets / "detector" / "yolo11n-coco.pt"),
+            "OBJSEARCH_DEVICE": "cpu",
+            "OBJSEARCH_BACKEND": "torch",
+        }
+    )
     outputs = []
     for line in xmp_example():
         words = line.split()

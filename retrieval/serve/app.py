@@ -2,8 +2,9 @@
 
 Handlers are plain ``def`` functions, so FastAPI runs them in its thread pool and model
 inference never blocks the event loop. Every failure a client can cause maps to a JSON
-``{"error": "..."}`` with a 4xx status; anything else is logged and answered with a bare
-500 that reveals no internals.
+``{"error": "..."}`` with a 4xx status (a :class:`UsageError` is 400, naming the parameter);
+the server's own trouble (an index or a model it cannot use) is logged and answered 503, and
+anything unexpected is logged and answered with a bare 500; none reveals internals.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from indexer.errors import ModelLoadError, ObjsearchError, QueryError, StoreError
+from indexer.errors import ModelLoadError, ObjsearchError, StoreError, UsageError
 from indexer.models.clip import ClipEmbedder
 from indexer.models.lifecycle import ModelChoice
 from indexer.settings import DEFAULT_HOST
@@ -68,8 +69,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def not_indexed(_: Request, __: NotIndexed) -> JSONResponse:
         return _error(404, NOT_FOUND)
 
-    @app.exception_handler(QueryError)
-    async def bad_query(_: Request, exc: QueryError) -> JSONResponse:
+    @app.exception_handler(UsageError)  # a bad query (QueryError) or any other bad value
+    async def bad_request(_: Request, exc: UsageError) -> JSONResponse:
         return _error(400, rendered(exc, HTTP_NAMES))  # a request's fields by their names here
 
     @app.exception_handler(StoreError)
@@ -82,9 +83,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.error("model problem: %s", exc)
         return _error(503, "The model cannot be loaded right now; see the server's log.")
 
-    @app.exception_handler(ObjsearchError)
+    @app.exception_handler(ObjsearchError)  # the server's own trouble, not the client's
     async def other_error(_: Request, exc: ObjsearchError) -> JSONResponse:
-        return _error(400, str(exc))
+        log.error("cannot answer: %s", exc)
+        return _error(503, "objsearch cannot answer this right now; see the server's log.")
 
     @app.exception_handler(security.UploadTooLarge)
     async def too_large(_: Request, exc: security.UploadTooLarge) -> JSONResponse:

@@ -25,13 +25,12 @@ from indexer.indexing import Indexer
 from indexer.settings import DetectOptions
 from indexer.store import DB_NAME, Store
 from indexer.store.doctor import check, repair
-from tests.fixtures import Models, committed_photos, make_indexer, region_set
+from tests.fixtures import REPO_ROOT, Models, child_env, committed_photos, make_indexer, region_set
 from tests.fixtures.crash import assert_survived_crash
 
 # A killed process at each stage: the suite takes a minute or more.
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 N_PHOTOS = 40
 BATCH = 4
 # Mixed shapes and formats, as in a real folder.
@@ -79,7 +78,7 @@ def run_and_kill(
 
     Returns the photo count seen at the kill, or None when the run finished first.
     """
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = child_env()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -32,9 +32,8 @@ from typer.testing import CliRunner
 from indexer import DetectOptions, Indexer
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models, committed_photos, make_indexer, region_set
+from tests.fixtures import REPO_ROOT, Models, child_env, committed_photos, make_indexer, region_set
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 11
 N_PHOTOS = 56
 BATCH = 4
@@ -85,7 +84,7 @@ class Child:
     def __init__(self, photo_dir: Path, index_dir: Path, models: Models) -> None:
         import threading
 
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env = child_env()
         args = [str(photo_dir), str(index_dir), str(models.clip_dir), str(models.yolo_path)]
         self.proc = subprocess.Popen(
             [sys.executable, "-c", CHILD, *args],

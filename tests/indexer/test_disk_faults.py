@@ -22,10 +22,9 @@ from typer.testing import CliRunner
 
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models, committed_photos, make_indexer
+from tests.fixtures import REPO_ROOT, Models, child_env, committed_photos, make_indexer
 from tests.fixtures.mounts import fill, read_only, tmpfs
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CLI = "from retrieval.cli import main; main()"
 
 
@@ -62,7 +61,7 @@ def test_full_disk_stops_with_a_clear_message_and_keeps_committed_work(
     with tmpfs(tmp_path / "disk", "8m") as disk:
         index_dir = disk / "index"
         db = index_dir / "objsearch.db"
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        env = child_env()
         proc = subprocess.Popen(
             [sys.executable, "-c", CLI, *index_args(models, folder, index_dir)],
             cwd=REPO_ROOT,

@@ -26,10 +26,8 @@ from indexer.indexing.regions import RegionEmbedder
 from indexer.store import KIND_IMAGE, Region, Store
 from retrieval.cli import app
 from retrieval.search import Searcher
+from tests.fixtures import FAST, REPO_ROOT, Models, cli_index_args, make_indexer, write_photo  # noqa: E402
 from tests.model_factory import make_tiny_clip
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-from tests.fixtures import FAST, Models, cli_index_args, make_indexer, write_photo  # noqa: E402
 
 NAMES = ("a.jpg", "b.png", "sub/c.jpg")
 

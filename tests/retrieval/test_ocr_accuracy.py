@@ -14,10 +14,8 @@ import pytest
 
 from indexer.geometry import box_iou
 from retrieval import Searcher
-from tests.fixtures import Models, make_indexer
+from tests.fixtures import REPO_ROOT, Models, make_indexer
 from tests.fixtures.rendered_text import render_set
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

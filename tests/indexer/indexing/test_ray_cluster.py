@@ -16,10 +16,8 @@ from typer.testing import CliRunner
 from indexer.errors import ObjsearchError
 from indexer.indexing.ray_cluster import INSTALL_HINT, import_ray
 from retrieval.cli import app
-from tests.fixtures import Models
+from tests.fixtures import REPO_ROOT, Models, child_env
 from tests.fixtures.ray_helpers import require_ray, write_photos
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_without_ray_the_index_command_says_how_to_install_it(
@@ -59,12 +57,12 @@ def test_the_cli_starts_a_local_cluster_and_stops_it(models: Models, tmp_path: P
         + ["--clip-model", str(models.clip_dir), "--detector", str(models.yolo_path)]
         + ["--device", "cpu", "--ray", "local"],
         cwd=REPO_ROOT,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(REPO_ROOT),
-            "OBJSEARCH_RAY_ADDRESS": "",
-            "OBJSEARCH_TEST_MARK": mark,
-        },
+        env=child_env(
+            **{
+                "OBJSEARCH_RAY_ADDRESS": "",
+                "OBJSEARCH_TEST_MARK": mark,
+            }
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -27,10 +27,18 @@ from indexer.indexing.regions import RegionEmbedder
 from indexer.media.decode import read_photo
 from indexer.settings import RaySettings
 from indexer.store import DB_NAME, Store
-from tests.fixtures import FAST, Models, committed_photos, make_indexer, region_set, write_photo
+from tests.fixtures import (
+    FAST,
+    REPO_ROOT,
+    Models,
+    child_env,
+    committed_photos,
+    make_indexer,
+    region_set,
+    write_photo,
+)
 from tests.fixtures.ray_helpers import descendants, write_photos
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 BATCH = 4
 
 Key = tuple[str, str, tuple[int, ...], str | None]
@@ -269,7 +277,7 @@ def test_a_killed_driver_resumes_to_the_same_index(
         [sys.executable, "-c", CHILD, str(folder), str(index_dir), str(models.clip_dir)]
         + [str(models.yolo_path), ray_cluster],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -12,11 +12,12 @@ from PIL import Image
 from indexer.models.converted import ConvertedEmbedder, load_embedder
 from indexer.models.identity import ModelIdentity, model_mismatch, model_record
 from indexer.models.openclip import OpenClipEmbedder
+from tests.fixtures import REPO_ROOT
 
 open_clip = pytest.importorskip("open_clip")
 torch = pytest.importorskip("torch")
 
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = REPO_ROOT / "data"
 TEXTS = ["a dog", "a red beach ball on the sand", "A Desk With A Laptop.", "shop front"]
 
 

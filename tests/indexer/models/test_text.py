@@ -24,10 +24,10 @@ from indexer.models.text import (
     save_recipe,
 )
 from indexer.settings import openvino_available
+from tests.fixtures import child_env
 
 pytestmark = pytest.mark.skipif(not openvino_available(), reason="openvino is not installed")
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 # Case, punctuation, contractions, non-Latin scripts, runs of spaces, and one text far past
 # every tokenizer's maximum length (truncation).
@@ -158,13 +158,13 @@ def test_hub_ids_are_found_in_the_hugging_face_cache(tiny_clip_dir: Path, tmp_pa
         "    'ids': [full.model_id, light.model_id],\n"
         "    'gap': float(np.abs(light.embed_text('a cat') - full.embed_text('a cat')).max())}))\n"
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "HF_HUB_CACHE": str(tmp_path / "hub"),
-        "HF_HUB_OFFLINE": "1",
-        "OBJSEARCH_CACHE": str(tmp_path / "cache"),
-    }
+    env = child_env(
+        **{
+            "HF_HUB_CACHE": str(tmp_path / "hub"),
+            "HF_HUB_OFFLINE": "1",
+            "OBJSEARCH_CACHE": str(tmp_path / "cache"),
+        }
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     found = json.loads(run.stdout.strip().splitlines()[-1])
@@ -201,7 +201,7 @@ def test_openvino_imports_without_its_converter() -> None:
         "from openvino import convert_model\n"
         "print(convert_model is ov.convert_model)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = child_env()
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout.split()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,8 @@ from indexer.models.yolo_openvino import (
     scale_back,
 )
 from indexer.settings import DetectOptions
+from tests.fixtures import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 COCO_IMAGES = REPO_ROOT.parent / "shared" / "assets" / "coco-dev" / "images"
 REAL_YOLO = REPO_ROOT.parent / "shared" / "assets" / "detector" / "yolo11n-coco.pt"
 

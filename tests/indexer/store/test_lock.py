@@ -17,6 +17,7 @@ from indexer.store.lock import (
     writer_lock,
 )
 from indexer.store.schema import LOCK_NAME
+from tests.fixtures import child_env
 from tests.fixtures.mounts import read_only
 
 HOLD = """
@@ -29,7 +30,7 @@ time.sleep(60)
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    env = child_env()
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env
     )

@@ -25,10 +25,9 @@ from indexer.store.vector_file import count_temp_files, file_stamp, remove_temp_
 from indexer.store.vectors import TEMP_PREFIX, TEMP_SUFFIX
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models, make_indexer
+from tests.fixtures import REPO_ROOT, Models, child_env, make_indexer
 from tests.fixtures.store_records import random_photo, random_store
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 FAISS_FILE = "vectors.faiss"
 
 
@@ -143,7 +142,7 @@ with Searcher(sys.argv[1]) as searcher:
 
 def test_two_readers_rebuilding_at_once_both_answer(index_dir: Path) -> None:
     damage(index_dir)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = child_env()
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", READER, str(index_dir)],

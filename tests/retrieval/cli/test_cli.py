@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,7 @@ from typer.testing import CliRunner
 
 from indexer.store import Store
 from retrieval.cli import app
-from tests.fixtures import Models, cli_index_args, write_photo
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from tests.fixtures import Models, child_env, cli_index_args, write_photo
 
 
 def run(*args: str) -> object:
@@ -109,7 +106,7 @@ def test_localize_json(models: Models, tmp_path: Path) -> None:
 
 
 def test_console_entry_point_runs() -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = child_env()
     proc = subprocess.run(
         [sys.executable, "-c", "from retrieval.cli import main; main()", "--help"],
         capture_output=True,

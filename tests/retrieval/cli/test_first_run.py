@@ -20,9 +20,8 @@ from typer.testing import CliRunner
 from indexer import Indexer, ObjsearchError
 from retrieval import Searcher
 from retrieval.cli import app
-from tests.fixtures import Models, cli_index_args, make_indexer
+from tests.fixtures import REPO_ROOT, Models, cli_index_args, make_indexer
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA = REPO_ROOT / "data"
 
 

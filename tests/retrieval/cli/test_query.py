@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from indexer.settings import openvino_available
+from tests.fixtures import child_env
 from tests.fixtures.cli_probe import run_probed
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAVY = (
     "torch",
     "torchvision",
@@ -78,7 +77,7 @@ def test_search_exits_quickly_with_its_output_and_exit_code(
     run = subprocess.run(
         [sys.executable, "-m", "retrieval.cli", "search", query, "--index", str(tiny_index),
          "--json", "--top-k", "3", "--device", "cpu"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True, text=True, env=child_env(),
         timeout=300,
     )  # fmt: skip
     assert run.returncode == code, run.stderr

@@ -20,7 +20,7 @@ from retrieval.cli import app
 from tests.conftest import REPO_ROOT
 from tests.fixtures import Models, write_photo
 from tests.fixtures import wait_for as until
-from tests.fixtures.server import API, build_index, child_env, objsearch_command, run_server
+from tests.fixtures.server import API, build_index, objsearch_command, run_server, server_env
 
 DEADLINE_S = 60.0
 
@@ -84,7 +84,7 @@ def test_a_watcher_process_prints_each_batch_and_stops_cleanly(
                 "watch", str(folder), "--index", str(index_dir), "--device", "cpu", "--json"
             ),
             cwd=REPO_ROOT,
-            env=child_env(),
+            env=server_env(),
             stdout=out,
             stderr=err,
         )
@@ -127,7 +127,7 @@ def test_readme_watch_commands_run_as_written(models: Models, tmp_path: Path) ->
     index, watch, serve = readme_watch_commands()
     assert [index[1], watch[1], serve[1]] == ["index", "watch", "serve"]
     shutil.copytree(REPO_ROOT / "data", tmp_path / "data")
-    env = {**child_env(), "OBJSEARCH_CLIP_MODEL": str(models.clip_dir)}
+    env = {**server_env(), "OBJSEARCH_CLIP_MODEL": str(models.clip_dir)}
     env |= {"OBJSEARCH_DETECTOR": str(models.yolo_path), "OBJSEARCH_DEVICE": "cpu"}
     done = subprocess.run(
         objsearch_command(*index[1:]), cwd=tmp_path, env=env, capture_output=True, timeout=600

@@ -13,7 +13,7 @@ from PIL import Image
 
 from indexer.store import Store
 from retrieval.serve.security import check_bind, is_loopback
-from tests.fixtures.server import Server, child_env, objsearch_command, run_server
+from tests.fixtures.server import Server, objsearch_command, run_server, server_env
 
 API = "/api/v1"
 TOKEN = "s3cret-token"
@@ -30,7 +30,7 @@ def test_loopback_rule() -> None:
 def test_public_bind_without_token_is_refused(served_index: Path) -> None:
     result = subprocess.run(
         objsearch_command("serve", "--index", str(served_index), "--host", "0.0.0.0"),
-        env=child_env(),
+        env=server_env(),
         capture_output=True,
         text=True,
         timeout=120,

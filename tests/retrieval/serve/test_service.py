@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from tests.fixtures import cli_index_args
-from tests.fixtures.server import Server, build_index, child_env, objsearch_command, run_server
+from tests.fixtures.server import Server, build_index, objsearch_command, run_server, server_env
 
 API = "/api/v1"
 NEW_PHOTOS = 24
@@ -57,7 +57,7 @@ def test_search_follows_an_index_run(tmp_path: Path, models, served_photos: Path
             objsearch_command(
                 *cli_index_args(models, new_dir, index_dir), "--batch-size", "1", "--no-prune"
             ),
-            env=child_env(),
+            env=server_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
