@@ -2,7 +2,8 @@
 
 ``decode_row`` and ``RegionActor`` are plain Python; calling them directly (no cluster) checks
 that a photo crossing the object store as raw pixels is bit-exact, and that the actor's
-detect + embed is the local pipeline's own step.
+detect + embed is the local pipeline's own step. The last tests run the same code on the
+session's local Ray cluster, to see an error cross the process boundary as its own class.
 """
 
 from __future__ import annotations
@@ -169,3 +170,27 @@ def test_the_actor_reads_text_when_the_run_asks_for_it(
         assert any(fold(item.word) in fold(t.text) for t in record.texts)
     plain = outcomes(RegionActor(spec_for(models))(as_batch(rows[:1])))
     assert plain[0].record is not None and plain[0].record.text_engine is None
+
+
+@pytest.mark.slow
+def test_an_error_inside_the_cluster_reaches_the_driver_as_its_own_class(
+    ray_cluster: str, models: Models, tmp_path: Path
+) -> None:
+    """Both ways a worker reports: the probe task's return value and the actor's rows."""
+    import ray
+
+    spec = spec_for(models, clip_model=str(tmp_path / "no-such-clip"))
+    probed = ray.get(ray.remote(probe_models).remote(spec))
+    assert isinstance(probed, CarriedError) and probed.kind == "ModelLoadError"
+    with pytest.raises(ModelLoadError, match="Could not load CLIP model"):
+        raise probed.error()
+
+    path = write_photos(tmp_path / "photos", 1)[0]
+    row = decode_row({"path": str(path)}, max_megapixels=180.0, decode_side=1280)
+    actor = ray.remote(RegionActor).remote(spec)
+    try:
+        batch = ray.get(actor.__call__.remote(as_batch([row])))
+    finally:
+        ray.kill(actor)
+    with pytest.raises(ModelLoadError, match="Could not load CLIP model"):
+        outcomes(batch)
