@@ -75,6 +75,29 @@ class StoreReads(StoreEngine):
             photos, by_kind.get(KIND_OBJECT, 0), by_kind.get(KIND_IMAGE, 0), failures, texts, read
         )
 
+    def count_regions(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Region)) or 0)
+
+    def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids found, their stored vectors as float32), in id order.
+
+        Primary-key reads: a few hundred cost about a millisecond once the pages are cached,
+        which is what re-ranking a compressed index's candidates needs.
+        """
+        wanted = sorted({int(i) for i in ids})
+        rows: list = []
+        with self.session() as s:
+            for chunk in chunked(wanted):
+                rows += s.execute(
+                    select(Region.id, Region.vector).where(Region.id.in_(chunk))
+                ).all()
+        rows.sort(key=lambda r: r[0])
+        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        dim = len(rows[0][1]) // 4 if rows else 0
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return found, vectors.reshape(len(rows), dim)
+
     def failures(self) -> list[Failure]:
         with self.session() as s:
             return list(s.scalars(select(Failure).order_by(Failure.path)))
