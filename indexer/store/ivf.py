@@ -119,10 +119,12 @@ def emptied(path: str, dim: int, count: int) -> Any | None:
     import faiss
 
     try:
-        loaded = faiss.downcast_index(faiss.read_index(path, mmap_flags()))
-        inner = faiss.downcast_index(loaded.index)
-    except (RuntimeError, OSError, AttributeError):
+        loaded = faiss.read_index(path, mmap_flags())
+    except (RuntimeError, OSError):
         return None
+    if not isinstance(loaded, faiss.IndexIDMap2):
+        return None
+    inner = faiss.downcast_index(loaded.index)
     if not isinstance(inner, faiss.IndexIVFPQ) or inner.d != dim:
         return None
     if inner.nlist * 4 < min(nlist_for(count), max(1, TRAIN_SAMPLE_MAX // 39)):
