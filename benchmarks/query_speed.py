@@ -693,6 +693,8 @@ def measure_filtered(
     filters = SearchFilters(after=after, before=before)
     searcher = Searcher(folder, embedder=embedder)
     try:
+        from indexer.store import decode_vectors
+
         index = searcher.vectors
 
         def pushed_down(_: int) -> Any:  # the SQL alone, past the searcher's filter cache
@@ -711,7 +713,7 @@ def measure_filtered(
             total_photos = s.execute(text("SELECT count(*) FROM photos")).scalar()
         ids = np.array([r[0] for r in rows], np.int64)
         photo_of = np.array([r[1] for r in rows], np.int64)
-        vectors = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
+        vectors = decode_vectors([r[2] for r in rows], searcher.store.dim())
         timed = list(queries[: args.latency_queries])
         # A new filter for every query (windows shifted by a day: SQL runs each time) ...
         shifted = [

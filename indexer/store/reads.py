@@ -18,6 +18,7 @@ from sqlalchemy.orm import defer
 from .engine import StoreEngine
 from .records import Counts, PhotoState, UnreadPhoto
 from .schema import KIND_IMAGE, KIND_OBJECT, Failure, Photo, Region, TextRead, TextRegion
+from .vector_codec import decode_vector, decode_vectors
 from .write_errors import is_corruption
 
 T = TypeVar("T")
@@ -94,9 +95,11 @@ class StoreReads(StoreEngine):
                 ).all()
         rows.sort(key=lambda r: r[0])
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        dim = len(rows[0][1]) // 4 if rows else 0
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return found, vectors.reshape(len(rows), dim)
+        return found, decode_vectors([r[1] for r in rows], self.dim())
+
+    def dim(self) -> int:
+        """The store's vector dimension (0 while no model has written one)."""
+        return int(self.get_meta("embed_dim") or 0)
 
     def failures(self) -> list[Failure]:
         with self.session() as s:
@@ -151,7 +154,7 @@ class StoreReads(StoreEngine):
         """The stored unit vector of one region, or None for an unknown id."""
         with self.session() as s:
             data = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
-        return None if data is None else np.frombuffer(data, dtype=np.float32).copy()
+        return None if data is None else decode_vector(data, self.dim())
 
     def iter_photos(self, *, vectors: bool = True) -> Iterator[tuple[Photo, list[Region]]]:
         """Every photo with its regions, ordered by path (for export).
@@ -194,6 +197,5 @@ class StoreReads(StoreEngine):
                 if not rows:
                     return
                 ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-                yield ids, vecs.reshape(len(rows), dim if dim else -1)
+                yield ids, decode_vectors([r[1] for r in rows], dim)
                 last = int(ids[-1])

@@ -31,6 +31,7 @@ from .live import LiveVectors, MainRecord, VectorStatus
 from .lock import vectors_lock
 from .reads import StoreReads
 from .schema import Meta, Region, Tombstone
+from .vector_codec import decode_vectors
 from .vectors import (
     TEMP_PREFIX,
     TEMP_SUFFIX,
@@ -365,5 +366,4 @@ def _vectors_above(conn: Connection, max_id: int, dim: int) -> tuple[np.ndarray,
         select(Region.id, Region.vector).where(Region.id > max_id).order_by(Region.id)
     ).all()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    data = b"".join(r[1] for r in rows)
-    return ids, np.frombuffer(data, dtype=np.float32).reshape(len(rows), dim)
+    return ids, decode_vectors([r[1] for r in rows], dim).reshape(len(rows), dim)

@@ -37,7 +37,7 @@ class Clustered:
         which = self.rng.integers(0, len(self.centres), count)
         noise = self.rng.standard_normal((count, DIM)).astype(np.float32)
         vectors = self.centres[which] + noise * self.spectrum * (spread / np.sqrt(DIM))
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
 def photos(vectors: np.ndarray, start: int) -> list[NewPhoto]:
