@@ -21,6 +21,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..errors import StoreError
 from .schema import (
+    KIND_IMAGE,
     SCHEMA_VERSION,
     SEARCH_DDL,
     TEXT_DDL,
@@ -96,7 +97,7 @@ def _v3_to_v4(conn: sqlite3.Connection) -> None:
 
 
 def _v4_to_v5(conn: sqlite3.Connection) -> None:
-    """Region vectors stored as float16 where they agree with float32 (:mod:`.vector_codec`).
+    """Object vectors stored as float16 where they agree with float32 (:mod:`.vector_codec`).
 
     Rows are rewritten in place; the database file keeps its size (the freed pages take new
     rows) until a ``VACUUM``. The FAISS file is untouched: it keeps the float32 vectors it
@@ -112,8 +113,9 @@ def _v4_to_v5(conn: sqlite3.Connection) -> None:
 
     conn.create_function("objsearch_compact_vector", 1, compact, deterministic=True)
     conn.execute(
-        "UPDATE regions SET vector = objsearch_compact_vector(vector) WHERE length(vector) = ?",
-        (4 * dim,),
+        "UPDATE regions SET vector = objsearch_compact_vector(vector) "
+        "WHERE length(vector) = ? AND kind != ?",
+        (4 * dim, KIND_IMAGE),
     )
 
 

@@ -4,7 +4,8 @@ Embedding vectors are unit vectors whose components are about 1/sqrt(d) (0.04 at
 float16 keeps 11 significant bits, so a stored vector agrees with its float32 original to a
 cosine far above :data:`AGREEMENT` and the database holds half the bytes. A vector float16
 cannot keep that well (huge or tiny components) is stored as float32. Each blob says its
-own width, given the store's dimension: 2 bytes a component is float16, 4 is float32, so
+own width, given the store's dimension (whole-photo vectors stay float32: duplicate
+detection compares them finer than float16 resolves, up to a threshold of exactly 1): 2 bytes a component is float16, 4 is float32, so
 stores written before schema 5 and mixed rows read the same way. Every reader of
 ``Region.vector`` decodes through :func:`decode_vector` or :func:`decode_vectors`.
 """
@@ -15,8 +16,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .schema import KIND_IMAGE
+
 AGREEMENT = 0.9999
 """Least cosine between a float16-stored vector and its float32 original."""
+
+
+def compact_vector(kind: str, size: int, dim: int) -> bool:
+    """Whether a region's vector may be stored as float16: an object's, of a known dimension."""
+    return kind != KIND_IMAGE and bool(dim) and size == dim
 
 
 def encode_vector(vector: np.ndarray, *, compact: bool = True) -> bytes:

@@ -22,7 +22,7 @@ from ..textfold import searchable
 from .reads import StoreReads, chunked
 from .records import BatchChanges, FailureRecord, NewPhoto, PhotoMove, PhotoText, PhotoTouch
 from .schema import Failure, Meta, Photo, Region, TextRead, TextRegion
-from .vector_codec import decode_vector, encode_vector
+from .vector_codec import compact_vector, decode_vector, encode_vector
 from .vector_file import add_tombstones
 from .write_errors import write_error
 
@@ -195,7 +195,7 @@ def _add_photos(
     dim = int(dim_row.value) if dim_row is not None and dim_row.value else 0
     for photo_id, new in zip(photo_ids, photos, strict=True):
         for r in new.regions:
-            blob = encode_vector(r.vector, compact=np.size(r.vector) == dim)
+            blob = encode_vector(r.vector, compact=compact_vector(r.kind, np.size(r.vector), dim))
             vec = decode_vector(blob, dim)  # what every later reader gets back
             rows.append(
                 {

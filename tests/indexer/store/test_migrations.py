@@ -252,7 +252,7 @@ SCHEMA4 = FIXTURES / "index-schema4"
 
 
 def test_schema4_index_upgrades_to_float16_vectors_that_agree(tmp_path: Path) -> None:
-    """4 -> 5: every float32 vector is rewritten as float16 (half the bytes) within 0.9999."""
+    """4 -> 5: object vectors are rewritten as float16 (half the bytes) within 0.9999."""
     index_dir = tmp_path / "schema4-index"
     shutil.copytree(SCHEMA4, index_dir)
     (index_dir / "expected.json").unlink()
@@ -267,8 +267,8 @@ def test_schema4_index_upgrades_to_float16_vectors_that_agree(tmp_path: Path) ->
     assert schema_version(index_dir / DB_NAME) == SCHEMA_VERSION == 5
     assert from_file, "the FAISS file written before the upgrade is still the main segment"
     with sqlite3.connect(index_dir / DB_NAME) as conn:
-        widths = {r[0] for r in conn.execute("SELECT length(vector) FROM regions")}
-    assert widths == {2 * dim}  # float16: half the float32 bytes
+        widths = set(conn.execute("SELECT kind, length(vector) FROM regions").fetchall())
+    assert widths == {("object", 2 * dim), ("image", 4 * dim)}  # objects: half the bytes
     for key, vector in expected.items():
         want = np.array(vector, np.float32)
         got = stored[key]

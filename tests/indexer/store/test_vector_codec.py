@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from indexer.store import (
     KIND_IMAGE,
+    KIND_OBJECT,
     NewPhoto,
     NewRegion,
     Region,
@@ -59,17 +60,27 @@ def test_vectors_float16_cannot_keep_stay_float32() -> None:
     np.testing.assert_array_equal(decode_vector(huge.tobytes(), 0), huge)
 
 
-def test_a_store_writes_float16_and_doctor_accepts_both_widths(tmp_path: Path) -> None:
+def test_a_store_writes_object_vectors_as_float16_and_doctor_accepts_both_widths(
+    tmp_path: Path,
+) -> None:
     vectors = Clustered(seed=4).draw(3)
     with Store(tmp_path / "index", create=True) as store:
         store.set_meta(embed_dim=512)
-        regions = [NewRegion(KIND_IMAGE, (0.0, 0.0, 4.0, 4.0), vectors[0])]
+        regions = [
+            NewRegion(KIND_IMAGE, (0.0, 0.0, 4.0, 4.0), vectors[0]),
+            NewRegion(KIND_OBJECT, (1.0, 1.0, 2.0, 2.0), vectors[1], "cat", 0.5),
+        ]
         result = store.commit_batch([NewPhoto("/p/a.jpg", 1, 1, 4, 4, "h", "", regions)])
-        region_id = int(result.added_ids[0])
+        whole, region_id = (int(i) for i in result.added_ids)
+        with store.session() as s:
+            sizes = dict(s.execute(select(Region.id, func.length(Region.vector))).all())
+        # objects float16; the whole photo float32 (duplicate detection needs its precision)
+        assert sizes == {whole: 4 * 512, region_id: 2 * 512}
+        np.testing.assert_array_equal(store.region_vector(whole), vectors[0])
         got = store.region_vector(region_id)
-        assert got is not None and cosines(got[None], vectors[:1])[0] >= AGREEMENT
+        assert got is not None and cosines(got[None], vectors[1:2])[0] >= AGREEMENT
         # what the batch hands on (for an in-memory delta) is what readers get back
-        np.testing.assert_array_equal(result.added_vectors[0], got)
+        np.testing.assert_array_equal(result.added_vectors[1], got)
         rewrite(store, region_id, vectors[1].astype(np.float32).tobytes())  # before schema 5
         assert check(store).consistent
         np.testing.assert_array_equal(store.region_vector(region_id), vectors[1].astype(np.float32))
