@@ -56,6 +56,7 @@ setup_environment()
 import numpy as np  # noqa: E402
 
 KINDS = ("flat", "hnsw", "ivf")
+ALL_KINDS = (*KINDS, "ivfpq")  # the compressed kind on request (--kinds hnsw,ivfpq)
 REGIONS_PER_PHOTO = 5  # 1 whole photo + 4 objects
 STORE_FORMAT = 3  # bump when the synthetic data changes, to invalidate cached stores
 LABELS = ("person", "cat", "dog", "car", "chair", "cup", "bottle", "potted plant", "tv", "book")
@@ -187,9 +188,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.size_list = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     args.kind_list = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    bad = [k for k in args.kind_list if k not in KINDS]
+    bad = [k for k in args.kind_list if k not in ALL_KINDS]
     if bad:
-        p.error(f"unknown kind(s) {', '.join(bad)}: use {', '.join(KINDS)}")
+        p.error(f"unknown kind(s) {', '.join(bad)}: use {', '.join(ALL_KINDS)}")
     if any(s < 1000 for s in args.size_list):
         p.error("sizes must be at least 1000 regions")
     args.ef_list = [int(x) for x in args.ef_search.split(",") if x.strip()]
@@ -446,7 +447,8 @@ def ensure_store(size: int, embedder: Any, args: argparse.Namespace) -> tuple[Pa
 
 def activate(folder: Path, kind: str) -> int:
     """Make ``vectors-<kind>.faiss`` the store's current FAISS file (a hard link)."""
-    from indexer.store import Store
+    from indexer.store import Store, VectorIndex
+    from indexer.store.vector_file import file_stamp
 
     store = Store(folder)
     try:
@@ -458,7 +460,15 @@ def activate(folder: Path, kind: str) -> int:
         except OSError:
             shutil.copyfile(src, store.faiss_path)
         size = os.path.getsize(store.faiss_path)
-        store.set_meta(faiss_generation=store.generation, faiss_bytes=size, faiss_kind=kind)
+        held = VectorIndex.load(store.faiss_path, mapped=True)
+        store.set_meta(  # the whole record, so loading vouches for this file (not the last built)
+            faiss_generation=store.generation,
+            faiss_bytes=size,
+            faiss_kind=kind,
+            faiss_stamp=file_stamp(store.faiss_path),
+            faiss_max_id=int(held.ids().max()) if held.ntotal else 0,
+            faiss_count=held.ntotal,
+        )
     finally:
         store.close()
     return size
@@ -693,6 +703,8 @@ def measure_filtered(
     filters = SearchFilters(after=after, before=before)
     searcher = Searcher(folder, embedder=embedder)
     try:
+        from indexer.store import decode_vectors
+
         index = searcher.vectors
 
         def pushed_down(_: int) -> Any:  # the SQL alone, past the searcher's filter cache
@@ -711,7 +723,7 @@ def measure_filtered(
             total_photos = s.execute(text("SELECT count(*) FROM photos")).scalar()
         ids = np.array([r[0] for r in rows], np.int64)
         photo_of = np.array([r[1] for r in rows], np.int64)
-        vectors = np.frombuffer(b"".join(r[2] for r in rows), np.float32).reshape(len(rows), -1)
+        vectors = decode_vectors([r[2] for r in rows], searcher.store.dim())
         timed = list(queries[: args.latency_queries])
         # A new filter for every query (windows shifted by a day: SQL runs each time) ...
         shifted = [

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import select
 
 from indexer.settings import DEFAULT_DUPLICATE_THRESHOLD
-from indexer.store import KIND_IMAGE, Photo, Region, Store
+from indexer.store import KIND_IMAGE, Photo, Region, Store, decode_vector
 from retrieval.search.fields import FieldError
 
 DEFAULT_THRESHOLD = DEFAULT_DUPLICATE_THRESHOLD
@@ -133,13 +133,13 @@ def find_duplicates(store: Store, threshold: float = DEFAULT_THRESHOLD) -> list[
     for same_hash in by_hash.values():
         for other in same_hash[1:]:
             groups.join(same_hash[0], other)
-    dim = len(vector_rows[0][1]) // 4 if vector_rows else 0
+    dim = store.dim() or (len(vector_rows[0][1]) // 4 if vector_rows else 0)
     vectors = np.zeros((len(photos), max(dim, 1)), np.float32)
     has_vector = np.zeros(len(photos), bool)
     for photo_id, blob in vector_rows:
         at = position.get(photo_id)
         if at is not None:
-            vectors[at] = np.frombuffer(blob, np.float32)
+            vectors[at] = decode_vector(blob, dim)
             has_vector[at] = True
     with_vectors = np.flatnonzero(has_vector)
     for pairs, found in similar_pairs(vectors[with_vectors], threshold):

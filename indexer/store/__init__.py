@@ -35,9 +35,12 @@ from .schema import (
     Region,
     TextRegion,
 )
+from .vector_codec import decode_vector, decode_vectors
 from .vectors import IndexParams, VectorIndex
 
 __all__ = [
+    "decode_vector",
+    "decode_vectors",
     "DB_NAME",
     "FAISS_NAME",
     "KIND_IMAGE",

@@ -71,10 +71,12 @@ class Health:
 
 
 def _bad_vectors(store: Store, dim: int) -> list[int]:
+    """Regions whose vector is neither ``dim`` float16 nor ``dim`` float32 components."""
     if not dim:
         return []
     with store.session() as s:
-        rows = s.execute(select(Region.id).where(func.length(Region.vector) != dim * 4))
+        widths = (dim * 2, dim * 4)  # see .vector_codec: each blob's size gives its type
+        rows = s.execute(select(Region.id).where(func.length(Region.vector).not_in(widths)))
         return [r[0] for r in rows]
 
 

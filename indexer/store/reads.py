@@ -18,6 +18,7 @@ from sqlalchemy.orm import defer
 from .engine import StoreEngine
 from .records import Counts, PhotoState, UnreadPhoto
 from .schema import KIND_IMAGE, KIND_OBJECT, Failure, Photo, Region, TextRead, TextRegion
+from .vector_codec import decode_vector, decode_vectors
 from .write_errors import is_corruption
 
 T = TypeVar("T")
@@ -75,6 +76,32 @@ class StoreReads(StoreEngine):
             photos, by_kind.get(KIND_OBJECT, 0), by_kind.get(KIND_IMAGE, 0), failures, texts, read
         )
 
+    def count_regions(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Region)) or 0)
+
+    def vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the ids found, their stored vectors as float32), in id order.
+
+        Primary-key reads, on every search of a compressed index (its candidates' exact
+        vectors): plain SQL, since the ORM's per-statement work cost more than the reads.
+        """
+        wanted = sorted({int(i) for i in ids})
+        rows: list = []
+        with self.session() as s:
+            conn = s.connection()
+            dim = conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'embed_dim'").scalar()
+            for chunk in chunked(wanted):
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT id, vector FROM regions WHERE id IN ({marks}) ORDER BY id"
+                rows += conn.exec_driver_sql(sql, tuple(chunk)).all()
+        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return found, decode_vectors([r[1] for r in rows], int(dim or 0))
+
+    def dim(self) -> int:
+        """The store's vector dimension (0 while no model has written one)."""
+        return int(self.get_meta("embed_dim") or 0)
+
     def failures(self) -> list[Failure]:
         with self.session() as s:
             return list(s.scalars(select(Failure).order_by(Failure.path)))
@@ -128,7 +155,7 @@ class StoreReads(StoreEngine):
         """The stored unit vector of one region, or None for an unknown id."""
         with self.session() as s:
             data = s.scalar(select(Region.vector).where(Region.id == int(region_id)))
-        return None if data is None else np.frombuffer(data, dtype=np.float32).copy()
+        return None if data is None else decode_vector(data, self.dim())
 
     def iter_photos(self, *, vectors: bool = True) -> Iterator[tuple[Photo, list[Region]]]:
         """Every photo with its regions, ordered by path (for export).
@@ -171,6 +198,5 @@ class StoreReads(StoreEngine):
                 if not rows:
                     return
                 ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-                yield ids, vecs.reshape(len(rows), dim if dim else -1)
+                yield ids, decode_vectors([r[1] for r in rows], dim)
                 last = int(ids[-1])

@@ -2,7 +2,8 @@
 
 Layout of an index folder::
 
-    objsearch.db      SQLite (WAL): photos (with EXIF metadata), regions (with vectors),
+    objsearch.db      SQLite (WAL): photos (with EXIF metadata), regions (with vectors:
+                      float16 since schema 5, see indexer.store.vector_codec),
                       failures, meta, photo_text (full-text search over captions, labels
                       and file names, kept current by triggers), text_regions (the text
                       lines read in photos, no vectors) with text_reads (which photos
@@ -19,7 +20,7 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "objsearch.db"
 FAISS_NAME = "vectors.faiss"
 LOCK_NAME = "lock"

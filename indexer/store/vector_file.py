@@ -24,12 +24,23 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from ..errors import StoreError
+from . import ivf
 from .folder import writable_folder
+from .ivf import IVFPQ_MIN_VECTORS
 from .live import LiveVectors, MainRecord, VectorStatus
 from .lock import vectors_lock
 from .reads import StoreReads
 from .schema import Meta, Region, Tombstone
-from .vectors import TEMP_PREFIX, TEMP_SUFFIX, IndexParams, VectorIndex, discard, publish
+from .vector_codec import decode_vectors
+from .vectors import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    IndexParams,
+    VectorIndex,
+    choose_index_type,
+    discard,
+    publish,
+)
 from .write_errors import write_error
 
 
@@ -137,6 +148,7 @@ class VectorFile(StoreReads):
                     return None
             if main.ntotal != record.count:
                 return None
+            self._attach_exact(main)
             regions, delta_count, tomb_count = _pending_counts(conn, record)
             if delta_count + record.count - tomb_count != regions:
                 tombstones = _missing_ids(conn, main, record)  # unrecorded deletions
@@ -180,12 +192,34 @@ class VectorFile(StoreReads):
         meta = self.meta()
         dim = int(meta.get("embed_dim") or 0)
         index_type = index_type or meta.get("faiss_kind_requested", "auto")
+        count = self.count_regions()
+        if dim and choose_index_type(index_type, count) == "ivfpq" and count >= IVFPQ_MIN_VECTORS:
+            return self._attach_exact(self._build_ivfpq(dim, count, params))
         parts = list(self.iter_vectors())
         if dim == 0:
             dim = parts[0][1].shape[1] if parts else 1
         ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         vecs = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, dim), np.float32)
-        return VectorIndex.build(ids, vecs, dim, index_type, params)
+        return self._attach_exact(VectorIndex.build(ids, vecs, dim, index_type, params))
+
+    def _build_ivfpq(self, dim: int, count: int, params: IndexParams) -> VectorIndex:
+        """A compressed index, streamed from SQLite: never all vectors in memory at once.
+
+        The quantizers of the current main file are reused when they still suit the store
+        (:func:`.ivf.emptied`); otherwise they train on a uniform sample of
+        :func:`.ivf.sample_size` vectors, read in one pass before the vectors are added.
+        """
+        trained = ivf.emptied(self.faiss_path, dim, count)
+        if trained is None:
+            sample = ivf.sample_parts(self.iter_vectors(), count, ivf.sample_size(count))
+            trained = ivf.train_ivfpq(sample, dim, count)
+        return VectorIndex(ivf.fill(trained, self.iter_vectors()), "ivfpq", params)
+
+    def _attach_exact(self, index: VectorIndex) -> VectorIndex:
+        """Give a compressed index SQLite's exact vectors for re-ranking its candidates."""
+        if index.index_type == "ivfpq":
+            index.exact = self.vectors_of
+        return index
 
     def compact_vectors(self, index_type: str | None = None) -> VectorIndex:
         """Rebuild the main segment from SQLite and save it: no delta, no tombstones after.
@@ -332,5 +366,4 @@ def _vectors_above(conn: Connection, max_id: int, dim: int) -> tuple[np.ndarray,
         select(Region.id, Region.vector).where(Region.id > max_id).order_by(Region.id)
     ).all()
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    data = b"".join(r[1] for r in rows)
-    return ids, np.frombuffer(data, dtype=np.float32).reshape(len(rows), dim)
+    return ids, decode_vectors([r[1] for r in rows], dim).reshape(len(rows), dim)

@@ -3,7 +3,8 @@
 The index is always derived from SQLite (the source of truth) and can be rebuilt from it at
 any time. Its ids are region ids (``IndexIDMap2``), so every hit maps to exactly one region.
 The index type follows the store size: exact inner-product search while that stays fast,
-HNSW above a threshold (graph search, sub-millisecond at a million vectors), IVF on request.
+HNSW above a threshold (graph search, sub-millisecond at a million vectors), compressed
+IVF-PQ past a few million (:mod:`.ivf`), IVF-flat on request.
 Files are written atomically (temp file, fsync, rename), so a crash never leaves half a file.
 """
 
@@ -20,8 +21,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..errors import UsageError
+from . import ivf
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 # Temp files of unfinished saves: ``.vectors-XXXX.tmp`` beside the index file.
 TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
 T = TypeVar("T")
@@ -52,6 +54,7 @@ class IndexParams:
     hnsw_ef_construction: int = 160
     hnsw_ef_search: int = 256
     ivf_nprobe: int = 128
+    ivfpq_nprobe: int = 32  # recall@10 after re-ranking was flat from 16 to 64 at 100k
 
 
 def choose_index_type(index_type: str, count: int) -> str:
@@ -62,6 +65,8 @@ def choose_index_type(index_type: str, count: int) -> str:
         )
     if index_type != "auto":
         return index_type
+    if count >= ivf.AUTO_IVFPQ_MIN:
+        return "ivfpq"
     return "hnsw" if count >= AUTO_HNSW_MIN else "flat"
 
 
@@ -75,6 +80,8 @@ class VectorIndex:
         self._direct_map = False
         self.index_type = index_type
         self.params = params
+        self.exact: ivf.ExactVectors | None = None
+        """Exact vectors by region id, for re-ranking a compressed (``ivfpq``) index."""
         self._apply_search_params()
 
     # -- construction --------------------------------------------------------------------
@@ -103,26 +110,15 @@ class VectorIndex:
         params: IndexParams = IndexParams(),
     ) -> VectorIndex:
         """Build an index of the right type for ``len(ids)`` vectors."""
-        faiss = _faiss()
-
         index_type = choose_index_type(index_type, len(ids))
-        if index_type == "ivf":
-            if len(ids) < 256:
-                index_type = "flat"  # too few vectors to train clusters
-            else:
-                nlist = int(max(16, min(65536, 4 * np.sqrt(len(ids)))))
-                nlist = min(nlist, len(ids) // 39)
-                quantizer = faiss.IndexFlatIP(dim)
-                inner = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-                rng = np.random.default_rng(0)
-                sample = vectors[
-                    rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)
-                ]
-                inner.train(np.ascontiguousarray(sample, dtype=np.float32))
-                out = cls(faiss.IndexIDMap2(inner), "ivf", params)
-                out.add(ids, vectors)
-                return out
-        out = cls.empty(dim, index_type, params)
+        if index_type == "ivfpq" and len(ids) >= ivf.IVFPQ_MIN_VECTORS:
+            rng = np.random.default_rng(0)
+            pick = rng.choice(len(ids), ivf.sample_size(len(ids)), replace=False)
+            out = cls(ivf.train_ivfpq(vectors[np.sort(pick)], dim, len(ids)), "ivfpq", params)
+        elif index_type == "ivf" and len(ids) >= 256:
+            out = cls(ivf.build_ivf_flat(vectors, dim), "ivf", params)
+        else:  # an exact index, also for IVF types with too few vectors to train on
+            out = cls.empty(dim, "hnsw" if index_type == "hnsw" else "flat", params)
         out.add(ids, vectors)
         return out
 
@@ -133,7 +129,7 @@ class VectorIndex:
         if isinstance(inner, faiss.IndexHNSW):
             inner.hnsw.efSearch = self.params.hnsw_ef_search
         elif isinstance(inner, faiss.IndexIVF):
-            inner.nprobe = self.params.ivf_nprobe
+            inner.nprobe = self._nprobe
 
     # -- updates -------------------------------------------------------------------------
     @property
@@ -200,10 +196,19 @@ class VectorIndex:
         ones when the allowed set is a large part of the index (use :meth:`scores_for` for
         small sets: graph search through a sparse filter loses recall). ``excluded`` (an
         :func:`exclusion` selector) leaves ids out instead: deleted regions that the file
-        still holds.
+        still holds. A compressed index re-ranks its candidates exactly (:func:`.ivf.rerank`).
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(int(k), self.ntotal))
+        if self.index_type == "ivfpq":
+            wide = min(self.ntotal, max(k, ivf.RERANK_CANDIDATES))
+            found = self._search(queries, wide, allowed, excluded)
+            return ivf.rerank(found, queries, k, self.exact)
+        return self._search(queries, k, allowed, excluded)
+
+    def _search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, excluded: object | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if self.ntotal == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         if allowed is None and excluded is None:
@@ -223,12 +228,16 @@ class VectorIndex:
 
         if self.index_type == "hnsw":
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.params.hnsw_ef_search)
-        elif self.index_type == "ivf":
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.params.ivf_nprobe)
+        elif self.index_type in ("ivf", "ivfpq"):
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self._nprobe)
         else:
             params = faiss.SearchParameters(sel=selector)
         params.referenced_selector = selector  # keep it alive as long as the parameters
         return params
+
+    @property
+    def _nprobe(self) -> int:
+        return self.params.ivfpq_nprobe if self.index_type == "ivfpq" else self.params.ivf_nprobe
 
     def scores_for(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact (ids, scores) of ``query`` against the given region ids that are indexed.
@@ -240,6 +249,9 @@ class VectorIndex:
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(self.dim)
         if len(ids) == 0 or self.ntotal == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self.exact is not None:  # a compressed index: its codes are approximations
+            found, vectors = self.exact(ids[np.isin(ids, self._id_array())])
+            return found, _inner_products(vectors, np.arange(len(found)), query)
         storage = self._flat_storage()
         if storage is not None:
             id_map, order, rows = storage
@@ -324,6 +336,8 @@ class VectorIndex:
         faiss = _faiss()
 
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mapped else 0
+        if mapped and ivf.is_ivfpq_file(path):
+            flags = ivf.mmap_flags()  # the inverted lists, mapped from the same file
         index = faiss.read_index(path, flags)
         if not isinstance(index, faiss.IndexIDMap2):
             index = faiss.downcast_index(index)
@@ -332,6 +346,8 @@ class VectorIndex:
         inner = faiss.downcast_index(index.index)
         if isinstance(inner, faiss.IndexHNSW):
             index_type = "hnsw"
+        elif isinstance(inner, faiss.IndexIVFPQ):
+            index_type = "ivfpq"
         elif isinstance(inner, faiss.IndexIVF):
             index_type = "ivf"
         else:

@@ -22,6 +22,7 @@ from ..textfold import searchable
 from .reads import StoreReads, chunked
 from .records import BatchChanges, FailureRecord, NewPhoto, PhotoMove, PhotoText, PhotoTouch
 from .schema import Failure, Meta, Photo, Region, TextRead, TextRegion
+from .vector_codec import compact_vector, decode_vector, encode_vector
 from .vector_file import add_tombstones
 from .write_errors import write_error
 
@@ -190,9 +191,12 @@ def _add_photos(
     ).all()
     rows: list[dict[str, object]] = []
     vectors: list[np.ndarray] = []
+    dim_row = s.get(Meta, "embed_dim")  # readers tell float16 from float32 by the dimension
+    dim = int(dim_row.value) if dim_row is not None and dim_row.value else 0
     for photo_id, new in zip(photo_ids, photos, strict=True):
         for r in new.regions:
-            vec = np.ascontiguousarray(r.vector, dtype=np.float32)
+            blob = encode_vector(r.vector, compact=compact_vector(r.kind, np.size(r.vector), dim))
+            vec = decode_vector(blob, dim)  # what every later reader gets back
             rows.append(
                 {
                     "photo_id": photo_id,
@@ -200,7 +204,7 @@ def _add_photos(
                     **_box_columns(r.box),
                     "label": r.label,
                     "confidence": None if r.confidence is None else float(r.confidence),
-                    "vector": vec.tobytes(),
+                    "vector": blob,
                 }
             )
             vectors.append(vec)

@@ -45,7 +45,11 @@ MaxMegapixelsOpt = Annotated[
     float, typer.Option(help="Refuse photos larger than this (decompression-bomb guard).")
 ]
 FaissIndexOpt = Annotated[
-    str, typer.Option("--faiss-index", help="FAISS index type: auto, flat, hnsw or ivf.")
+    str,
+    typer.Option(
+        "--faiss-index",
+        help="FAISS index type: auto, flat, hnsw, ivf or ivfpq (compressed, for millions of regions).",
+    ),
 ]
 PruneOpt = Annotated[
     bool,

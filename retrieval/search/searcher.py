@@ -34,6 +34,7 @@ from indexer.store import (
     LiveVectors,
     Region,
     Store,
+    decode_vector,
 )
 
 from .compose import DEFAULT_NOT_WEIGHT, blend, push_away
@@ -259,7 +260,7 @@ class Searcher:
             raise FieldError(
                 field, f"there is no {what} in this index (ids come from search results: {key})."
             )
-        return np.frombuffer(blob, np.float32).copy()
+        return decode_vector(blob, self.store.dim())
 
     def search(
         self,

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from indexer import Indexer
-from indexer.store import Photo, Region, Store
+from indexer.store import Photo, Region, Store, decode_vector
 from retrieval import Searcher
 from retrieval.cli import app
 
@@ -107,9 +107,10 @@ def test_grouping_shows_each_photos_best_region(built_index: Path) -> None:
         results = searcher.search(text="a photo", top_k=50)
     with Store(built_index) as store, store.session() as s:
         assert len(results) == store.counts().photos  # every photo appears exactly once
+        dim = store.dim()
         for r in results:
             regions = list(s.scalars(select(Region).where(Region.photo_id == r.photo_id)))
-            scores = {g.id: float(np.frombuffer(g.vector, np.float32) @ query) for g in regions}
+            scores = {g.id: float(decode_vector(g.vector, dim) @ query) for g in regions}
             best = max(scores, key=scores.__getitem__)
             assert r.region_id == best
             assert r.score == pytest.approx(scores[best], abs=1e-4)
@@ -212,8 +213,8 @@ def test_torch_backend_gives_the_same_index(
         with Store(index_dir) as store, store.session() as s:
             rows = s.execute(select(Region, Photo.path).join(Photo)).all()
             return {
-                (path, r.kind, r.label, tuple(round(v / 8) for v in r.box)): np.frombuffer(
-                    r.vector, np.float32
+                (path, r.kind, r.label, tuple(round(v / 8) for v in r.box)): decode_vector(
+                    r.vector, store.dim()
                 )
                 for r, path in rows
             }

@@ -26,7 +26,7 @@ from indexer.indexing.ray_workers import ModelSpec
 from indexer.indexing.regions import RegionEmbedder
 from indexer.media.decode import read_photo
 from indexer.settings import RaySettings
-from indexer.store import DB_NAME, Store
+from indexer.store import DB_NAME, Store, decode_vector
 from tests.fixtures import (
     FAST,
     REPO_ROOT,
@@ -68,7 +68,7 @@ def regions_with_vectors(index_dir: Path) -> dict[Key, list[np.ndarray]]:
         for photo, regions in store.iter_photos():
             for r in regions:
                 key = (photo.path, r.kind, tuple(int(round(v)) for v in r.box), r.label)
-                out.setdefault(key, []).append(np.frombuffer(r.vector, dtype=np.float32))
+                out.setdefault(key, []).append(decode_vector(r.vector, store.dim()))
     return out
 
 

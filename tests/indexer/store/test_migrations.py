@@ -44,7 +44,7 @@ def test_schema1_index_upgrades_in_place_keeping_every_region(tmp_path: Path) ->
     index_dir = old_index(tmp_path)
     expected = json.loads((SCHEMA1 / "regions.json").read_text())["regions"]
     with Store(index_dir) as store:
-        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 4
+        assert int(store.get_meta("schema_version")) == SCHEMA_VERSION == 5
         stored = [
             [os.path.basename(p.path), r.kind, [round(v, 2) for v in r.box], r.label]
             for p, regions in store.iter_photos()
@@ -129,7 +129,7 @@ def test_schema2_index_gains_text_tables_keeping_every_region(
             words = conn.exec_driver_sql(
                 "SELECT count(*) FROM photo_words WHERE photo_words MATCH 'since2019'"
             ).scalar()
-    assert schema_version(db) == SCHEMA_VERSION == 4
+    assert schema_version(db) == SCHEMA_VERSION == 5
     assert [tuple(r) for r in after] == before
     assert (counts.texts, counts.read, counts.regions) == (0, 0, len(before))
     assert found == 1 and words == 1
@@ -215,7 +215,7 @@ def test_schema3_index_upgrades_keeping_its_faiss_file_tombstones_and_delta(
         live, from_file = store.load_vectors()
         ghosts = np.array(expected["deleted_vectors"], np.float32)
         _, hits = live.search(ghosts, k=live.ntotal)
-    assert schema_version(index_dir / DB_NAME) == SCHEMA_VERSION == 4
+    assert schema_version(index_dir / DB_NAME) == SCHEMA_VERSION == 5
     assert from_file, "the FAISS file written before the upgrade is still the main segment"
     assert status.tombstones == len(expected["tombstones"]) and status.main is not None
     assert status.delta == len(expected["delta"])
@@ -246,3 +246,34 @@ def test_schema3_index_without_a_tombstones_table_gains_one_and_records_deletion
         assert store.vector_status().tombstones == len(removed) == 2
         live, _ = store.load_vectors()
     assert not set(removed.tolist()) & set(live.ids().tolist())
+
+
+SCHEMA4 = FIXTURES / "index-schema4"
+
+
+def test_schema4_index_upgrades_to_float16_vectors_that_agree(tmp_path: Path) -> None:
+    """4 -> 5: object vectors are rewritten as float16 (half the bytes) within 0.9999."""
+    index_dir = tmp_path / "schema4-index"
+    shutil.copytree(SCHEMA4, index_dir)
+    (index_dir / "expected.json").unlink()
+    expected = json.loads((SCHEMA4 / "expected.json").read_text())["vectors"]
+    dim = len(next(iter(expected.values())))
+    assert schema_version(index_dir / DB_NAME) == 4
+    with Store(index_dir) as store:
+        live, from_file = store.load_vectors()
+        stored = {str(i): store.region_vector(int(i)) for i in expected}
+        scores, hits = live.search(np.array(list(expected.values()), np.float32), 1)
+        assert not store.vector_status().pending or live.delta.ntotal == 2
+    assert schema_version(index_dir / DB_NAME) == SCHEMA_VERSION == 5
+    assert from_file, "the FAISS file written before the upgrade is still the main segment"
+    with sqlite3.connect(index_dir / DB_NAME) as conn:
+        widths = set(conn.execute("SELECT kind, length(vector) FROM regions").fetchall())
+    assert widths == {("object", 2 * dim), ("image", 4 * dim)}  # objects: half the bytes
+    for key, vector in expected.items():
+        want = np.array(vector, np.float32)
+        got = stored[key]
+        assert got is not None and got.dtype == np.float32
+        assert float(got @ want) / float(np.linalg.norm(got) * np.linalg.norm(want)) >= 0.9999
+    assert hits[:, 0].tolist() == [int(k) for k in expected]  # each vector finds its region
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-3)
+    assert (index_dir / f"{DB_NAME}.schema4.bak").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,3 +131,36 @@ def test_detector_input_size_is_an_option(models: Models, tmp_path: Path) -> Non
     good = run(*args, "--detector-imgsz", "320", "--json")
     assert good.exit_code == 0, good.output
     assert json.loads(good.stdout.strip().splitlines()[-1])["indexed"] == 1
+
+
+def test_index_and_search_with_the_compressed_index(models: Models, tmp_path: Path) -> None:
+    """``--faiss-index ivfpq`` end to end: the same answers as an exact index of the photos."""
+    folder = tmp_path / "photos"
+    for i in range(16):
+        write_photo(folder / ("a" if i % 2 else "b") / f"p{i}.jpg", seed=i)
+    index_dir = tmp_path / "index"
+    result = run(*cli_index_args(models, folder, index_dir), "--faiss-index", "ivfpq")
+    assert result.exit_code == 0, result.output
+    health = json.loads(run("status", "--index", str(index_dir), "--json").stdout)
+    assert health["faiss_kind"] == "ivfpq" and health["vectors_file"] == "fresh"
+    exact_dir = tmp_path / "exact"
+    shutil.copytree(index_dir, exact_dir)
+    with Store(exact_dir) as store:
+        assert store.compact_vectors("flat").index_type == "flat"
+
+    def hits(index: Path, *args: str) -> list[tuple[int, float]]:
+        found = run("search", "a cat", "--index", str(index), "--group", "object", "--json", *args)
+        assert found.exit_code == 0, found.output
+        return [(h["region_id"], round(h["score"], 5)) for h in json.loads(found.stdout)]
+
+    for args in ((), ("--in", str(folder / "a")), ("--objects-only",)):
+        assert hits(index_dir, *args) == hits(exact_dir, *args)
+        assert len(hits(index_dir, *args)) == 10
+    (folder / "a" / "p1.jpg").unlink()
+    result = run(*cli_index_args(models, folder, index_dir), "--faiss-index", "ivfpq")
+    assert result.exit_code == 0, result.output
+    result = run("search", "a cat", "--index", str(index_dir), "--top-k", "20", "--json")
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 15
+    assert all(not h["image"].endswith("p1.jpg") for h in json.loads(result.stdout))
+    result = run("doctor", "--index", str(index_dir))
+    assert result.exit_code == 0, result.output

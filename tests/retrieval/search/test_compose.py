@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import QueryError
-from indexer.store import Store
+from indexer.store import Store, decode_vector
 from retrieval import Searcher, SearchFilters
 from retrieval.search.compose import blend, push_away
 from tests.fixtures import Models, cli_search, make_indexer
@@ -76,12 +76,13 @@ def test_like_photo_and_like_region(index_dir: Path, models: Models) -> None:
         photo, regions = next(
             (p, r) for p, r in store.iter_photos() if p.path.endswith("city_0.jpg")
         )
+        dim = store.dim()
     obj = next(r for r in regions if r.kind == "object")
     whole = next(r for r in regions if r.kind == "image")
     with Searcher(index_dir, embedder=models.embedder) as searcher:
         like_photo = searcher.search(like_photo=photo.id, top_k=5)
         like_region = searcher.search(like_region=obj.id, top_k=5, group="object")
-        by_vector = searcher.search_vector(np.frombuffer(whole.vector, np.float32), 6)
+        by_vector = searcher.search_vector(decode_vector(whole.vector, dim), 6)
     # The photo itself is left out; the rest is the ranking of its whole-photo vector.
     assert photo.id not in {r.photo_id for r in like_photo}
     assert [r.photo_id for r in like_photo] == [

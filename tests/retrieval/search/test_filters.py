@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import QueryError
-from indexer.store import Store
+from indexer.store import Store, decode_vector
 from retrieval import Searcher, SearchFilters
 from tests.fixtures import Models, cli_search, make_indexer
 from tests.fixtures.exif_photos import NICE, PARIS, SAN_FRANCISCO, make_library, write_photo
@@ -45,8 +45,9 @@ def rows(index_dir: Path) -> list[dict]:
             "lon", "caption",
         ]  # fmt: skip
         out = [dict(zip(keys, row, strict=True)) for row in result]
+        dim = store.dim()
     for row in out:
-        row["vector"] = np.frombuffer(row["vector"], np.float32)
+        row["vector"] = decode_vector(row["vector"], dim)
     return out
 
 

@@ -1,0 +1,187 @@
+"""Inverted-file indexes: trained once on a sample, then filled; IVF-flat and IVF-PQ.
+
+IVF-PQ is the compressed index for stores too large to hold float32 vectors in memory: each
+vector becomes a 64-byte product-quantization code in one of ``nlist`` inverted lists, and
+the lists are memory-mapped from the FAISS file when it is loaded (FAISS ``IO_FLAG_MMAP``
+reads them as ``OnDiskInvertedLists`` over the same file), so a process keeps only the
+coarse quantizer, the PQ codebooks and the id map resident, plus the pages searches touch.
+PQ scores are approximate: a search asks for :data:`RERANK_CANDIDATES` candidates and
+re-ranks them with their exact vectors, read from SQLite (:func:`rerank`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+# ``auto`` picks IVF-PQ from this many vectors on. Below it HNSW keeps full vectors in
+# memory (2 KB each: 4 GB at two million) and answers in about a millisecond; from here
+# on its memory and build time (856 s at one million on two cores) are the limit, while
+# IVF-PQ keeps ~80 bytes a vector resident-on-disk and trains on a fixed-size sample.
+AUTO_IVFPQ_MIN = 2_000_000
+# Bytes per PQ code (sub-quantizers of 8 bits each): 512-d vectors split into 64 pieces of
+# 8 dimensions. At 100k synthetic clustered 512-d vectors, re-ranking 300 candidates gave
+# recall@10 of 0.998 with PQ64 and 0.995 with PQ32; with 100 candidates 0.980 against 0.950
+# (docs/scaling.md, "One machine's limit"): PQ64 keeps a margin for harder data.
+PQ_BYTES = 64
+# Training sample: this many vectors per inverted list (FAISS warns below 39), capped, so
+# that training costs the same at ten million as at one.
+TRAIN_PER_LIST = 64
+TRAIN_SAMPLE_MAX = 500_000
+# Candidates the compressed search returns for exact re-ranking: a few hundred cover the
+# true top 10 (recall@10 0.998 at 100k, where 100 candidates gave 0.980), for a few hundred
+# primary-key reads in SQLite.
+RERANK_CANDIDATES = 300
+# Fewer vectors than this get an exact index instead: too few to train a quantizer on, and
+# searched exactly in well under a millisecond anyway (as IVF-flat below 256).
+IVFPQ_MIN_VECTORS = 64
+
+ExactVectors = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""Region ids -> (the ids found, their exact float32 vectors), e.g. read from SQLite."""
+
+
+def _faiss() -> Any:
+    """FAISS, imported on first use and typed ``Any`` (its stubs miss SWIG attributes)."""
+    import faiss
+
+    return faiss
+
+
+def nlist_for(count: int) -> int:
+    """Inverted lists for ``count`` vectors: about 4 sqrt(n), at least 39 vectors each."""
+    nlist = int(max(16, min(65536, 4 * np.sqrt(max(count, 1)))))
+    return max(1, min(nlist, count // 39))
+
+
+def sample_size(count: int) -> int:
+    """How many vectors train the quantizers of a ``count``-vector store."""
+    return min(count, max(TRAIN_PER_LIST * nlist_for(count), 39 * 256), TRAIN_SAMPLE_MAX)
+
+
+def _pq_bits(samples: int) -> int:
+    """Bits per sub-quantizer: 8 (256 centroids) when the sample can train them, else fewer."""
+    bits = 8
+    while bits > 4 and samples < 39 * (1 << bits):
+        bits -= 1
+    return bits
+
+
+def build_ivf_flat(vectors: np.ndarray, dim: int) -> Any:
+    """An empty trained IVF-flat index (in an id map) for these vectors."""
+    faiss = _faiss()
+
+    nlist = nlist_for(len(vectors))
+    inner = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = vectors[rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)]
+    inner.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return faiss.IndexIDMap2(inner)
+
+
+def train_ivfpq(sample: np.ndarray, dim: int, count: int) -> Any:
+    """An empty IVF-PQ index (in an id map) trained on ``sample`` for a ``count``-vector store."""
+    faiss = _faiss()
+
+    nlist = min(nlist_for(count), max(1, len(sample) // 39))
+    pq_bytes = math.gcd(dim, PQ_BYTES)  # sub-vectors must split the dimension evenly
+    quantizer = faiss.IndexFlatIP(dim)
+    inner = faiss.IndexIVFPQ(
+        quantizer, dim, nlist, pq_bytes, _pq_bits(len(sample)), faiss.METRIC_INNER_PRODUCT
+    )
+    inner.own_fields = True
+    quantizer.this.disown()  # the IVF index frees it
+    # The sample size is chosen above; FAISS need not warn about small ones.
+    inner.cp.min_points_per_centroid = inner.pq.cp.min_points_per_centroid = 1
+    inner.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return faiss.IndexIDMap2(inner)
+
+
+def sample_parts(
+    parts: Iterable[tuple[np.ndarray, np.ndarray]], count: int, size: int, seed: int = 0
+) -> np.ndarray:
+    """About ``size`` vectors drawn uniformly from streamed (ids, vectors) parts."""
+    rng = np.random.default_rng(seed)
+    share = min(1.0, size / max(count, 1))
+    chosen = [vecs[rng.random(len(vecs)) < share] for _, vecs in parts]
+    return np.concatenate(chosen) if chosen else np.zeros((0, 0), np.float32)
+
+
+def fill(index: Any, parts: Iterator[tuple[np.ndarray, np.ndarray]]) -> Any:
+    """Add streamed (ids, vectors) parts to a trained index; returns the index."""
+    for ids, vecs in parts:
+        index.add_with_ids(
+            np.ascontiguousarray(vecs, dtype=np.float32), np.ascontiguousarray(ids, np.int64)
+        )
+    return index
+
+
+def emptied(path: str, dim: int, count: int) -> Any | None:
+    """The trained quantizers of the IVF-PQ file at ``path``, with no vectors, or None.
+
+    Later rebuilds reuse them instead of training again, as long as the file's lists still
+    suit the store: same dimension, and at least a quarter of the lists its size calls for
+    (a store that grew 16-fold gets new ones).
+    """
+    faiss = _faiss()
+
+    try:
+        loaded = faiss.read_index(path, mmap_flags())
+    except (RuntimeError, OSError):
+        return None
+    if not isinstance(loaded, faiss.IndexIDMap2):
+        return None
+    inner = faiss.downcast_index(loaded.index)
+    if not isinstance(inner, faiss.IndexIVFPQ) or inner.d != dim:
+        return None
+    if inner.nlist * 4 < min(nlist_for(count), max(1, TRAIN_SAMPLE_MAX // 39)):
+        return None
+    lists = faiss.ArrayInvertedLists(inner.nlist, inner.code_size)
+    lists.this.disown()  # the index frees it
+    inner.replace_invlists(lists, True)
+    loaded.reset()
+    return loaded
+
+
+def mmap_flags() -> int:
+    """FAISS read flags that map an IVF file's inverted lists instead of reading them."""
+    faiss = _faiss()
+
+    return int(faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+
+
+def is_ivfpq_file(path: str) -> bool:
+    """True when ``path`` holds an id-mapped IVF-PQ index (read from its first bytes)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    return head[:4] == b"IxM2" and b"IwPQ" in head
+
+
+def rerank(
+    candidates: tuple[np.ndarray, np.ndarray],
+    queries: np.ndarray,
+    k: int,
+    exact: ExactVectors | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best candidates per query by exact inner product (best first, ties by id).
+
+    Without an exact source the PQ scores stand (approximate); candidates the source no
+    longer holds (deleted meanwhile) drop out. -1 marks empty slots.
+    """
+    scores, ids = candidates
+    if exact is None:
+        return scores[:, :k], ids[:, :k]
+    out_scores = np.full((len(queries), k), -np.inf, np.float32)
+    out_ids = np.full((len(queries), k), -1, np.int64)
+    for row, query in enumerate(queries):
+        found, vectors = exact(ids[row][ids[row] >= 0])
+        exact_scores = vectors @ query if len(found) else np.zeros(0, np.float32)
+        order = np.lexsort((found, -exact_scores))[:k]
+        out_scores[row, : len(order)] = exact_scores[order]
+        out_ids[row, : len(order)] = found[order]
+    return out_scores, out_ids

@@ -1,0 +1,181 @@
+"""The compressed ``ivfpq`` index (:mod:`indexer.store.ivf`) in a real store.
+
+A few thousand clustered 512-d unit vectors (the decaying spectrum real CLIP vectors show,
+as ``benchmarks/query_speed.py`` makes them) committed through ``Store.commit_batch``; the
+FAISS file is real IVF-PQ, loaded with its lists memory-mapped, and searches re-rank their
+candidates with the vectors SQLite holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from indexer.store import KIND_IMAGE, NewPhoto, NewRegion, Store
+from indexer.store.doctor import check
+from indexer.store.ivf import AUTO_IVFPQ_MIN, IVFPQ_MIN_VECTORS, RERANK_CANDIDATES
+from indexer.store.vectors import AUTO_HNSW_MIN, choose_index_type
+
+DIM = 512
+PER_PHOTO = 6
+
+
+class Clustered:
+    """Unit vectors around overlapping centres, with most variance in a few directions."""
+
+    def __init__(self, seed: int = 0, clusters: int = 40) -> None:
+        self.rng = np.random.default_rng(seed)
+        spectrum = np.arange(1, DIM + 1, dtype=np.float32) ** -0.5
+        self.spectrum = spectrum / np.sqrt(np.mean(spectrum**2))
+        centres = self.rng.standard_normal((clusters, DIM)).astype(np.float32) * self.spectrum
+        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+    def draw(self, count: int, spread: float = 1.5) -> np.ndarray:
+        which = self.rng.integers(0, len(self.centres), count)
+        noise = self.rng.standard_normal((count, DIM)).astype(np.float32)
+        vectors = self.centres[which] + noise * self.spectrum * (spread / np.sqrt(DIM))
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def photos(vectors: np.ndarray, start: int) -> list[NewPhoto]:
+    out = []
+    for n, at in enumerate(range(0, len(vectors), PER_PHOTO)):
+        part = vectors[at : at + PER_PHOTO]
+        regions = [
+            NewRegion(
+                KIND_IMAGE if j == 0 else "object",
+                (0.0, 0.0, 10.0, 8.0),
+                v,
+                None if j == 0 else "dog" if j % 2 else "cat",
+                0.9,
+            )
+            for j, v in enumerate(part)
+        ]
+        out.append(NewPhoto(f"/p/{start + n}.jpg", 100, n, 10, 8, f"h{start + n}", "", regions))
+    return out
+
+
+@pytest.fixture(scope="module")
+def source() -> Clustered:
+    return Clustered()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, source: Clustered) -> Path:
+    """An ivfpq store of 3,000 regions (read-only for the tests that use it)."""
+    index_dir = tmp_path_factory.mktemp("ivfpq") / "index"
+    with Store(index_dir, create=True) as store:
+        store.set_meta(embed_dim=DIM)
+        store.commit_batch(photos(source.draw(3000), 0))
+        store.compact_vectors("ivfpq")
+    return index_dir
+
+
+def recall_at_10(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want, strict=True)]))
+
+
+def lists_of(index: object) -> object:
+    inner = faiss.downcast_index(index.index)  # type: ignore[attr-defined]
+    return faiss.downcast_InvertedLists(inner.invlists)
+
+
+def test_search_is_mapped_and_reranked_exactly(built: Path, source: Clustered) -> None:
+    queries = source.draw(60, spread=1.0)
+    with Store(built) as store:
+        live, from_file = store.load_vectors()
+        exact = store.rebuild_vectors("flat")
+        assert from_file and live.index_type == "ivfpq" and live.main.mapped
+        assert isinstance(lists_of(live.main.index), faiss.OnDiskInvertedLists)
+        scores, ids = live.search(queries, 10)
+        want_scores, want_ids = exact.search(queries, 10)
+        assert recall_at_10(ids, want_ids) >= 0.95
+        # every returned score is the exact inner product, in exact order
+        found, stored = store.vectors_of(ids.ravel())
+        rows = stored[np.searchsorted(found, ids)]
+        np.testing.assert_allclose(scores, np.einsum("qd,qkd->qk", queries, rows), atol=1e-5)
+        assert np.all(np.diff(scores, axis=1) <= 0)
+        # a compressed search alone (PQ scores) is what re-ranking improves on
+        live.main.exact = None
+        pq_scores, _ = live.search(queries, 10)
+        assert np.abs(pq_scores - want_scores).max() > np.abs(scores - want_scores).max()
+
+
+def test_filters_allowed_ids_and_exact_subsets(built: Path, source: Clustered) -> None:
+    queries = source.draw(20, spread=1.0)
+    with Store(built) as store:
+        live, _ = store.load_vectors()
+        exact = store.rebuild_vectors("flat")
+        allowed = np.arange(1, 3001, 3, dtype=np.int64)
+        scores, ids = live.search(queries, 10, allowed=allowed)
+        assert np.isin(ids, allowed).all()
+        assert recall_at_10(ids, exact.search(queries, 10, allowed=allowed)[1]) >= 0.95
+        subset = np.arange(5, 400, 7, dtype=np.int64)
+        got_ids, got = live.scores_for(queries[0], subset)
+        want_ids, want = exact.scores_for(queries[0], subset)
+        np.testing.assert_array_equal(np.sort(got_ids), np.sort(want_ids))
+        np.testing.assert_allclose(got[np.argsort(got_ids)], want[np.argsort(want_ids)], atol=1e-6)
+
+
+def test_tombstones_delta_and_compaction_reuse_the_quantizers(
+    tmp_path: Path, source: Clustered
+) -> None:
+    index_dir = tmp_path / "index"
+    queries = source.draw(20, spread=1.0)
+    with Store(index_dir, create=True) as store:
+        store.set_meta(embed_dim=DIM)
+        store.commit_batch(photos(source.draw(1800), 0))
+        store.compact_vectors("ivfpq")
+        before = store.load_vectors()[0]
+        trained = faiss.vector_to_array(faiss.downcast_index(before.main.index.index).pq.centroids)
+        # delete the photos holding the best hits; add new photos that match the queries
+        near = set(before.search(queries, 3)[1].ravel().tolist())
+        victims = [p.id for p, regions in store.iter_photos() if {r.id for r in regions} & near]
+        removed = store.commit_batch([], remove_photo_ids=victims).removed_ids
+        added = store.commit_batch(photos(queries[:12], 5000)).added_ids
+        live, _ = store.load_vectors()
+        assert len(live.tombstones) == len(removed) > 0 and live.delta.ntotal == 12
+        _, ids = live.search(queries, 10)
+        assert not np.isin(ids, removed).any()
+        assert np.isin(np.asarray(added), ids).all()  # each added vector is its query's best
+        want = store.rebuild_vectors("flat").search(queries, 10)[1]
+        assert recall_at_10(ids, want) >= 0.95
+        compacted = store.compact_vectors("ivfpq")
+        assert compacted.ntotal == store.count_regions()
+        again = faiss.vector_to_array(faiss.downcast_index(compacted.index.index).pq.centroids)
+        np.testing.assert_array_equal(again, trained)  # added without retraining
+        after, from_file = store.load_vectors()
+        assert from_file and after.pending == 0
+        np.testing.assert_array_equal(after.search(queries, 10)[1], ids)
+
+
+def test_doctor_checks_an_ivfpq_index(built: Path) -> None:
+    with Store(built) as store:
+        health = check(store)
+    assert health.consistent and not health.problems, health.problems
+    assert health.faiss_kind == "ivfpq" and health.vectors == 3000
+    assert health.vectors_file == "fresh"
+
+
+def test_auto_keeps_todays_types_below_the_compressed_size() -> None:
+    assert choose_index_type("auto", 1000) == "flat"
+    assert choose_index_type("auto", AUTO_HNSW_MIN) == "hnsw"
+    assert choose_index_type("auto", AUTO_IVFPQ_MIN - 1) == "hnsw"
+    assert choose_index_type("auto", AUTO_IVFPQ_MIN) == "ivfpq"
+    assert choose_index_type("ivfpq", 10) == "ivfpq"
+    assert RERANK_CANDIDATES >= 100
+
+
+def test_too_few_vectors_for_a_quantizer_get_an_exact_index(
+    tmp_path: Path, source: Clustered
+) -> None:
+    with Store(tmp_path / "index", create=True) as store:
+        store.set_meta(embed_dim=DIM)
+        store.commit_batch(photos(source.draw(IVFPQ_MIN_VECTORS - 4), 0))
+        assert store.compact_vectors("ivfpq").index_type == "flat"
+        store.commit_batch(photos(source.draw(12), 900))
+        index = store.compact_vectors("ivfpq")
+        assert index.index_type == "ivfpq" and index.ntotal == IVFPQ_MIN_VECTORS + 8
