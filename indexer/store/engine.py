@@ -35,6 +35,10 @@ from .write_errors import is_corruption, is_write_failure, write_error
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur = dbapi_conn.cursor()
+    # 16 KB pages for a new database (an existing one keeps its own): rows of 1-2 KB (a
+    # vector each) left a quarter to half of every 4 KB page empty, 1.76 KB per region
+    # against 1.2 KB of data; the page size is fixed once the first table exists.
+    cur.execute("PRAGMA page_size=16384")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")

@@ -84,19 +84,22 @@ class StoreReads(StoreEngine):
         """(the ids found, their stored vectors as float32), in id order.
 
         Primary-key reads, on every search of a compressed index (its candidates' exact
-        vectors): plain SQL, since the ORM's per-statement work cost more than the reads.
+        vectors): plain SQL on the driver connection, since a session's per-statement work
+        cost more than the reads (6 ms against 1.6 ms for 300 rows).
         """
         wanted = sorted({int(i) for i in ids})
         rows: list = []
-        with self.session() as s:
-            conn = s.connection()
-            dim = conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'embed_dim'").scalar()
+        with self.engine.connect() as conn:
+            driver = conn.connection.driver_connection  # plain tuples: no row objects
+            assert isinstance(driver, sqlite3.Connection)
+            dim_row = self._read(driver, "SELECT value FROM meta WHERE key = 'embed_dim'", ())
             for chunk in chunked(wanted):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT id, vector FROM regions WHERE id IN ({marks}) ORDER BY id"
-                rows += conn.exec_driver_sql(sql, tuple(chunk)).all()
+                rows += self._read(driver, sql, tuple(chunk))
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        return found, decode_vectors([r[1] for r in rows], int(dim or 0))
+        dim = int(dim_row[0][0]) if dim_row else 0
+        return found, decode_vectors([r[1] for r in rows], dim)
 
     def dim(self) -> int:
         """The store's vector dimension (0 while no model has written one)."""

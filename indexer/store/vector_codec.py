@@ -59,13 +59,20 @@ def decode_vector(blob: bytes, dim: int) -> np.ndarray:
 
 
 def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
-    """Stored blobs as an (n, dim) float32 matrix, in one pass when they share a width."""
+    """Stored blobs as an (n, dim) float32 matrix: one pass per width, not one per row.
+
+    A store mixes widths (whole-photo vectors stay float32, objects are float16), and
+    re-ranking decodes a few hundred of them on every search.
+    """
     if not blobs:
         return np.zeros((0, dim), np.float32)
-    widths = {len(b) for b in blobs}
-    if len(widths) == 1:
-        width = widths.pop()
-        dtype = np.float16 if dim and width == 2 * dim else np.float32
-        data = np.frombuffer(b"".join(blobs), dtype=dtype).reshape(len(blobs), -1)
-        return data.astype(np.float32) if dtype is np.float16 else data
-    return np.stack([decode_vector(b, dim) for b in blobs])
+    widths = np.fromiter((len(b) for b in blobs), dtype=np.int64, count=len(blobs))
+    if not dim or np.any((widths != 2 * dim) & (widths != 4 * dim)):
+        return np.stack([decode_vector(b, dim) for b in blobs])  # unknown or odd widths
+    out = np.empty((len(blobs), dim), np.float32)
+    for width, dtype in ((2 * dim, np.float16), (4 * dim, np.float32)):
+        rows = np.flatnonzero(widths == width)
+        if len(rows):
+            joined = b"".join(blobs[i] for i in rows)
+            out[rows] = np.frombuffer(joined, dtype=dtype).reshape(len(rows), dim)
+    return out

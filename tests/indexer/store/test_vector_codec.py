@@ -87,3 +87,16 @@ def test_a_store_writes_object_vectors_as_float16_and_doctor_accepts_both_widths
         rewrite(store, region_id, vectors[2].astype(np.float64).tobytes())
         health = check(store)
         assert not health.consistent and "wrong size" in " ".join(health.problems)
+
+
+def test_mixed_widths_decode_in_one_matrix_as_row_by_row() -> None:
+    """Re-ranking decodes float32 whole-photo and float16 object blobs together."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((9, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    blobs = [encode_vector(v, compact=bool(i % 3)) for i, v in enumerate(vectors)]
+    assert {len(b) for b in blobs} == {32, 64}
+    matrix = decode_vectors(blobs, 16)
+    assert matrix.dtype == np.float32 and matrix.shape == (9, 16)
+    assert np.array_equal(matrix, np.stack([decode_vector(b, 16) for b in blobs]))
+    assert np.array_equal(matrix[0], vectors[0])  # float32 kept exactly
