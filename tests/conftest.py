@@ -10,6 +10,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 
 from indexer.settings import configure_ultralytics
 
@@ -31,6 +32,7 @@ from tests.family_factory import (  # noqa: E402
     make_tiny_siglip2,
 )
 from tests.fixtures import REPO_ROOT, Models  # noqa: E402
+from tests.fixtures.ray_helpers import require_ray  # noqa: E402
 from tests.model_factory import make_sample_photos, make_tiny_clip, make_tiny_yolo  # noqa: E402
 
 SHARED_ASSETS = REPO_ROOT.parent / "shared" / "assets"
@@ -163,3 +165,29 @@ def rendered_words(tmp_path_factory: pytest.TempPathFactory):  # -> list[Rendere
         seed=3,
         max_angle=10,
     )
+
+
+# One real local Ray cluster for all Ray tests (indexing on Ray, sharded search), started
+# once in the test process: starting Ray takes seconds, so the tests share it (the code
+# under test uses a session that is already running). Ray is an optional extra: without it
+# these tests skip with that reason, except in CI, which installs it and fails without it.
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """A local two-CPU Ray cluster for the whole session; yields its GCS address."""
+    import logging
+
+    ray = require_ray()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=256 * 2**20,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()

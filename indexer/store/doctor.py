@@ -20,6 +20,7 @@ from ..errors import CorruptIndexError, StoreError, first_line
 from ..settings import expand_path
 from .database import Store, remove_temp_files
 from .folder import read_only_filesystem, writable_folder
+from .ivf import DRIFT_RATIO
 from .lock import writer_lock
 from .salvage import salvage_database
 from .schema import DB_NAME, KIND_IMAGE, Photo, Region, TextRead, TextRegion
@@ -63,8 +64,16 @@ class Health:
     vectors_pending: int = 0
     """Regions added or deleted since the FAISS main segment was built (searched through
     the delta and tombstones; ``doctor`` or a larger index run folds them in)."""
+    quantizer_drift: float | None = None
+    """For a compressed (``ivfpq``) index: how much worse the newest vectors quantize than
+    held-out ones did at training (1.0: none); ``doctor`` retrains above ``drift_limit``."""
+    drift_limit: float = DRIFT_RATIO
     problems: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        return self.quantizer_drift is not None and self.quantizer_drift > self.drift_limit
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -191,6 +200,7 @@ def check(store: Store, *, max_failures: int = 1000) -> Health:
         vectors_file=VECTORS_STALE if detail else VECTORS_FRESH,
         vectors_detail=detail,
         vectors_pending=pending,
+        quantizer_drift=store.quantizer_drift() if detail is None else None,
         problems=problems,
         failed=failed,
     )
@@ -321,7 +331,14 @@ def _repair_open(store: Store) -> list[str]:
             f"cleared {cleared} failures of files that no longer exist or are now indexed"
         )
     health = check(store)
-    if (
+    if health.drifted:
+        index = store.compact_vectors(retrain=True)
+        actions.append(
+            f"retrained the compressed index on the current vectors: the newest quantized "
+            f"{health.quantizer_drift:.2f}x worse than at training (limit {DRIFT_RATIO}x); "
+            f"rebuilt it from SQLite ({index.ntotal} vectors, {index.index_type})"
+        )
+    elif (
         not health.consistent
         or health.vectors_file != VECTORS_FRESH
         or health.vectors_pending

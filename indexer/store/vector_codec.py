@@ -73,6 +73,6 @@ def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     for width, dtype in ((2 * dim, np.float16), (4 * dim, np.float32)):
         rows = np.flatnonzero(widths == width)
         if len(rows):
-            joined = b"".join(blobs[i] for i in rows)
+            joined = b"".join(blobs[int(i)] for i in rows)
             out[rows] = np.frombuffer(joined, dtype=dtype).reshape(len(rows), dim)
     return out

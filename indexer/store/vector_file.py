@@ -186,15 +186,23 @@ class VectorFile(StoreReads):
             discard(tmp)
 
     def rebuild_vectors(
-        self, index_type: str | None = None, params: IndexParams = IndexParams()
+        self,
+        index_type: str | None = None,
+        params: IndexParams = IndexParams(),
+        *,
+        retrain: bool = False,
     ) -> VectorIndex:
-        """Rebuild the FAISS index from the vectors stored in SQLite."""
+        """Rebuild the FAISS index from the vectors stored in SQLite.
+
+        ``retrain`` trains a compressed index's quantizers afresh instead of reusing those of
+        the current file (``doctor`` does when the data has drifted).
+        """
         meta = self.meta()
         dim = int(meta.get("embed_dim") or 0)
         index_type = index_type or meta.get("faiss_kind_requested", "auto")
         count = self.count_regions()
         if dim and choose_index_type(index_type, count) == "ivfpq" and count >= IVFPQ_MIN_VECTORS:
-            return self._attach_exact(self._build_ivfpq(dim, count, params))
+            return self._attach_exact(self._build_ivfpq(dim, count, params, retrain))
         parts = list(self.iter_vectors())
         if dim == 0:
             dim = parts[0][1].shape[1] if parts else 1
@@ -202,18 +210,46 @@ class VectorFile(StoreReads):
         vecs = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, dim), np.float32)
         return self._attach_exact(VectorIndex.build(ids, vecs, dim, index_type, params))
 
-    def _build_ivfpq(self, dim: int, count: int, params: IndexParams) -> VectorIndex:
+    def _build_ivfpq(
+        self, dim: int, count: int, params: IndexParams, retrain: bool = False
+    ) -> VectorIndex:
         """A compressed index, streamed from SQLite: never all vectors in memory at once.
 
         The quantizers of the current main file are reused when they still suit the store
         (:func:`.ivf.emptied`); otherwise they train on a uniform sample of
         :func:`.ivf.sample_size` vectors, read in one pass before the vectors are added.
         """
-        trained = ivf.emptied(self.faiss_path, dim, count)
+        trained = None if retrain else ivf.emptied(self.faiss_path, dim, count)
+        error = None
         if trained is None:
             sample = ivf.sample_parts(self.iter_vectors(), count, ivf.sample_size(count))
-            trained = ivf.train_ivfpq(sample, dim, count)
-        return VectorIndex(ivf.fill(trained, self.iter_vectors()), "ivfpq", params)
+            trained, error = ivf.train_with_holdout(sample, dim, count)
+        index = VectorIndex(ivf.fill(trained, self.iter_vectors()), "ivfpq", params)
+        index.train_error = error
+        return index
+
+    def quantizer_drift(self) -> float | None:
+        """How much worse the newest vectors quantize than held-out ones did at training.
+
+        1.0 means no drift; ``doctor`` retrains above :data:`.ivf.DRIFT_RATIO`. None when
+        the main file is not a compressed index with a recorded baseline.
+        """
+        meta = self.meta()
+        baseline = float(meta.get("ivfpq_train_error") or 0)
+        if meta.get("faiss_kind") != "ivfpq" or baseline <= 0:
+            return None
+        try:
+            main = VectorIndex.load(self.faiss_path, mapped=True)
+        except (RuntimeError, OSError):
+            return None
+        with self._snapshot() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT id FROM regions ORDER BY id DESC LIMIT ?", (ivf.DRIFT_SAMPLE,)
+            ).all()
+        _, vectors = self.vectors_of(np.array([r[0] for r in rows], np.int64))
+        if not len(vectors) or main.dim != vectors.shape[1]:
+            return None
+        return ivf.quantization_error(main.index, vectors) / baseline
 
     def _attach_exact(self, index: VectorIndex) -> VectorIndex:
         """Give a compressed index SQLite's exact vectors for re-ranking its candidates."""
@@ -221,14 +257,16 @@ class VectorFile(StoreReads):
             index.exact = self.vectors_of
         return index
 
-    def compact_vectors(self, index_type: str | None = None) -> VectorIndex:
+    def compact_vectors(
+        self, index_type: str | None = None, *, retrain: bool = False
+    ) -> VectorIndex:
         """Rebuild the main segment from SQLite and save it: no delta, no tombstones after.
 
         Call with the writer lock held, so that no commit lands between the rebuild and
         its record.
         """
         generation = self.generation
-        index = self.rebuild_vectors(index_type)
+        index = self.rebuild_vectors(index_type, retrain=retrain)
         self.save_vectors(index, generation)
         return index
 
@@ -261,6 +299,8 @@ class VectorFile(StoreReads):
             "faiss_count": index.ntotal,
             "faiss_stamp": file_stamp(self.faiss_path),
         }
+        if index.train_error is not None:  # fresh quantizers: a new drift baseline
+            values["ivfpq_train_error"] = index.train_error
         with self.session() as s, s.begin():
             for key, value in values.items():
                 s.merge(Meta(key=key, value=str(value)))

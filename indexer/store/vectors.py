@@ -82,6 +82,8 @@ class VectorIndex:
         self.params = params
         self.exact: ivf.ExactVectors | None = None
         """Exact vectors by region id, for re-ranking a compressed (``ivfpq``) index."""
+        self.train_error: float | None = None
+        """Held-out quantization error of freshly trained ``ivfpq`` quantizers (drift baseline)."""
         self._apply_search_params()
 
     # -- construction --------------------------------------------------------------------

@@ -323,6 +323,11 @@ def status(index_dir: IndexDir, as_json: JsonOpt = False) -> None:
             f" ({health.vectors_pending} vectors added or deleted since it was built, "
             "searched apart until the next rebuild; 'objsearch doctor' rebuilds it now)"
         )
+    if health.drifted:
+        vectors_file += (
+            f"; the newest vectors quantize {health.quantizer_drift:.2f}x worse than at "
+            "training: 'objsearch doctor' retrains it"
+        )
     model = (
         f"{health.clip_model or '-'} ({health.model_family or '?'}, {health.embed_dim or '?'}-d)"
     )

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from indexer.store import KIND_IMAGE, NewPhoto, NewRegion, Store
-from indexer.store.doctor import check
-from indexer.store.ivf import AUTO_IVFPQ_MIN, IVFPQ_MIN_VECTORS, RERANK_CANDIDATES
+from indexer.store.doctor import check, repair
+from indexer.store.ivf import AUTO_IVFPQ_MIN, DRIFT_RATIO, IVFPQ_MIN_VECTORS, RERANK_CANDIDATES
 from indexer.store.vectors import AUTO_HNSW_MIN, choose_index_type
 
 DIM = 512
@@ -179,3 +179,31 @@ def test_too_few_vectors_for_a_quantizer_get_an_exact_index(
         store.commit_batch(photos(source.draw(12), 900))
         index = store.compact_vectors("ivfpq")
         assert index.index_type == "ivfpq" and index.ntotal == IVFPQ_MIN_VECTORS + 8
+
+
+def test_doctor_retrains_the_quantizers_when_new_vectors_drift(tmp_path: Path) -> None:
+    """Same clusters quantize as well as held-out vectors did; new clusters set off a retrain."""
+    source = Clustered(seed=11)
+    folder = tmp_path / "index"
+    with Store(folder, create=True) as store:
+        store.set_meta(embed_dim=DIM, faiss_kind_requested="ivfpq")  # as index --faiss-index
+        store.commit_batch(photos(source.draw(3000), 0))
+        store.compact_vectors("ivfpq")
+        baseline = store.get_meta("ivfpq_train_error")
+        assert baseline is not None and float(baseline) > 0
+        store.commit_batch(photos(source.draw(2100), 5000))
+        same = check(store)
+    assert same.quantizer_drift == pytest.approx(1.0, abs=0.1) and not same.drifted
+    assert not any("retrained" in action for action in repair(str(folder)))
+    with Store(folder) as store:
+        assert store.get_meta("ivfpq_train_error") == baseline  # quantizers were reused
+        store.commit_batch(photos(Clustered(seed=99).draw(2100), 9000))
+        drifted = check(store)
+    assert drifted.drifted and drifted.quantizer_drift is not None
+    assert drifted.quantizer_drift > DRIFT_RATIO
+    actions = repair(str(folder))
+    assert any("retrained" in action for action in actions)
+    with Store(folder) as store:
+        after = check(store)
+        assert store.get_meta("ivfpq_train_error") != baseline
+    assert not after.drifted and after.vectors_pending == 0 and after.faiss_kind == "ivfpq"
