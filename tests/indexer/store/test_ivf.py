@@ -63,15 +63,19 @@ def source() -> Clustered:
     return Clustered()
 
 
+def compressed_store(folder: Path, vectors: np.ndarray) -> Path:
+    """A store of ``vectors`` (six a photo) with its compressed main file."""
+    with Store(folder, create=True) as store:
+        store.set_meta(embed_dim=DIM)
+        store.commit_batch(photos(vectors, 0))
+        store.compact_vectors("ivfpq")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, source: Clustered) -> Path:
     """An ivfpq store of 3,000 regions (read-only for the tests that use it)."""
-    index_dir = tmp_path_factory.mktemp("ivfpq") / "index"
-    with Store(index_dir, create=True) as store:
-        store.set_meta(embed_dim=DIM)
-        store.commit_batch(photos(source.draw(3000), 0))
-        store.compact_vectors("ivfpq")
-    return index_dir
+    return compressed_store(tmp_path_factory.mktemp("ivfpq") / "index", source.draw(3000))
 
 
 def recall_at_10(got: np.ndarray, want: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from indexer.store.shards import (
     sharded_search,
     write_shards,
 )
-from tests.indexer.store.test_ivf import DIM, Clustered, photos
+from tests.indexer.store.test_ivf import DIM, Clustered, compressed_store, photos
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +35,7 @@ def source() -> Clustered:
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory: pytest.TempPathFactory, source: Clustered) -> Path:
     """A 3,000-region store with its compressed main file."""
-    folder = tmp_path_factory.mktemp("shards") / "index"
-    with Store(folder, create=True) as store:
-        store.set_meta(embed_dim=DIM)
-        store.commit_batch(photos(source.draw(3000), 0))
-        store.compact_vectors("ivfpq")
-    return folder
+    return compressed_store(tmp_path_factory.mktemp("shards") / "index", source.draw(3000))
 
 
 @pytest.mark.parametrize("count", [1, 2, 3])

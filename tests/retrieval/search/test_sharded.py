@@ -16,17 +16,13 @@ from indexer.errors import ObjsearchError, StoreError
 from indexer.store import Store
 from indexer.store.shards import write_shards
 from retrieval.search.sharded import RayShardedSearch
-from tests.indexer.store.test_ivf import DIM, Clustered, photos
+from tests.indexer.store.test_ivf import Clustered, compressed_store, photos
 
 
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("ray_shards") / "index"
-    with Store(folder, create=True) as store:
-        store.set_meta(embed_dim=DIM)
-        store.commit_batch(photos(Clustered(seed=6).draw(2400), 0))
-        store.compact_vectors("ivfpq")
-    return folder
+    return compressed_store(folder, Clustered(seed=6).draw(2400))
 
 
 def test_two_ray_shards_answer_as_one_index(
