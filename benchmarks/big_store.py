@@ -13,12 +13,15 @@ peak resident memory (``ru_maxrss`` from ``wait4``) is its own:
 - **serve**: a warm ``Searcher`` without a model answers ``search_vector`` (FAISS, exact
   re-ranking, SQLite join, grouping by region): p50/p95, recall@10 against exact, and the
   process's resident memory afterwards;
+- **shards** (``--shards N``): the scale-out path on one machine: the ivfpq codes split into
+  N shards, one Ray actor (one CPU) each on a local cluster, the driver merging and
+  re-ranking; latency, recall and agreement against the whole index in one process;
 - **update**: 100 photos deleted and 100 added (700 regions) through ``Store.commit_batch``,
   the indexer's compaction check and the searcher's reload: the time a run spends outside
   the models and the file scan; then the checks (deleted regions never returned, added ones
   found, answers equal to a rebuild's, recall unchanged).
 
-    python benchmarks/big_store.py --size 1000000 --kinds hnsw,ivfpq   # the 1M comparison
+    python benchmarks/big_store.py --size 1000000 --kinds hnsw,ivfpq --shards 2   # 1M, shards
     python benchmarks/big_store.py --size 10000000 --kinds ivfpq       # the 10M rows
 """
 
@@ -86,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--query-noise", type=float, default=0.3, help="perturbation of queries")
     p.add_argument("--spread", type=float, default=1.5, help="cluster spread of the vectors")
     p.add_argument("--no-update", action="store_true", help="skip the update phase")
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        help="also search the ivfpq store split into this many shards over a local Ray cluster",
+    )
     p.add_argument(
         "--no-rebuild-check",
         action="store_true",
@@ -341,6 +350,67 @@ def nprobe_sweep(folder: Path, queries: np.ndarray, exact: np.ndarray) -> list[d
     return rows
 
 
+def vector_times(search: Any, queries: np.ndarray) -> tuple[list[float], np.ndarray]:
+    """Per-query milliseconds of a vector search (candidates + exact re-ranking), and its top 10;
+    a first pass warms the caches, the second is timed."""
+    for q in queries:
+        search(q[None, :], 10)
+    times, found = [], []
+    for q in queries:
+        t = time.perf_counter()
+        _, ids = search(q[None, :], 10)
+        times.append((time.perf_counter() - t) * 1000)
+        found.append(ids[0])
+    return times, np.array(found, np.int64)
+
+
+def phase_shards(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """The scale-out path, on one machine: the store's codes split into ``--shards`` shards,
+    one Ray actor each (one CPU each), against the whole index in one process, same queries."""
+    import logging
+
+    import ray
+
+    from indexer.store import Store
+    from indexer.store.shards import write_shards
+    from retrieval.search.sharded import RayShardedSearch
+
+    folder = folder_of(args)
+    activate(folder, kind)
+    queries = np.load(folder / "exact.npz")["queries"]
+    shard_dir = folder / "shards"
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    with Store(folder) as store:
+        t = time.perf_counter()
+        shard_set = write_shards(store, args.shards, shard_dir)
+        write_s = time.perf_counter() - t
+        whole, _ = store.load_vectors()
+        one_times, one_found = vector_times(whole.search, queries)
+        ray.init(
+            address="local",
+            num_cpus=args.shards,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+        try:
+            with RayShardedSearch(store, shard_set) as sharded:
+                times, found = vector_times(sharded.search, queries)
+        finally:
+            ray.shutdown()
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    return {
+        "shards": args.shards,
+        "write_s": write_s,
+        "one_p50_ms": percentile(one_times, 50),
+        "one_p95_ms": percentile(one_times, 95),
+        "p50_ms": percentile(times, 50),
+        "p95_ms": percentile(times, 95),
+        "same_as_one": float(np.mean(np.all(found == one_found, axis=1))),
+    }
+
+
 def phase_update(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """Delete and add ``UPDATE_PHOTOS`` photos as an indexer run would, then check answers."""
     from indexer.store import KIND_IMAGE, KIND_OBJECT
@@ -420,7 +490,12 @@ def rebuild_agreement(
 
 
 PHASES = {"write": phase_write, "exact": phase_exact}
-KIND_PHASES = {"build": phase_build, "serve": phase_serve, "update": phase_update}
+KIND_PHASES = {
+    "build": phase_build,
+    "serve": phase_serve,
+    "shards": phase_shards,
+    "update": phase_update,
+}
 
 
 def run_child(args: argparse.Namespace, phase: str, kind: str | None = None) -> dict[str, Any]:
@@ -479,6 +554,8 @@ def main(argv: list[str] | None = None) -> None:
         results["serve"][kind] = run_child(args, "serve", kind)
         activate(folder, kind)
         results["serve"][kind]["folder_bytes"] = folder_bytes(folder)
+    if args.shards and "ivfpq" in args.kind_list:
+        results["shards"] = run_child(args, "shards", "ivfpq")
     if not args.no_update and "ivfpq" in args.kind_list:
         info["updated"] = True  # the store changes: exact answers are recomputed next time
         info_path.write_text(json.dumps(info, indent=2))
@@ -525,6 +602,14 @@ def print_table(results: dict[str, Any]) -> None:
         f"\nSQLite written in {write['seconds'] / 60:.1f} min, peak RSS "
         f"{write['peak_rss_bytes'] / GB:.2f} GiB"
     )
+    if "shards" in results:
+        sh = results["shards"]
+        print(
+            f"vector search (candidates + exact re-ranking), one process vs {sh['shards']} Ray "
+            f"shards: p50/p95 {sh['one_p50_ms']:.1f} / {sh['one_p95_ms']:.1f} ms vs "
+            f"{sh['p50_ms']:.1f} / {sh['p95_ms']:.1f} ms; the same top 10 for "
+            f"{sh['same_as_one']:.1%} of queries; shards written in {sh['write_s']:.1f} s"
+        )
     if "update" in results:
         up = results["update"]
         print(

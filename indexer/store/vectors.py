@@ -213,17 +213,29 @@ class VectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.ntotal == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        alone = len(queries) == 1 and not self._long_scan()
         if allowed is None and excluded is None:
-            return _single_threaded(len(queries) == 1, lambda: self.index.search(queries, k))
+            return _single_threaded(alone, lambda: self.index.search(queries, k))
         selector = excluded
         if allowed is not None:
             faiss = _faiss()
 
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         params = self._selector_params(selector)
-        return _single_threaded(
-            len(queries) == 1, lambda: self.index.search(queries, k, params=params)
-        )
+        return _single_threaded(alone, lambda: self.index.search(queries, k, params=params))
+
+    def _long_scan(self) -> bool:
+        """Whether one query scans enough compressed codes to split its lists over the cores.
+
+        Sets the inverted file's ``parallel_mode`` to match (1: a query's lists in parallel,
+        0: queries in parallel), so that batches and short scans keep their usual threading.
+        """
+        if self.index_type != "ivfpq":
+            return False
+        inner = _faiss().downcast_index(self.index.index)
+        long = self._nprobe * self.ntotal >= ivf.PARALLEL_SCAN_MIN * max(1, inner.nlist)
+        inner.parallel_mode = 1 if long else 0
+        return long
 
     def _selector_params(self, selector: object) -> object:
         faiss = _faiss()

@@ -20,6 +20,8 @@ from indexer.indexing.ray_cluster import import_ray
 from indexer.store import Store
 from indexer.store.shards import Shard, ShardSet, sharded_search
 
+_INLINE_BYTES = 64 * 1024
+
 
 class RayShardedSearch:
     """One Ray actor per shard, queried together; re-ranking on the driver.
@@ -64,8 +66,10 @@ class RayShardedSearch:
     def _fan_out(
         self, actors: Sequence[Any], queries: np.ndarray, wide: int
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        ref = self.ray.put(queries)
-        return self._call(lambda actor: actor.candidates.remote(ref, wide))
+        # A batch goes to the object store once for all shards; a few queries travel inline
+        # with each call, which saves a store round trip on every search.
+        sent = self.ray.put(queries) if queries.nbytes > _INLINE_BYTES else queries
+        return self._call(lambda actor: actor.candidates.remote(sent, wide))
 
     def close(self) -> None:
         for actor in self.actors:

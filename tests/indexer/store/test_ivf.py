@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 import pytest
 
-from indexer.store import KIND_IMAGE, NewPhoto, NewRegion, Store
+from indexer.store import KIND_IMAGE, NewPhoto, NewRegion, Store, ivf
 from indexer.store.doctor import check, repair
 from indexer.store.ivf import AUTO_IVFPQ_MIN, DRIFT_RATIO, IVFPQ_MIN_VECTORS, RERANK_CANDIDATES
 from indexer.store.vectors import AUTO_HNSW_MIN, choose_index_type
@@ -106,6 +106,28 @@ def test_search_is_mapped_and_reranked_exactly(built: Path, source: Clustered) -
         live.main.exact = None
         pq_scores, _ = live.search(queries, 10)
         assert np.abs(pq_scores - want_scores).max() > np.abs(scores - want_scores).max()
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_a_long_scan_splits_one_query_over_the_cores(
+    built: Path, source: Clustered, filtered: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past PARALLEL_SCAN_MIN codes a single query's lists are searched in parallel (FAISS
+    parallel_mode 1), with the same answer as one thread; shorter scans keep one thread."""
+    queries = source.draw(12, spread=1.0)
+    allowed = np.arange(1, 3001, 2, dtype=np.int64) if filtered else None
+    with Store(built) as store:
+        live, _ = store.load_vectors()
+        main = live.main
+        inner = faiss.downcast_index(main.index.index)
+        one = [live.search(q[None], 10, allowed=allowed) for q in queries]
+        assert inner.parallel_mode == 0
+        monkeypatch.setattr(ivf, "PARALLEL_SCAN_MIN", 1)
+        split = [live.search(q[None], 10, allowed=allowed) for q in queries]
+        assert inner.parallel_mode == 1
+    for (s1, i1), (s2, i2) in zip(one, split, strict=True):
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_allclose(s1, s2, atol=1e-6)
 
 
 def test_filters_allowed_ids_and_exact_subsets(built: Path, source: Clustered) -> None:
