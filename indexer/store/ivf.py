@@ -33,7 +33,8 @@ PQ_BYTES = 128
 # million vectors and stops here. Both training (sample x nlist) and adding (n x nlist) cost
 # grow with it: assigning vectors to their lists ran at 26,000 a second with 4,096 lists and
 # 8,200 with 12,649 (4 sqrt(10M)) on two cores, i.e. 6 against 20 minutes at ten million.
-# A query then scans nprobe x n / nlist codes (78,000 at ten million and nprobe 32: a few ms).
+# A query then scans nprobe x n / nlist codes: 156,000 at ten million and nprobe 64, 58 ms
+# on one core, the largest part of a query's time there (docs/scaling.md).
 IVFPQ_NLIST_MAX = 4096
 # Training sample: this many vectors per inverted list (FAISS warns below 39), capped, so
 # that training costs the same at ten million as at one.
