@@ -106,6 +106,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phase", default=None, help=argparse.SUPPRESS)  # a child's job
     args = p.parse_args(argv)
     args.kind_list = [k for k in args.kinds.split(",") if k]
+    unknown = sorted(set(args.kind_list) - {"flat", "hnsw", "ivf", "ivfpq"})
+    if unknown or not args.kind_list:
+        p.error(f"--kinds takes flat, hnsw, ivf and ivfpq, comma-separated (got {args.kinds!r})")
+    if args.size < 10_000:
+        p.error("--size must be at least 10,000 regions (the queries and the update need them)")
+    if args.shards and (args.shards < 2 or "ivfpq" not in args.kind_list):
+        p.error("--shards needs 2 or more shards and ivfpq among --kinds")
     return args
 
 
