@@ -213,7 +213,7 @@ class VectorIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.ntotal == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        alone = len(queries) == 1 and not self._long_scan()
+        alone = self._one_thread(len(queries))
         if allowed is None and excluded is None:
             return _single_threaded(alone, lambda: self.index.search(queries, k))
         selector = excluded
@@ -224,18 +224,20 @@ class VectorIndex:
         params = self._selector_params(selector)
         return _single_threaded(alone, lambda: self.index.search(queries, k, params=params))
 
-    def _long_scan(self) -> bool:
-        """Whether one query scans enough compressed codes to split its lists over the cores.
+    def _one_thread(self, count: int) -> bool:
+        """Whether a search of ``count`` queries runs on one FAISS thread.
 
-        Sets the inverted file's ``parallel_mode`` to match (1: a query's lists in parallel,
-        0: queries in parallel), so that batches and short scans keep their usual threading.
+        A single query does, unless it scans a compressed index's PARALLEL_SCAN_MIN codes or
+        more: then its lists are split over the cores (FAISS ``parallel_mode`` 1). A batch
+        runs its queries in parallel (``parallel_mode`` 0), whatever the search before it did.
         """
-        if self.index_type != "ivfpq":
-            return False
-        inner = _faiss().downcast_index(self.index.index)
-        long = self._nprobe * self.ntotal >= ivf.PARALLEL_SCAN_MIN * max(1, inner.nlist)
-        inner.parallel_mode = 1 if long else 0
-        return long
+        split = False
+        if self.index_type == "ivfpq":
+            inner = _faiss().downcast_index(self.index.index)
+            scan = self._nprobe * self.ntotal
+            split = count == 1 and scan >= ivf.PARALLEL_SCAN_MIN * max(1, inner.nlist)
+            inner.parallel_mode = 1 if split else 0
+        return count == 1 and not split
 
     def _selector_params(self, selector: object) -> object:
         faiss = _faiss()

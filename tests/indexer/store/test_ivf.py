@@ -125,6 +125,8 @@ def test_a_long_scan_splits_one_query_over_the_cores(
         monkeypatch.setattr(ivf, "PARALLEL_SCAN_MIN", 1)
         split = [live.search(q[None], 10, allowed=allowed) for q in queries]
         assert inner.parallel_mode == 1
+        live.search(queries, 10, allowed=allowed)  # a batch: its queries in parallel again
+        assert inner.parallel_mode == 0
     for (s1, i1), (s2, i2) in zip(one, split, strict=True):
         np.testing.assert_array_equal(i1, i2)
         np.testing.assert_allclose(s1, s2, atol=1e-6)
