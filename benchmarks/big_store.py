@@ -15,7 +15,7 @@ peak resident memory (``ru_maxrss`` from ``wait4``) is its own:
   process's resident memory afterwards;
 - **shards** (``--shards N``): the scale-out path on one machine: the ivfpq codes split into
   N shards, one Ray actor (one CPU) each on a local cluster, the driver merging and
-  re-ranking; latency, recall and agreement against the whole index in one process;
+  re-ranking; latency and agreement against the whole index in one process;
 - **update**: 100 photos deleted and 100 added (700 regions) through ``Store.commit_batch``,
   the indexer's compaction check and the searcher's reload: the time a run spends outside
   the models and the file scan; then the checks (deleted regions never returned, added ones
@@ -35,6 +35,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ setup_environment()
 
 import numpy as np  # noqa: E402
 from query_speed import (  # noqa: E402
+    ALL_KINDS,
     LABELS,
     activate,
     cluster_centres,
@@ -106,9 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--phase", default=None, help=argparse.SUPPRESS)  # a child's job
     args = p.parse_args(argv)
     args.kind_list = [k for k in args.kinds.split(",") if k]
-    unknown = sorted(set(args.kind_list) - {"flat", "hnsw", "ivf", "ivfpq"})
-    if unknown or not args.kind_list:
-        p.error(f"--kinds takes flat, hnsw, ivf and ivfpq, comma-separated (got {args.kinds!r})")
+    if not args.kind_list or not set(args.kind_list) <= set(ALL_KINDS):
+        p.error(f"--kinds takes {', '.join(ALL_KINDS)}, comma-separated (got {args.kinds!r})")
     if args.size < 10_000:
         p.error("--size must be at least 10,000 regions (the queries and the update need them)")
     if args.shards and (args.shards < 2 or "ivfpq" not in args.kind_list):
@@ -285,15 +286,24 @@ def phase_exact(args: argparse.Namespace) -> dict[str, Any]:
     return {"queries": len(queries)}
 
 
-def serve_times(searcher: Any, queries: np.ndarray) -> tuple[list[float], np.ndarray]:
-    """Per-query ``search_vector`` milliseconds and the top-10 region ids found."""
+def timed_top10(
+    answer: Callable[[np.ndarray], Sequence[int]], queries: np.ndarray
+) -> tuple[list[float], np.ndarray]:
+    """Per-query milliseconds of ``answer`` (a query's top region ids) and the top 10 found."""
     times, found = [], []
     for q in queries:
         t = time.perf_counter()
-        hits = searcher.search_vector(q, 10, group="object")
+        ids = list(answer(q))[:10]
         times.append((time.perf_counter() - t) * 1000)
-        found.append([h.region_id for h in hits] + [-1] * (10 - len(hits)))
+        found.append(ids + [-1] * (10 - len(ids)))
     return times, np.array(found, np.int64)
+
+
+def serve_times(searcher: Any, queries: np.ndarray) -> tuple[list[float], np.ndarray]:
+    """Per-query ``search_vector`` milliseconds and the top-10 region ids found."""
+    return timed_top10(
+        lambda q: [h.region_id for h in searcher.search_vector(q, 10, group="object")], queries
+    )
 
 
 def rss_now() -> int:
@@ -358,17 +368,14 @@ def nprobe_sweep(folder: Path, queries: np.ndarray, exact: np.ndarray) -> list[d
 
 
 def vector_times(search: Any, queries: np.ndarray) -> tuple[list[float], np.ndarray]:
-    """Per-query milliseconds of a vector search (candidates + exact re-ranking), and its top 10;
+    """``timed_top10`` of a vector search (candidates + exact re-ranking), one query at a time;
     a first pass warms the caches, the second is timed."""
-    for q in queries:
-        search(q[None, :], 10)
-    times, found = [], []
-    for q in queries:
-        t = time.perf_counter()
-        _, ids = search(q[None, :], 10)
-        times.append((time.perf_counter() - t) * 1000)
-        found.append(ids[0])
-    return times, np.array(found, np.int64)
+
+    def top10(q: np.ndarray) -> Sequence[int]:
+        return search(q[None, :], 10)[1][0].tolist()
+
+    timed_top10(top10, queries)
+    return timed_top10(top10, queries)
 
 
 def phase_shards(args: argparse.Namespace, kind: str) -> dict[str, Any]:
