@@ -76,7 +76,7 @@ STORE_FORMAT = 1  # bump when the synthetic data changes, to invalidate cached s
 DIM = 512
 CHUNK = 21_000  # regions per transaction (whole photos)
 UPDATE_PHOTOS = 100
-SWEEP_NPROBE = (16, 32, 64, 128)
+SWEEP_NPROBE = (64, 128, 192, 256, 384)
 GB = 1024**3
 
 

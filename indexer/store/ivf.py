@@ -1,12 +1,13 @@
 """Inverted-file indexes: trained once on a sample, then filled; IVF-flat and IVF-PQ.
 
 IVF-PQ is the compressed index for stores too large to hold float32 vectors in memory: each
-vector becomes a 64-byte product-quantization code in one of ``nlist`` inverted lists, and
+vector becomes a 128-byte product-quantization code in one of ``nlist`` inverted lists, and
 the lists are memory-mapped from the FAISS file when it is loaded (FAISS ``IO_FLAG_MMAP``
 reads them as ``OnDiskInvertedLists`` over the same file), so a process keeps only the
 coarse quantizer, the PQ codebooks and the id map resident, plus the pages searches touch.
-PQ scores are approximate: a search asks for :data:`RERANK_CANDIDATES` candidates and
-re-ranks them with their exact vectors, read from SQLite (:func:`rerank`).
+PQ scores are approximate: a search probes :data:`NPROBE` lists for
+:data:`RERANK_CANDIDATES` candidates and re-ranks them with their exact vectors, read from
+SQLite (:func:`rerank`).
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ IVFPQ_NLIST_MAX = 4096
 # that training costs the same at ten million as at one.
 TRAIN_PER_LIST = 64
 TRAIN_SAMPLE_MAX = 500_000
-# Candidates the compressed search returns for exact re-ranking: a few hundred cover the
-# true top 10 (recall@10 0.998 at 100k, where 100 candidates gave 0.980), for a few hundred
-# primary-key reads in SQLite.
-RERANK_CANDIDATES = 300
+# Inverted lists a search probes, and the candidates it takes from their codes for exact
+# re-ranking. On ten million clustered regions (4,096 lists of about 2,400 codes), 1,000
+# candidates: recall@10 0.946 / 0.956 / 0.964 at 128 / 192 / 256 lists, p95 123 / 129 /
+# 152 ms a query on two cores (300 candidates at 64 lists: 0.850); 192 is the most that
+# keeps p95 within 150 ms there (benchmarks/big_store.py, docs/scaling.md).
+NPROBE = 192
+RERANK_CANDIDATES = 1000
 # A single query whose probed lists hold at least this many codes has them split over the
 # cores (FAISS ``parallel_mode`` 1); shorter scans stay on one thread, where waiting for a
 # busy core costs more than the split saves. Two threads on two cores, 1M regions, 300

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .vectors import VectorIndex, exclusion
+from .vectors import Exclusion, VectorIndex
 
 # Compaction (a rebuild of the main segment from SQLite) when the pending changes exceed
 # this share of the main segment: the delta is searched exactly (about 1 ms per 10k
@@ -102,7 +102,7 @@ class LiveVectors:
             max_id = int(main_ids.max()) if len(main_ids) else 0
         self.max_id = int(max_id)
         self.record = record
-        self._excluded = exclusion(self.tombstones) if len(self.tombstones) else None
+        self._excluded = Exclusion(self.tombstones) if len(self.tombstones) else None
 
     # -- shape ---------------------------------------------------------------------------
     @property
@@ -136,8 +136,9 @@ class LiveVectors:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (Q, k'), best first (ties by id); -1 marks empty slots.
 
-        The main segment answers over its live vectors (``allowed`` and tombstones as FAISS
-        selectors), the delta exactly; each query's two lists merge into one.
+        The main segment answers over its live vectors (``allowed`` as a FAISS selector,
+        tombstones left out as :class:`.vectors.Exclusion` decides), the delta exactly;
+        each query's two lists merge into one.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         total = self.ntotal

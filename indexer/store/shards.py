@@ -132,13 +132,14 @@ def sharded_search(
     k: int,
     exact: ivf.ExactVectors,
     fan_out: Any = None,
+    candidates: int = ivf.RERANK_CANDIDATES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exactly re-ranked top ``k`` over shards: the answer one whole index would give.
 
     ``fan_out(shards, queries, wide)`` returns every shard's candidates (in-process by
     default; the Ray search passes its actors' calls).
     """
-    wide = max(k, ivf.RERANK_CANDIDATES)
+    wide = max(k, candidates)
     if fan_out is None:
         parts = [shard.candidates(queries, wide) for shard in shards]
     else:

@@ -44,6 +44,9 @@ def _faiss() -> Any:
 # (benchmarks/query_speed.py); from this size on a graph index answers in ~1 ms instead,
 # and builds in seconds, so the end-to-end budget of 30 ms holds at any store size.
 AUTO_HNSW_MIN = 50_000
+# Up to this many deleted ids, an inverted-file search asks for as many more answers and
+# drops them (see ``VectorIndex._drops_after``).
+EXCLUDED_DROP_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class IndexParams:
     hnsw_ef_construction: int = 160
     hnsw_ef_search: int = 256
     ivf_nprobe: int = 128
-    ivfpq_nprobe: int = 64  # recall@10 0.969 / 0.986 / 0.996 at 32 / 64 / 128 (70k, PQ128)
+    ivfpq_nprobe: int = ivf.NPROBE
+    ivfpq_candidates: int = ivf.RERANK_CANDIDATES
 
 
 def choose_index_type(index_type: str, count: int) -> str:
@@ -189,24 +193,41 @@ class VectorIndex:
         queries: np.ndarray,
         k: int,
         allowed: np.ndarray | None = None,
-        excluded: object | None = None,
+        excluded: Exclusion | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of shape (Q, k'); ids of -1 mark empty slots.
 
         ``allowed`` (region ids) restricts the search with a FAISS ``IDSelector``: exact for
         flat indexes, as approximate as an unfiltered search for graph and inverted-file
         ones when the allowed set is a large part of the index (use :meth:`scores_for` for
-        small sets: graph search through a sparse filter loses recall). ``excluded`` (an
-        :func:`exclusion` selector) leaves ids out instead: deleted regions that the file
-        still holds. A compressed index re-ranks its candidates exactly (:func:`.ivf.rerank`).
+        small sets: graph search through a sparse filter loses recall). ``excluded`` leaves
+        ids out instead: deleted regions that the file still holds. A compressed index
+        re-ranks its candidates exactly (:func:`.ivf.rerank`).
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
         k = max(1, min(int(k), self.ntotal))
+        wide = k
         if self.index_type == "ivfpq":
-            wide = min(self.ntotal, max(k, ivf.RERANK_CANDIDATES))
-            found = self._search(queries, wide, allowed, excluded)
+            wide = min(self.ntotal, max(k, self.params.ivfpq_candidates))
+        if excluded is not None and allowed is None and self._drops_after(excluded):
+            more = min(self.ntotal, wide + len(excluded.ids))
+            found = excluded.drop(self._search(queries, more, None, None), wide)
+        else:
+            selector = None if excluded is None else excluded.selector()
+            found = self._search(queries, wide, allowed, selector)
+        if self.index_type == "ivfpq":
             return ivf.rerank(found, queries, k, self.exact)
-        return self._search(queries, k, allowed, excluded)
+        return found
+
+    def _drops_after(self, excluded: Exclusion) -> bool:
+        """Whether excluded ids are dropped from a longer answer instead of skipped in FAISS.
+
+        An inverted-file scan checks a selector for every code it reads (through the id
+        map): at ten million regions and 700 deleted ones that doubled a query's time
+        (21 -> 48 ms). Asking for as many more answers as there are such ids costs less, up
+        to EXCLUDED_DROP_MAX; a graph search visits few vectors, so it keeps the selector.
+        """
+        return self.index_type in ("ivf", "ivfpq") and len(excluded.ids) <= EXCLUDED_DROP_MAX
 
     def _search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None, excluded: object | None
@@ -373,14 +394,36 @@ class VectorIndex:
         return out
 
 
-def exclusion(ids: np.ndarray) -> object:
-    """A FAISS selector of every id except ``ids`` (kept alive with its inner set)."""
-    faiss = _faiss()
+class Exclusion:
+    """Ids a search leaves out (a segment's tombstones): dropped from a longer answer, or
+    skipped inside FAISS by a selector built on first use."""
 
-    inner = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-    selector = faiss.IDSelectorNot(inner)
-    selector.referenced_inner = inner
-    return selector
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.unique(np.asarray(ids, np.int64))
+        self._selector: object | None = None
+
+    def selector(self) -> object:
+        """A FAISS selector of every id except these (kept alive with its inner set)."""
+        if self._selector is None:
+            faiss = _faiss()
+
+            inner = faiss.IDSelectorBatch(np.ascontiguousarray(self.ids))
+            selector = faiss.IDSelectorNot(inner)
+            selector.referenced_inner = inner
+            self._selector = selector
+        return self._selector
+
+    def drop(self, found: tuple[np.ndarray, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best of each row of (scores, ids) that are not excluded; -1 pads."""
+        scores, ids = found
+        keep = ~np.isin(ids, self.ids)
+        out_scores = np.full((len(ids), k), -np.inf, np.float32)
+        out_ids = np.full((len(ids), k), -1, np.int64)
+        for row in range(len(ids)):
+            kept_ids = ids[row][keep[row]][:k]
+            out_ids[row, : len(kept_ids)] = kept_ids
+            out_scores[row, : len(kept_ids)] = scores[row][keep[row]][:k]
+        return out_scores, out_ids
 
 
 def publish(tmp: str, path: str) -> int:

@@ -44,33 +44,38 @@ def rank_expanding(
     group: str,
     skip: Skip,
 ) -> list[SearchResult]:
-    """Ask FAISS for more and more neighbours until ``top_k`` groups are filled."""
+    """Ask FAISS for more and more neighbours until ``top_k`` groups are filled.
+
+    Every neighbour's kind and photo come from one plain read (:meth:`Store.region_owners`);
+    full records are read for the ``top_k`` winners only.
+    """
     k = min(total, top_k * 8 + 32)
     while True:
         scores, ids = search(k)
         hits = [(int(i), float(x)) for i, x in zip(ids[0], scores[0], strict=True) if i >= 0]
         low = skip.min_score is not None and hits and hits[-1][1] < skip.min_score
-        rows = store.regions_with_photos([i for i, _ in hits])
-        best: dict[int, list] = {}  # photo (or region) id -> [score, region, photo, matches]
+        owners = store.region_owners([i for i, _ in hits])
+        best: dict[int, list] = {}  # photo (or region) id -> [score, region id, matches]
         for region_id, score in hits:
             if skip.min_score is not None and score < skip.min_score:
                 break  # hits come best-first
-            found = rows.get(region_id)
-            if found is None:
+            owner = owners.get(region_id)
+            if owner is None:
                 continue  # removed since the vectors were loaded
-            region, photo = found
-            if (kind and region.kind != kind) or skip.excludes(region.id, photo.id):
+            region_kind, photo_id = owner
+            if (kind and region_kind != kind) or skip.excludes(region_id, photo_id):
                 continue
-            key = region.id if group == "object" else photo.id
+            key = region_id if group == "object" else photo_id
             if key in best:
-                best[key][3] += 1  # hits come best-first: the first one stays
+                best[key][2] += 1  # hits come best-first: the first one stays
             else:
-                best[key] = [score, region, photo, 1]
+                best[key] = [score, region_id, 1]
         if len(best) >= top_k or k >= total or low:
             break
         k = min(total, k * 4)
     top = sorted(best.values(), key=lambda entry: -entry[0])[:top_k]
-    return ranked([(region, photo, score, n) for score, region, photo, n in top])
+    rows = store.regions_with_photos([region_id for _, region_id, _ in top])
+    return ranked([(*rows[i], score, n) for score, i, n in top if i in rows])
 
 
 def rank_exact(

@@ -51,6 +51,19 @@ def test_results_read_regions_photos_and_text(tmp_path: Path) -> None:
     assert order == ["/photos/a.jpg", "/photos/b.jpg"]
 
 
+def test_region_owners_give_kind_and_photo_for_more_ids_than_one_statement_takes(
+    tmp_path: Path,
+) -> None:
+    with Store(tmp_path, create=True) as store:
+        batch = [random_photo(f"p{i}", i, objects=2) for i in range(IN_CHUNK // 3 + 5)]
+        added = store.commit_batch(batch).added_ids
+        owners = store.region_owners([*added.tolist(), 10**9])
+        rows = store.regions_with_photos(added.tolist())
+    assert len(added) > IN_CHUNK and set(owners) == set(added.tolist())  # unknown id left out
+    assert owners == {i: (region.kind, photo.id) for i, (region, photo) in rows.items()}
+    assert {kind for kind, _ in owners.values()} == {"image", "object"}
+
+
 def test_iter_vectors_reads_every_vector_in_id_order_in_chunks(tmp_path: Path) -> None:
     with Store(tmp_path, create=True) as store:
         store.set_meta(embed_dim=DIM)

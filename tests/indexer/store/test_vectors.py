@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from indexer.errors import UsageError
-from indexer.store.vectors import AUTO_HNSW_MIN, VectorIndex, choose_index_type
+from indexer.store.vectors import AUTO_HNSW_MIN, Exclusion, VectorIndex, choose_index_type
 
 
 def unit(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
@@ -101,3 +101,24 @@ def test_selector_search_keeps_to_the_allowed_ids() -> None:
     scores, found = index.search(vecs[0][None, :], 10, allowed=allowed)
     expected = allowed[np.argsort(-(vecs[allowed - 1] @ vecs[0]))[:10]]
     assert found[0].tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    ("ids", "k", "want"),
+    [
+        ([[5, 3, 9, 1]], 2, [[5, 9]]),  # 3 dropped, the next one moves up
+        ([[3, 7, 7, -1]], 3, [[7, 7, -1]]),  # padding stays padding
+        ([[7, 3], [3, 7]], 2, [[7, -1], [7, -1]]),  # too few left: padded
+    ],
+)
+def test_exclusion_drops_ids_from_a_longer_answer(
+    ids: list[list[int]], k: int, want: list[list[int]]
+) -> None:
+    found = np.array(ids, np.int64)
+    scores = -np.arange(found.size, dtype=np.float32).reshape(found.shape)
+    out_scores, out_ids = Exclusion(np.array([3, 3, 11])).drop((scores, found), k)
+    np.testing.assert_array_equal(out_ids, want)
+    kept = [scores[r][~np.isin(found[r], [3])][:k] for r in range(len(found))]
+    for row, expected in zip(out_scores, kept, strict=True):
+        np.testing.assert_array_equal(row[: len(expected)], expected)
+        assert np.all(np.isneginf(row[len(expected) :]))
