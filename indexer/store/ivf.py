@@ -44,8 +44,9 @@ TRAIN_SAMPLE_MAX = 500_000
 # Inverted lists a search probes, and the candidates it takes from their codes for exact
 # re-ranking. On ten million clustered regions (4,096 lists of about 2,400 codes), 1,000
 # candidates: recall@10 0.946 / 0.956 / 0.964 at 128 / 192 / 256 lists, p95 123 / 129 /
-# 152 ms a query on two cores (300 candidates at 64 lists: 0.850); 192 is the most that
-# keeps p95 within 150 ms there (benchmarks/big_store.py, docs/scaling.md).
+# 148-152 ms a query on two cores (300 candidates at 64 lists: 0.850); 192 reaches recall
+# 0.95 with p95 clear of 150 ms, where 256 went past it in one of two runs
+# (benchmarks/big_store.py, docs/scaling.md).
 NPROBE = 192
 RERANK_CANDIDATES = 1000
 # A single query whose probed lists hold at least this many codes has them split over the

@@ -33,16 +33,21 @@ def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
+def _in_chunks(
+    select: str, column: str, values: Sequence[object], tail: str = ""
+) -> list[tuple[str, tuple]]:
+    """(sql, parameters) statements of ``select`` for rows whose ``column`` is in ``values``,
+    one per :func:`chunked` slice (SQLite caps the parameters of one statement)."""
+    return [
+        (f"{select} WHERE {column} IN ({','.join('?' * len(chunk))}){tail}", tuple(chunk))
+        for chunk in chunked(values)
+    ]
+
+
 def _by_id(columns: str, ids: Iterable[int]) -> list[tuple[str, tuple]]:
     """Statements reading ``columns`` of the regions with these ids, in id order."""
     wanted = sorted({int(i) for i in ids})
-    return [
-        (
-            f"SELECT {columns} FROM regions WHERE id IN ({','.join('?' * len(c))}) ORDER BY id",
-            tuple(c),
-        )
-        for c in chunked(wanted)
-    ]
+    return _in_chunks(f"SELECT {columns} FROM regions", "id", wanted, " ORDER BY id")
 
 
 class StoreReads(StoreEngine):
@@ -55,12 +60,7 @@ class StoreReads(StoreEngine):
         (200,000 photos in well under a second).
         """
         sql = "SELECT path, id, size, mtime_ns, content_hash, date_source IS NOT NULL FROM photos"
-        statements: list[tuple[str, tuple]] = [(sql, ())]
-        if paths is not None:
-            statements = [
-                (f"{sql} WHERE path IN ({','.join('?' * len(chunk))})", tuple(chunk))
-                for chunk in chunked(list(paths))
-            ]
+        statements = [(sql, ())] if paths is None else _in_chunks(sql, "path", list(paths))
         parts = self._plain_reads(statements)
         return {
             r[0]: PhotoState(r[1], r[2], r[3], r[4], bool(r[5])) for part in parts for r in part
@@ -111,7 +111,8 @@ class StoreReads(StoreEngine):
 
         What ranking needs of every FAISS neighbour (about a hundred a search) to group and
         skip them; full records are then read for the winners only (:meth:`regions_with_photos`).
-        Plain SQL: ORM rows for every neighbour cost about 7 ms a search.
+        Plain SQL: ORM rows for every neighbour cost more than the search itself at a million
+        regions with HNSW (reading only the winners' records took its p50 from 9.3 to 7.2 ms).
         """
         parts = self._plain_reads(_by_id("id, kind, photo_id", ids))
         return {r[0]: (r[1], r[2]) for part in parts for r in part}
