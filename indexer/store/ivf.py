@@ -50,10 +50,13 @@ TRAIN_SAMPLE_MAX = 500_000
 NPROBE = 192
 RERANK_CANDIDATES = 1000
 # A single query whose probed lists hold at least this many codes has them split over the
-# cores (FAISS ``parallel_mode`` 1); shorter scans stay on one thread, where waiting for a
-# busy core costs more than the split saves. Two threads on two cores, 1M regions, 300
-# candidates: 7.4 -> 6.0 ms at nprobe 64 (16,000 codes), 17.2 -> 11.1 ms at nprobe 256.
-PARALLEL_SCAN_MIN = 50_000
+# cores (FAISS ``parallel_mode`` 1); shorter scans stay on one thread, where waking a second
+# thread costs more than the split saves. Two threads on two cores, 1M regions, 1,000
+# candidates, 192 lists (48,000 codes): 23-29 -> 21-25 ms a search; 300 candidates at 64
+# lists (16,000 codes): 7.4 -> 6.0 ms. (The busy cores that once made short splits slow
+# were OpenBLAS's own threads spinning after the re-ranking product: see
+# :func:`one_thread_scores`.)
+PARALLEL_SCAN_MIN = 10_000
 # Fewer vectors than this get an exact index instead: too few to train a quantizer on, and
 # searched exactly in well under a millisecond anyway (as IVF-flat below 256).
 IVFPQ_MIN_VECTORS = 64
@@ -215,6 +218,18 @@ def is_ivfpq_file(path: str) -> bool:
     return head[:4] == b"IxM2" and b"IwPQ" in head
 
 
+def one_thread_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``vectors @ query`` without BLAS: einsum on the calling thread.
+
+    A BLAS product wakes OpenBLAS's worker threads, which then spin for a while on the
+    cores before they sleep; the next query's parallel FAISS scan shares those cores with
+    them. At ten million regions that took the scan from about 40 to 70-80 ms a query.
+    """
+    if not len(vectors):
+        return np.zeros(0, np.float32)
+    return np.einsum("ij,j->i", vectors, np.asarray(query, vectors.dtype))
+
+
 def rerank(
     candidates: tuple[np.ndarray, np.ndarray],
     queries: np.ndarray,
@@ -233,7 +248,7 @@ def rerank(
     out_ids = np.full((len(queries), k), -1, np.int64)
     for row, query in enumerate(queries):
         found, vectors = exact(ids[row][ids[row] >= 0])
-        exact_scores = vectors @ query if len(found) else np.zeros(0, np.float32)
+        exact_scores = one_thread_scores(vectors, query)
         order = np.lexsort((found, -exact_scores))[:k]
         out_scores[row, : len(order)] = exact_scores[order]
         out_ids[row, : len(order)] = found[order]

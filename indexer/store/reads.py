@@ -46,7 +46,7 @@ def _in_chunks(
 
 def _by_id(columns: str, ids: Iterable[int]) -> list[tuple[str, tuple]]:
     """Statements reading ``columns`` of the regions with these ids, in id order."""
-    wanted = sorted({int(i) for i in ids})
+    wanted = np.unique(np.fromiter(ids, np.int64)).tolist()
     return _in_chunks(f"SELECT {columns} FROM regions", "id", wanted, " ORDER BY id")
 
 
@@ -102,9 +102,9 @@ class StoreReads(StoreEngine):
         dim_sql = ("SELECT value FROM meta WHERE key = 'embed_dim'", ())
         dim_rows, *parts = self._plain_reads([dim_sql, *_by_id("id, vector", ids)])
         rows = [row for part in parts for row in part]
-        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         dim = int(dim_rows[0][0]) if dim_rows else 0
-        return found, decode_vectors([r[1] for r in rows], dim)
+        found, blobs = zip(*rows, strict=True) if rows else ((), ())
+        return np.array(found, np.int64), decode_vectors(blobs, dim)
 
     def region_owners(self, ids: Iterable[int]) -> dict[int, tuple[str, int]]:
         """Region id -> (kind, photo id) for the ids that still exist.

@@ -461,7 +461,7 @@ def _inner_products(rows: np.ndarray, positions: np.ndarray, query: np.ndarray) 
     out = np.empty(len(positions), np.float32)
     for start in range(0, len(positions), _CHUNK_ROWS):
         part = positions[start : start + _CHUNK_ROWS]
-        out[start : start + len(part)] = np.einsum("ij,j->i", rows[part], query)
+        out[start : start + len(part)] = ivf.one_thread_scores(rows[part], query)
     return out
 
 

@@ -109,6 +109,18 @@ def test_search_is_mapped_and_reranked_exactly(built: Path, source: Clustered) -
         assert np.abs(pq_scores - want_scores).max() > np.abs(scores - want_scores).max()
 
 
+@pytest.mark.parametrize("rows", [0, 1, 1000])
+def test_rerank_scores_are_the_inner_products_without_blas(rows: int) -> None:
+    """Re-ranking scores candidates with einsum on the calling thread (no BLAS threads left
+    spinning on the cores the next FAISS scan needs), equal to the matrix product."""
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((rows, DIM)).astype(np.float32)
+    query = rng.standard_normal(DIM).astype(np.float32)
+    scores = ivf.one_thread_scores(vectors, query)
+    assert scores.dtype == np.float32 and scores.shape == (rows,)
+    np.testing.assert_allclose(scores, vectors @ query, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("filtered", [False, True])
 def test_a_long_scan_splits_one_query_over_the_cores(
     built: Path, source: Clustered, filtered: bool, monkeypatch: pytest.MonkeyPatch

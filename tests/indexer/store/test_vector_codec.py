@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import func, select, update
 
 from indexer.store import (
@@ -100,3 +101,29 @@ def test_mixed_widths_decode_in_one_matrix_as_row_by_row() -> None:
     assert matrix.dtype == np.float32 and matrix.shape == (9, 16)
     assert np.array_equal(matrix, np.stack([decode_vector(b, 16) for b in blobs]))
     assert np.array_equal(matrix[0], vectors[0])  # float32 kept exactly
+
+
+@pytest.mark.parametrize(
+    "widths",
+    [
+        pytest.param([2] * 5, id="all-float16"),
+        pytest.param([4, 2, 2, 4], id="mixed"),
+        pytest.param([4, 0], id="total-adds-up-but-one-blob-is-short"),
+    ],
+)
+def test_decode_vectors_takes_the_float16_shortcut_only_when_every_blob_is_float16(
+    widths: list[int],
+) -> None:
+    """All-float16 lists (every object re-ranking) decode in one join; a list whose total
+    length merely adds up to that must not: each blob keeps its own width."""
+    rng = np.random.default_rng(4)
+    dim = 8
+    dtypes = {2: np.float16, 4: np.float32}
+    blobs = [rng.standard_normal(dim).astype(dtypes[w]).tobytes() if w else b"" for w in widths]
+    if 0 in widths:  # corruption (doctor names it): refused, not read as float16 garbage
+        with pytest.raises(ValueError):
+            decode_vectors(blobs, dim)
+        return
+    matrix = decode_vectors(blobs, dim)
+    assert matrix.dtype == np.float32
+    assert np.array_equal(matrix, np.stack([decode_vector(b, dim) for b in blobs]))
