@@ -16,8 +16,11 @@ from indexer.settings import configure_ultralytics
 
 # Before anything imports ultralytics: keep it off the network and quiet.
 configure_ultralytics()
-# Converted (OpenVINO) models of the tiny test models go to a private cache, not ~/.cache.
-os.environ.setdefault("OBJSEARCH_CACHE", tempfile.mkdtemp(prefix="objsearch-cache-"))
+# Converted (OpenVINO) models of the tiny test models go to a private cache, not ~/.cache,
+# removed at exit (about 350 MB a run).
+if "OBJSEARCH_CACHE" not in os.environ:
+    os.environ["OBJSEARCH_CACHE"] = tempfile.mkdtemp(prefix="objsearch-cache-")
+    atexit.register(shutil.rmtree, os.environ["OBJSEARCH_CACHE"], ignore_errors=True)
 if "YOLO_CONFIG_DIR" not in os.environ:  # a private settings dir, removed at exit
     os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="objsearch-yolo-cfg-")
     atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
