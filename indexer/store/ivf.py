@@ -53,9 +53,9 @@ RERANK_CANDIDATES = 1000
 # cores (FAISS ``parallel_mode`` 1); shorter scans stay on one thread, where waking a second
 # thread costs more than the split saves. Two threads on two cores, 1M regions, 1,000
 # candidates, 192 lists (48,000 codes): 23-29 -> 21-25 ms a search; 300 candidates at 64
-# lists (16,000 codes): 7.4 -> 6.0 ms. (The busy cores that once made short splits slow
-# were OpenBLAS's own threads spinning after the re-ranking product: see
-# :func:`one_thread_scores`.)
+# lists (16,000 codes): 7.4 -> 6.0 ms. (The threshold was 50,000 when short splits measured
+# slow; OpenBLAS's threads, left spinning by the re-ranking product on the same cores, are
+# a likely cause that :func:`one_thread_scores` removed.)
 PARALLEL_SCAN_MIN = 10_000
 # Fewer vectors than this get an exact index instead: too few to train a quantizer on, and
 # searched exactly in well under a millisecond anyway (as IVF-flat below 256).
