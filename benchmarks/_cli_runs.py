@@ -9,7 +9,8 @@ per stage; the command start is taken just before the process is spawned, so "co
 start to first photo" includes the interpreter, imports, model loading and compiling.
 A warm-up run on two photos first fills the conversion caches (conversion, int8
 quantization, OpenVINO's compiled blobs), so every timed run sees them warm. Each run's
-peak resident memory is the child's own ``ru_maxrss`` (from ``wait4``).
+peak resident memory is the child's own ``ru_maxrss`` (from ``wait4``), spawned from a
+small launcher so that this process's memory does not count (see ``_common.run_own_peak``).
 
 The small update (:func:`measure_update`) is the everyday step: a folder of ``base`` photos
 indexed once, then ``added`` more photos copied in and ``objsearch index`` run again. The
@@ -22,16 +23,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from _common import REPO_ROOT, log
+from _common import log, run_own_peak
 from _ray import marginal
 
 # The CLI flags each mode adds to ``objsearch index``.
@@ -70,36 +69,6 @@ def distinct_copies(photos: list[str], n: int, folder: Path, start: int = 0) -> 
     return written
 
 
-def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    """Run ``cmd``: its result, wall seconds and the child's own peak RSS in MiB.
-
-    The child is reaped with ``wait4``, whose usage record is that one process's (the
-    ``RUSAGE_CHILDREN`` maximum would mix every earlier run in).
-    """
-    t = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    streams: dict[str, str] = {}
-
-    def drain(name: str, stream: Any) -> None:
-        streams[name] = stream.read()
-
-    readers = [
-        threading.Thread(target=drain, args=("out", proc.stdout)),
-        threading.Thread(target=drain, args=("err", proc.stderr)),
-    ]
-    for reader in readers:
-        reader.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    for reader in readers:
-        reader.join()
-    result = subprocess.CompletedProcess(cmd, proc.returncode, streams["out"], streams["err"])
-    return result, wall, usage.ru_maxrss / 1024.0  # KiB on Linux
-
-
 def index_command(args: Namespace, folder: Path, index_dir: Path, flags: list[str]) -> list[str]:
     """``objsearch index FOLDER --index INDEX`` with the benchmark's models and settings."""
     cmd = [sys.executable, "-m", "retrieval.cli", "index", str(folder), "--index", str(index_dir)]
@@ -115,11 +84,15 @@ def index_command(args: Namespace, folder: Path, index_dir: Path, flags: list[st
 
 def run_index(cmd: list[str]) -> tuple[dict[str, Any], float, float, float]:
     """Run one index command: its JSON summary, start epoch, wall seconds and peak RSS."""
-    started = time.time()
-    proc, wall, rss = run_measured(cmd)
-    if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]), started, wall, rss
+    run = run_own_peak(cmd)
+    if run.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
+    return (
+        json.loads(run.stdout.strip().splitlines()[-1]),
+        run.started,
+        run.wall_s,
+        run.peak_rss_mib,
+    )
 
 
 def cli_index(args: Namespace, folder: Path, flags: list[str]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ A store of ``--size`` regions (7 a photo: the whole photo, stored float32, and 6
 stored float16 as the indexer stores them) is written straight to SQLite from the clustered
 synthetic 512-d vectors of ``query_speed.py``, streamed in chunks, and cached under
 ``benchmarks/results/.stores``. Every phase then runs in its own child process, so that its
-peak resident memory (``ru_maxrss`` from ``wait4``) is its own:
+peak resident memory (``ru_maxrss`` from ``wait4``, spawned from a small launcher) is its own:
 
 - **build**: ``Store.compact_vectors(kind)``, the indexer's own rebuild (for ``ivfpq``: train
   on a sample, then add every vector, both streamed from SQLite);
@@ -32,7 +32,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -51,6 +50,7 @@ from _common import (  # noqa: E402
     machine_info,
     markdown_table,
     percentile,
+    run_own_peak,
     setup_environment,
     write_json,
 )
@@ -540,16 +540,13 @@ def run_child(args: argparse.Namespace, phase: str, kind: str | None = None) -> 
     out = folder_of(args).parent / f".phase-{os.getpid()}.json"
     cmd = [sys.executable, __file__, *sys.argv[1:], "--phase", f"{phase}:{kind or ''}:{out}"]
     log(f"{phase}{' ' + kind if kind else ''} ...")
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"the {phase} phase failed (exit {os.waitstatus_to_exitcode(status)})")
+    run = run_own_peak(cmd, capture=False)
+    if run.returncode != 0:
+        raise SystemExit(f"the {phase} phase failed (exit {run.returncode})")
     result = json.loads(out.read_text(encoding="utf-8"))
     out.unlink()
-    result.update(seconds=seconds, peak_rss_bytes=usage.ru_maxrss * 1024)
-    log(f"  {phase}: {seconds:.1f} s, peak RSS {usage.ru_maxrss / 1024**2:.2f} GiB: {result}")
+    result.update(seconds=run.wall_s, peak_rss_bytes=int(run.peak_rss_mib * 1024**2))
+    log(f"  {phase}: {run.wall_s:.1f} s, peak RSS {run.peak_rss_mib / 1024:.2f} GiB: {result}")
     return result
 
 

@@ -100,8 +100,8 @@ def test_ray_settings_validate() -> None:
 @pytest.mark.parametrize(
     ("device", "cores", "expected"),
     [
-        ("cpu", 2, BatchPlan(16, 64, 2)),  # the models use every core already
-        ("cpu", 64, BatchPlan(16, 64, 2)),
+        ("cpu", 2, BatchPlan(16, 32, 2)),  # the models use every core already
+        ("cpu", 64, BatchPlan(16, 32, 2)),
         ("cuda", 16, BatchPlan(128, 1024, 12)),  # a GPU needs big batches and many decoders
         ("cuda:1", 4, BatchPlan(128, 1024, 2)),
     ],

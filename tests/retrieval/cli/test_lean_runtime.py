@@ -1,6 +1,6 @@
 """The import rule: once the models are converted, CPU runs import no torch, transformers,
-torchvision or ultralytics, nor for open_clip models open_clip or timm (each command runs
-in a fresh process, as a user runs it)."""
+torchvision, ultralytics or OpenVINO's conversion tools, nor for open_clip models open_clip
+or timm (each command runs in a fresh process, as a user runs it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ import pytest
 from tests.fixtures import write_photo
 from tests.fixtures.cli_probe import run_probed
 
-HEAVY = ("torch", "torchvision", "transformers", "ultralytics", "open_clip", "timm")
+# The research stack, and OpenVINO's model-conversion tools (a tenth of a second of every
+# run's start-up; running a converted model never needs them).
+HEAVY = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "ultralytics",
+    "open_clip",
+    "timm",
+    "openvino.tools.ovc",
+)
 
 
 def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[dict, str]:
