@@ -138,23 +138,42 @@ def test_damaged_recipe_falls_back_to_ultralytics(tiny_yolo_path, tmp_path, monk
     assert len(detector.detect([Image.new("RGB", (64, 64))], DetectOptions())) == 1
 
 
+def assert_same_as_ultralytics(weights: str, images: list[Image.Image]) -> int:
+    """The lean runner and ultralytics' own ``predict`` on the same OpenVINO graph give the
+    same labels, boxes within 1 px and scores within 1e-3 on every image; the boxes compared.
+    """
+    reference = OpenVinoYoloSession.load(weights, "detect")  # ultralytics runs the IR
+    lean = LeanYoloSession.load(weights)
+    assert lean is not None
+    options = DetectOptions()
+    compared = 0
+    for i, image in enumerate(images):
+        want = reference.predict([image], options, "cpu")[0]
+        got = lean.predict([image], options, "cpu")[0]
+        assert got.labels == want.labels, i
+        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1.0, err_msg=str(i))
+        np.testing.assert_allclose(got.confidence, want.confidence, atol=1e-3, err_msg=str(i))
+        compared += len(want)
+    return compared
+
+
+@pytest.mark.slow  # converts the tiny detector for OpenVINO
+def test_tiny_detector_boxes_match_ultralytics_predict_on_the_same_graph(tiny_yolo_path) -> None:
+    """The parity check every CI run makes: a tiny random YOLO on photos of several sizes
+    and aspect ratios (letterboxing both ways), with many boxes each."""
+    rng = np.random.default_rng(7)
+    sizes = [(640, 480), (480, 640), (300, 200), (1000, 120), (64, 64)]
+    images = [Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
+    images.append(Image.new("RGB", (320, 240), (90, 20, 20)))
+    Detector(str(tiny_yolo_path), backend="openvino")  # converts once
+    assert assert_same_as_ultralytics(str(tiny_yolo_path), images) > 20
+
+
 @pytest.mark.slow  # the real YOLO11n, converted once, over real COCO photos
 def test_boxes_match_ultralytics_predict_on_the_same_graph() -> None:
     """Same boxes within 1 px, same labels, same scores within 1e-3 on real photos."""
     if not (REAL_YOLO.is_file() and COCO_IMAGES.is_dir()):
         pytest.skip(f"the real detector and COCO photos are not at {REAL_YOLO.parent.parent}")
-    reference = OpenVinoYoloSession.load(str(REAL_YOLO), "detect")  # ultralytics runs the IR
-    lean = LeanYoloSession.load(str(REAL_YOLO))
-    assert lean is not None
-    options = DetectOptions()
     photos = sorted(COCO_IMAGES.glob("*.jpg"))[:40]
-    compared = 0
-    for path in photos:
-        image = Image.open(path).convert("RGB")
-        want = reference.predict([image], options, "cpu")[0]
-        got = lean.predict([image], options, "cpu")[0]
-        assert got.labels == want.labels, path.name
-        np.testing.assert_allclose(got.xyxy, want.xyxy, atol=1.0, err_msg=path.name)
-        np.testing.assert_allclose(got.confidence, want.confidence, atol=1e-3, err_msg=path.name)
-        compared += len(want)
-    assert compared > 100  # real photos with real objects, not empty results
+    images = [Image.open(path).convert("RGB") for path in photos]
+    assert assert_same_as_ultralytics(str(REAL_YOLO), images) > 100  # real objects
