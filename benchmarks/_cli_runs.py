@@ -30,7 +30,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from _common import log, run_own_peak
+from _common import OwnRun, log, run_own_peak
 from _ray import marginal
 
 # The CLI flags each mode adds to ``objsearch index``.
@@ -82,11 +82,17 @@ def index_command(args: Namespace, folder: Path, index_dir: Path, flags: list[st
     return cmd + flags
 
 
-def run_index(cmd: list[str]) -> tuple[dict[str, Any], float, float, float]:
-    """Run one index command: its JSON summary, start epoch, wall seconds and peak RSS."""
+def run_ok(cmd: list[str]) -> OwnRun:
+    """Run one objsearch command; stop the benchmark with its error output if it fails."""
     run = run_own_peak(cmd)
     if run.returncode != 0:
         sys.exit(f"error: {' '.join(cmd)} failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
+    return run
+
+
+def run_index(cmd: list[str]) -> tuple[dict[str, Any], float, float, float]:
+    """Run one index command: its JSON summary, start epoch, wall seconds and peak RSS."""
+    run = run_ok(cmd)
     return (
         json.loads(run.stdout.strip().splitlines()[-1]),
         run.started,
@@ -213,11 +219,7 @@ def cold_search(args: Namespace, index_dir: Path) -> dict[str, Any]:
     cmd += ["--clip-model", args.clip_model, "--device", args.device, "--backend", args.backend]
     runs = []
     for i in range(COLD_SEARCH_RUNS + 1):
-        run = run_own_peak(cmd)
-        if run.returncode != 0:
-            sys.exit(
-                f"error: {' '.join(cmd)} failed (exit {run.returncode}):\n{run.stderr[-3000:]}"
-            )
+        run = run_ok(cmd)
         if i:  # the first run warms the conversion cache and the page cache
             runs.append(run)
     walls = sorted(r.wall_s for r in runs)

@@ -216,28 +216,28 @@ Features = Callable[[dict[str, np.ndarray]], np.ndarray]
 FIRST_ROWS = 2  # rows of a model's first inference (see infer_rows)
 
 
-def infer_rows(request: Any, feeds: dict[int, np.ndarray]) -> np.ndarray:
+def infer_rows(request: CompiledRequest, feeds: dict[int, np.ndarray]) -> np.ndarray:
     """The first output of ``request`` for a batch of inputs, one row per batch item.
 
     A batch of one runs as two copies of itself: OpenVINO's CPU plugin packs the weights
     of its matrix products once more for a single row, about 300 MiB more for a ViT-B/32
     image tower, and a run that embeds one crop or one probe text would keep both copies.
+    A model's first inference runs on its first ``FIRST_ROWS`` rows alone: it packs the
+    weights while their mapped copy is still resident (see :class:`CompiledRequest`), and
+    on a few rows that peak holds little working memory beside the two copies.
     """
-    single = next(iter(feeds.values())).shape[0] == 1
-    if single:
-        feeds = {i: np.concatenate([v, v]) for i, v in feeds.items()}
     rows = next(iter(feeds.values())).shape[0]
-    if getattr(request, "fresh", False) and rows >= 2 * FIRST_ROWS:
-        # The first inference packs the weights while the mapped copy is still resident:
-        # on a few rows, that peak holds little working memory beside the two copies.
+    if rows == 1:
+        doubled = {i: np.concatenate([v, v]) for i, v in feeds.items()}
+        return np.asarray(request.infer(doubled)[0])[:1]
+    if request.fresh and rows >= 2 * FIRST_ROWS:
         parts = [{i: v[:FIRST_ROWS] for i, v in feeds.items()}]
         parts.append({i: v[FIRST_ROWS:] for i, v in feeds.items()})
         return np.concatenate([np.asarray(request.infer(part)[0]) for part in parts])
-    out = np.asarray(request.infer(feeds)[0])
-    return out[:1] if single else out
+    return np.asarray(request.infer(feeds)[0])
 
 
-def runner(request: Any, names: tuple[str, ...], dtypes: dict[str, Any]) -> Features:
+def runner(request: CompiledRequest, names: tuple[str, ...], dtypes: dict[str, Any]) -> Features:
     def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {
             i: np.ascontiguousarray(inputs[name], dtype=dtypes[name])

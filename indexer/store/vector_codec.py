@@ -66,16 +66,15 @@ def decode_vectors(blobs: Sequence[bytes], dim: int) -> np.ndarray:
     """
     if not blobs:
         return np.zeros((0, dim), np.float32)
-    joined = b"".join(blobs)
-    # All float16 (the common case: objects): no blob is shorter and the total adds up.
-    if dim and len(joined) == 2 * dim * len(blobs) and min(map(len, blobs)) == 2 * dim:
-        return np.frombuffer(joined, dtype=np.float16).reshape(len(blobs), dim).astype(np.float32)
     widths = np.fromiter((len(b) for b in blobs), dtype=np.int64, count=len(blobs))
     if not dim or np.any((widths != 2 * dim) & (widths != 4 * dim)):
         return np.stack([decode_vector(b, dim) for b in blobs])  # unknown or odd widths
     out = np.empty((len(blobs), dim), np.float32)
     for width, dtype in ((2 * dim, np.float16), (4 * dim, np.float32)):
         rows = np.flatnonzero(widths == width)
+        if len(rows) == len(blobs):  # one width (every object re-ranking): one join, no scatter
+            matrix = np.frombuffer(b"".join(blobs), dtype=dtype).reshape(len(blobs), dim)
+            return matrix.astype(np.float32)
         if len(rows):
             joined = b"".join(blobs[int(i)] for i in rows)
             out[rows] = np.frombuffer(joined, dtype=dtype).reshape(len(rows), dim)
