@@ -76,7 +76,16 @@ STORE_FORMAT = 1  # bump when the synthetic data changes, to invalidate cached s
 DIM = 512
 CHUNK = 21_000  # regions per transaction (whole photos)
 UPDATE_PHOTOS = 100
-SWEEP_NPROBE = (64, 128, 160, 192, 256, 384)
+# (share of the codes read, candidates re-ranked) tried beside the defaults
+SWEEP = (
+    (0.04, 1000),
+    (0.06, 1000),
+    (0.08, 1000),
+    (0.10, 1000),
+    (0.12, 1000),
+    (0.08, 500),
+    (0.08, 2000),
+)
 WARM_CHUNK = 20  # queries warmed, then timed (see warm_top10)
 GB = 1024**3
 
@@ -366,28 +375,30 @@ def phase_serve(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     }
     searcher.close()
     if kind == "ivfpq":
-        result["sweep"] = nprobe_sweep(folder, queries, exact)
+        result["sweep"] = scan_sweep(folder, queries, exact)
     return result
 
 
-def nprobe_sweep(folder: Path, queries: np.ndarray, exact: np.ndarray) -> list[dict[str, Any]]:
-    """Recall and warm latency of the compressed index at other ``nprobe`` values."""
+def scan_sweep(folder: Path, queries: np.ndarray, exact: np.ndarray) -> list[dict[str, Any]]:
+    """Recall and warm latency of the compressed index at other scan shares and candidates."""
     from indexer.store.vectors import IndexParams
     from retrieval.search import Searcher
 
     rows = []
-    for nprobe in SWEEP_NPROBE:
-        with Searcher(folder, load_encoder=False, params=IndexParams(ivfpq_nprobe=nprobe)) as s:
+    for share, candidates in SWEEP:
+        params = IndexParams(ivfpq_scan=share, ivfpq_candidates=candidates)
+        with Searcher(folder, load_encoder=False, params=params) as s:
             times, found = warm_top10(search_answer(s), queries)
         rows.append(
             {
-                "nprobe": nprobe,
+                "scan": share,
+                "candidates": candidates,
                 "p50_ms": percentile(times, 50),
                 "p95_ms": percentile(times, 95),
                 "recall_at_10": recall_at(found, exact),
             }
         )
-        log(f"  nprobe {nprobe}: {rows[-1]}")
+        log(f"  scan {share}, {candidates} candidates: {rows[-1]}")
     return rows
 
 

@@ -5,15 +5,17 @@ vector becomes a 128-byte product-quantization code in one of ``nlist`` inverted
 the lists are memory-mapped from the FAISS file when it is loaded (FAISS ``IO_FLAG_MMAP``
 reads them as ``OnDiskInvertedLists`` over the same file), so a process keeps only the
 coarse quantizer, the PQ codebooks and the id map resident, plus the pages searches touch.
-PQ scores are approximate: a search probes :data:`NPROBE` lists for
-:data:`RERANK_CANDIDATES` candidates and re-ranks them with their exact vectors, read from
-SQLite (:func:`rerank`).
+A search reads the lists nearest the query until they hold :data:`SCAN_SHARE` of the codes
+(:func:`plan_probes`, :func:`search_probes`). PQ scores are approximate: the best
+:data:`RERANK_CANDIDATES` are re-ranked with their exact vectors, read from SQLite
+(:func:`rerank`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,19 +43,31 @@ IVFPQ_NLIST_MAX = 4096
 # that training costs the same at ten million as at one.
 TRAIN_PER_LIST = 64
 TRAIN_SAMPLE_MAX = 500_000
-# Inverted lists a search probes, and the candidates it takes from their codes for exact
-# re-ranking. On ten million clustered regions (4,096 lists of about 2,400 codes), 1,000
-# candidates: recall@10 0.946 / 0.956 / 0.964 at 128 / 192 / 256 lists, p95 123 / 129 /
-# 148-152 ms a query on two cores (300 candidates at 64 lists: 0.850); 192 reaches recall
-# 0.95 with p95 clear of 150 ms, where 256 went past it in one of two runs
-# (benchmarks/big_store.py, docs/scaling.md).
-NPROBE = 192
+# Codes a search reads, as a share of the index: the lists nearest the query, in order, until
+# they hold this share (at least SCAN_MIN codes). A fixed number of lists spends its scan
+# unevenly, because lists near real queries are larger than average (queries come from
+# where the data is dense): at ten million regions the nearest 192 of 4,096 lists held
+# 822,000 codes on average, not 192 x 2,441 = 469,000. Read by codes, the lists holding the
+# true top 10 were read for 0.976 of them at 703,000 codes, against 0.968 for 160 fixed
+# lists (702,000 codes). 8 %: recall@10 0.956 at 44 ms p50 on two cores (192 fixed lists:
+# 0.949 at 48.5 ms); 6 %: 0.942 at 36 ms; 10 %: 0.961 at 53 ms (benchmarks/big_store.py,
+# docs/scaling.md).
+SCAN_SHARE = 0.08
+# Small indexes read at least this many codes (under 2 ms on one core): all of them up to it.
+SCAN_MIN = 20_000
+# Lists a search may need, as a multiple of the average-sized lists its share would fill
+# (the quantizer ranks this many centroids): the nearest lists are usually the larger ones,
+# and at ten million regions the most any query needed was 1.35 times.
+PROBE_SPAN = 4
+# Candidates taken from the codes for exact re-ranking. At ten million regions and 8 % of
+# the codes: recall@10 0.925 / 0.956 / 0.971 with 500 / 1,000 / 2,000 candidates, at 37 /
+# 43 / 52 ms p50 (the lists read held the true top 10 for 0.982).
 RERANK_CANDIDATES = 1000
-# A single query whose probed lists hold at least this many codes has them split over the
-# cores (FAISS ``parallel_mode`` 1); shorter scans stay on one thread, where waking a second
+# A single query that reads at least this many codes has its lists split over the cores
+# (FAISS ``parallel_mode`` 1); shorter scans stay on one thread, where waking a second
 # thread costs more than the split saves. Two threads on two cores, 1M regions, 1,000
-# candidates, 192 lists (48,000 codes): 23-29 -> 21-25 ms a search; 300 candidates at 64
-# lists (16,000 codes): 7.4 -> 6.0 ms. (The threshold was 50,000 when short splits measured
+# candidates, 192 lists (82,000 codes): 23-29 -> 21-25 ms a search; 300 candidates at 64
+# lists (31,000 codes): 7.4 -> 6.0 ms. (The threshold was 50,000 when short splits measured
 # slow; OpenBLAS's threads, left spinning by the re-ranking product on the same cores, are
 # a likely cause that :func:`one_thread_scores` removed.)
 PARALLEL_SCAN_MIN = 10_000
@@ -136,9 +150,7 @@ def train_ivfpq(sample: np.ndarray, dim: int, count: int) -> Any:
 
 def quantization_error(index: Any, vectors: np.ndarray) -> float:
     """Mean squared error of ``vectors`` rebuilt from their IVF-PQ codes (list + PQ code)."""
-    faiss = _faiss()
-
-    inner = faiss.downcast_index(index.index if isinstance(index, faiss.IndexIDMap2) else index)
+    inner = _inner(index)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     back = inner.sa_decode(inner.sa_encode(x))
     return float(np.mean(np.sum((x - back) ** 2, axis=1)))
@@ -216,6 +228,108 @@ def is_ivfpq_file(path: str) -> bool:
     except OSError:
         return False
     return head[:4] == b"IxM2" and b"IwPQ" in head
+
+
+def scan_budget(count: int, share: float = SCAN_SHARE, least: int = SCAN_MIN) -> int:
+    """Codes a search of a ``count``-code index reads: ``share`` of them, at least ``least``."""
+    return max(least, math.ceil(share * count), 1)
+
+
+def _inner(index: Any) -> Any:
+    """The IVF index itself, inside its id map or not."""
+    faiss = _faiss()
+
+    return faiss.downcast_index(index.index if isinstance(index, faiss.IndexIDMap2) else index)
+
+
+def list_sizes(index: Any) -> np.ndarray:
+    """Codes in each inverted list of an (id-mapped) IVF index, in list order."""
+    inner = _inner(index)
+    lists = inner.invlists
+    return np.fromiter((lists.list_size(i) for i in range(inner.nlist)), np.int64, inner.nlist)
+
+
+def skip_prefetch(index: Any) -> None:
+    """Stop FAISS from reading a mapped index's lists ahead on threads of its own.
+
+    ``OnDiskInvertedLists`` starts up to 32 threads on every search to touch the lists it
+    is about to scan. With the pages cached that only costs: 1 million regions, 192 lists,
+    7.3 -> 4.0 ms a search; 10 million, 29.5 against 34 ms.
+    """
+    faiss = _faiss()
+
+    lists = faiss.downcast_InvertedLists(_inner(index).invlists)
+    if isinstance(lists, faiss.OnDiskInvertedLists):
+        lists.prefetch_nthread = 0
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The inverted lists each query reads, nearest first, with their centroid scores;
+    a row ends in -1 where the query needs fewer lists than the longest row."""
+
+    lists: np.ndarray
+    scores: np.ndarray
+
+
+def plan_probes(quantizer: Any, sizes: np.ndarray, queries: np.ndarray, budget: int) -> Probes:
+    """For each query, its nearest lists in order until they hold ``budget`` codes.
+
+    ``sizes`` are the codes of each list: of one index, or summed over shards that share
+    the quantizer, which then all read the same lists (:mod:`.shards`).
+    """
+    nlist = len(sizes)
+    mean = max(float(sizes.mean()), 1.0) if nlist else 1.0
+    width = int(min(nlist, max(1, math.ceil(PROBE_SPAN * budget / mean))))
+    scores, lists = quantizer.search(np.ascontiguousarray(queries, np.float32), width)
+    held = np.cumsum(sizes[np.maximum(lists, 0)], axis=1)
+    counts = np.minimum((held < budget).sum(axis=1) + 1, width)
+    used = int(counts.max()) if len(counts) else width
+    lists, scores = lists[:, :used].copy(), scores[:, :used].copy()
+    lists[np.arange(used)[None, :] >= counts[:, None]] = -1  # FAISS skips these
+    return Probes(lists, scores)
+
+
+def search_probes(
+    index: Any, queries: np.ndarray, k: int, probes: Probes, selector: object | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(PQ scores, region ids) of the ``k`` best codes in each query's planned lists.
+
+    ``index`` is an id-mapped IVF index; ``selector`` (FAISS ``IDSelector`` over region ids)
+    skips codes, translated to the positions the lists store.
+    """
+    faiss = _faiss()
+
+    queries = np.ascontiguousarray(queries, np.float32)
+    if index.ntotal == 0 or not len(queries):
+        return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1)
+    inner = faiss.downcast_index(index.index)
+    lists = np.ascontiguousarray(probes.lists, np.int64)
+    scores = np.ascontiguousarray(probes.scores, np.float32)
+    params = faiss.SearchParametersIVF()
+    params.nprobe = lists.shape[1]
+    if selector is not None:
+        translated = faiss.IDSelectorTranslated(index.id_map, selector)
+        params.sel = translated
+        params.referenced = (translated, selector)  # alive as long as the parameters
+    found_scores = np.empty((len(queries), k), np.float32)
+    found = np.empty((len(queries), k), np.int64)
+    ptr = faiss.swig_ptr
+    inner.search_preassigned_c(
+        len(queries),
+        ptr(queries),
+        k,
+        ptr(lists),
+        ptr(scores),
+        ptr(found_scores),
+        ptr(found),
+        False,
+        params,
+    )
+    id_map = faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())
+    hit = found >= 0
+    found[hit] = id_map[found[hit]]
+    return found_scores, found
 
 
 def one_thread_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:

@@ -96,11 +96,10 @@ class Shard:
     Plain Python, so that it runs in-process as well as inside a Ray actor.
     """
 
-    def __init__(self, path: str | os.PathLike[str], nprobe: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         faiss = ivf._faiss()
         self.index: Any = faiss.read_index(str(path), ivf.mmap_flags())
-        inner = faiss.downcast_index(self.index.index)
-        inner.nprobe = nprobe or IndexParams().ivfpq_nprobe
+        ivf.skip_prefetch(self.index)
 
     def count(self) -> int:
         """How many regions this shard holds."""
@@ -110,9 +109,36 @@ class Shard:
         faiss = ivf._faiss()
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
-    def candidates(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(PQ scores, region ids) of the ``k`` best of this shard per query; -1 pads."""
-        return self.index.search(np.ascontiguousarray(queries, np.float32), k)
+    def list_sizes(self) -> np.ndarray:
+        """Codes in each of this shard's inverted lists."""
+        return ivf.list_sizes(self.index)
+
+    def candidates(
+        self, queries: np.ndarray, k: int, probes: ivf.Probes
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(PQ scores, region ids) of the ``k`` best in the planned lists per query; -1 pads."""
+        queries = np.ascontiguousarray(queries, np.float32)
+        return ivf.search_probes(self.index, queries, k, probes)
+
+
+class ShardProbes:
+    """Which lists each query reads, planned once for every shard.
+
+    The shards share one coarse quantizer, so a list is the same list in each; planned
+    from the codes of each list summed over the shards, the shards read exactly the lists
+    the whole index would, and their merged candidates are the whole index's.
+    """
+
+    def __init__(self, shards: ShardSet, params: IndexParams = IndexParams()) -> None:
+        faiss = ivf._faiss()
+        opened = [Shard(path) for path in shards.paths]
+        self._first = opened[0].index  # owns the quantizer
+        self.quantizer = faiss.downcast_index(self._first.index).quantizer
+        self.sizes = np.sum([shard.list_sizes() for shard in opened], axis=0)
+        self.budget = params.scan_budget(int(self.sizes.sum()))
+
+    def plan(self, queries: np.ndarray) -> ivf.Probes:
+        return ivf.plan_probes(self.quantizer, self.sizes, queries, self.budget)
 
 
 def merge_candidates(
@@ -131,17 +157,19 @@ def sharded_search(
     queries: np.ndarray,
     k: int,
     exact: ivf.ExactVectors,
+    probes: ShardProbes,
     fan_out: Any = None,
     candidates: int = ivf.RERANK_CANDIDATES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exactly re-ranked top ``k`` over shards: the answer one whole index would give.
 
-    ``fan_out(shards, queries, wide)`` returns every shard's candidates (in-process by
-    default; the Ray search passes its actors' calls).
+    ``fan_out(shards, queries, wide, plan)`` returns every shard's candidates (in-process
+    by default; the Ray search passes its actors' calls).
     """
     wide = max(k, candidates)
+    plan = probes.plan(queries)
     if fan_out is None:
-        parts = [shard.candidates(queries, wide) for shard in shards]
+        parts = [shard.candidates(queries, wide, plan) for shard in shards]
     else:
-        parts = fan_out(shards, queries, wide)
+        parts = fan_out(shards, queries, wide, plan)
     return ivf.rerank(merge_candidates(parts, wide), queries, k, exact)

@@ -57,8 +57,15 @@ class IndexParams:
     hnsw_ef_construction: int = 160
     hnsw_ef_search: int = 256
     ivf_nprobe: int = 128
-    ivfpq_nprobe: int = ivf.NPROBE
+    ivfpq_scan: float = ivf.SCAN_SHARE
+    """Share of a compressed index's codes a search reads, nearest lists first."""
+    ivfpq_scan_min: int = ivf.SCAN_MIN
+    """Codes a compressed index's search reads at least (all of a smaller index)."""
     ivfpq_candidates: int = ivf.RERANK_CANDIDATES
+
+    def scan_budget(self, count: int) -> int:
+        """Codes a search of a ``count``-code compressed index reads."""
+        return ivf.scan_budget(count, self.ivfpq_scan, self.ivfpq_scan_min)
 
 
 def choose_index_type(index_type: str, count: int) -> str:
@@ -81,6 +88,7 @@ class VectorIndex:
         self.index = index  # a FAISS IndexIDMap2
         self._ids_cache: np.ndarray | None = None
         self._storage_cache: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
+        self._sizes_cache: np.ndarray | None = None
         self._direct_map = False
         self.index_type = index_type
         self.params = params
@@ -135,7 +143,7 @@ class VectorIndex:
         if isinstance(inner, faiss.IndexHNSW):
             inner.hnsw.efSearch = self.params.hnsw_ef_search
         elif isinstance(inner, faiss.IndexIVF):
-            inner.nprobe = self._nprobe
+            inner.nprobe = self.params.ivf_nprobe
 
     # -- updates -------------------------------------------------------------------------
     @property
@@ -181,6 +189,7 @@ class VectorIndex:
         """Drop the cached id map and storage view (adds and removes move the rows)."""
         self._ids_cache = None
         self._storage_cache = None
+        self._sizes_cache = None
 
     def ids(self) -> np.ndarray:
         faiss = _faiss()
@@ -235,28 +244,45 @@ class VectorIndex:
         if self.ntotal == 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
         alone = self._one_thread(len(queries))
-        if allowed is None and excluded is None:
-            return _single_threaded(alone, lambda: self.index.search(queries, k))
         selector = excluded
         if allowed is not None:
             faiss = _faiss()
 
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        if self.index_type == "ivfpq":
+            return _single_threaded(alone, lambda: self._search_probes(queries, k, selector))
+        if selector is None:
+            return _single_threaded(alone, lambda: self.index.search(queries, k))
         params = self._selector_params(selector)
         return _single_threaded(alone, lambda: self.index.search(queries, k, params=params))
+
+    def _search_probes(
+        self, queries: np.ndarray, k: int, selector: object | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A compressed index's search: each query reads its nearest lists up to the budget."""
+        faiss = _faiss()
+
+        if self._sizes_cache is None:
+            self._sizes_cache = ivf.list_sizes(self.index)
+        quantizer = faiss.downcast_index(self.index.index).quantizer
+        probes = ivf.plan_probes(quantizer, self._sizes_cache, queries, self._scan_budget)
+        return ivf.search_probes(self.index, queries, k, probes, selector)
+
+    @property
+    def _scan_budget(self) -> int:
+        return self.params.scan_budget(self.ntotal)
 
     def _one_thread(self, count: int) -> bool:
         """Whether a search of ``count`` queries runs on one FAISS thread.
 
-        A single query does, unless it scans a compressed index's PARALLEL_SCAN_MIN codes or
+        A single query does, unless it reads a compressed index's PARALLEL_SCAN_MIN codes or
         more: then its lists are split over the cores (FAISS ``parallel_mode`` 1). A batch
         runs its queries in parallel (``parallel_mode`` 0), whatever the search before it did.
         """
         split = False
         if self.index_type == "ivfpq":
             inner = _faiss().downcast_index(self.index.index)
-            scan = self._nprobe * self.ntotal
-            split = count == 1 and scan >= ivf.PARALLEL_SCAN_MIN * max(1, inner.nlist)
+            split = count == 1 and min(self._scan_budget, self.ntotal) >= ivf.PARALLEL_SCAN_MIN
             inner.parallel_mode = 1 if split else 0
         return count == 1 and not split
 
@@ -265,16 +291,12 @@ class VectorIndex:
 
         if self.index_type == "hnsw":
             params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.params.hnsw_ef_search)
-        elif self.index_type in ("ivf", "ivfpq"):
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=self._nprobe)
+        elif self.index_type == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self.params.ivf_nprobe)
         else:
             params = faiss.SearchParameters(sel=selector)
         params.referenced_selector = selector  # keep it alive as long as the parameters
         return params
-
-    @property
-    def _nprobe(self) -> int:
-        return self.params.ivfpq_nprobe if self.index_type == "ivfpq" else self.params.ivf_nprobe
 
     def scores_for(self, query: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact (ids, scores) of ``query`` against the given region ids that are indexed.
@@ -389,6 +411,8 @@ class VectorIndex:
             index_type = "ivf"
         else:
             index_type = "flat"
+        if index_type == "ivfpq" and mapped:
+            ivf.skip_prefetch(index)
         out = cls(index, index_type, params)
         out.mapped = mapped
         return out

@@ -17,8 +17,9 @@ import numpy as np
 
 from indexer.errors import ObjsearchError, StoreError, first_line
 from indexer.indexing.ray_cluster import import_ray
-from indexer.store import Store
-from indexer.store.shards import Shard, ShardSet, sharded_search
+from indexer.store import Store, ivf
+from indexer.store.shards import Shard, ShardProbes, ShardSet, sharded_search
+from indexer.store.vectors import IndexParams
 
 _INLINE_BYTES = 64 * 1024
 
@@ -35,7 +36,7 @@ class RayShardedSearch:
         store: Store,
         shards: ShardSet,
         *,
-        nprobe: int | None = None,
+        params: IndexParams = IndexParams(),
         cpus_per_shard: float = 1.0,
     ) -> None:
         self.ray = import_ray()
@@ -47,9 +48,15 @@ class RayShardedSearch:
                 f"{store.dir}, which is now at generation {store.generation}: write them again."
             )
         self.store = store
+        self.candidates = params.ivfpq_candidates
         remote = self.ray.remote(num_cpus=cpus_per_shard)(Shard)
-        self.actors = [remote.remote(str(path), nprobe) for path in shards.paths]
+        self.actors = [remote.remote(str(path)) for path in shards.paths]
         self.counts = self._call(lambda actor: actor.count.remote())  # loaded, or a clear error
+        try:
+            self.probes = ShardProbes(shards, params)
+        except (RuntimeError, OSError) as exc:
+            self.close()
+            raise ObjsearchError(f"A search shard failed: {first_line(exc)}") from None
 
     def _call(self, method: Any) -> list[Any]:
         """Call every actor; a shard that fails (missing file, dead node) is a clear error."""
@@ -61,15 +68,23 @@ class RayShardedSearch:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, region ids) of the ``k`` best regions per query, exact cosine order."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), np.float32)
-        return sharded_search(self.actors, queries, k, self.store.vectors_of, self._fan_out)
+        return sharded_search(
+            self.actors,
+            queries,
+            k,
+            self.store.vectors_of,
+            self.probes,
+            self._fan_out,
+            candidates=self.candidates,
+        )
 
     def _fan_out(
-        self, actors: Sequence[Any], queries: np.ndarray, wide: int
+        self, actors: Sequence[Any], queries: np.ndarray, wide: int, plan: ivf.Probes
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         # A batch goes to the object store once for all shards; a few queries travel inline
         # with each call, which saves a store round trip on every search.
         sent = self.ray.put(queries) if queries.nbytes > _INLINE_BYTES else queries
-        return self._call(lambda actor: actor.candidates.remote(sent, wide))
+        return self._call(lambda actor: actor.candidates.remote(sent, wide, plan))
 
     def close(self) -> None:
         for actor in self.actors:

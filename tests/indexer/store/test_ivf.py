@@ -18,7 +18,7 @@ from indexer.store import KIND_IMAGE, NewPhoto, NewRegion, Store, ivf
 from indexer.store import vectors as vector_index
 from indexer.store.doctor import check, repair
 from indexer.store.ivf import AUTO_IVFPQ_MIN, DRIFT_RATIO, IVFPQ_MIN_VECTORS, RERANK_CANDIDATES
-from indexer.store.vectors import AUTO_HNSW_MIN, choose_index_type
+from indexer.store.vectors import AUTO_HNSW_MIN, IndexParams, choose_index_type
 
 DIM = 512
 PER_PHOTO = 6
@@ -107,6 +107,71 @@ def test_search_is_mapped_and_reranked_exactly(built: Path, source: Clustered) -
         live.main.exact = None
         pq_scores, _ = live.search(queries, 10)
         assert np.abs(pq_scores - want_scores).max() > np.abs(scores - want_scores).max()
+
+
+@pytest.mark.parametrize(
+    ("budget", "want"),
+    [
+        (1, [[0]]),
+        (5, [[0]]),
+        (6, [[0, 1]]),
+        (7, [[0, 1, 2]]),
+        (16, [[0, 1, 2]]),
+        (99, [[0, 1, 2, 3]]),
+    ],
+)
+def test_a_plan_reads_the_nearest_lists_until_they_hold_the_budget(
+    budget: int, want: list[list[int]]
+) -> None:
+    quantizer = faiss.IndexFlatIP(4)
+    quantizer.add(np.eye(4, dtype=np.float32))
+    sizes = np.array([5, 1, 10, 3])
+    query = np.array([[0.9, 0.5, 0.3, 0.1]], np.float32)  # lists 0, 1, 2, 3 in that order
+    probes = ivf.plan_probes(quantizer, sizes, query, budget)
+    assert probes.lists.tolist() == want
+    np.testing.assert_allclose(probes.scores[0], query[0][: len(want[0])], atol=1e-6)
+
+
+def test_each_query_of_a_batch_reads_its_own_lists() -> None:
+    """Rows need different numbers of lists: the shorter ones end in -1, which FAISS skips."""
+    quantizer = faiss.IndexFlatIP(2)
+    quantizer.add(np.eye(2, dtype=np.float32))
+    queries = np.array([[1.0, 0.2], [0.2, 1.0]], np.float32)
+    probes = ivf.plan_probes(quantizer, np.array([10, 2]), queries, 4)
+    assert probes.lists.tolist() == [[0, -1], [1, 0]]
+
+
+@pytest.mark.parametrize("share", [0.05, 0.2])
+def test_a_search_reads_only_its_planned_lists(
+    built: Path, source: Clustered, share: float
+) -> None:
+    """With a share below the whole index, every candidate comes from a list the plan read,
+    the plan stops at the first list that fills the budget, and a larger share finds more."""
+    queries = source.draw(20, spread=1.0)
+    params = IndexParams(ivfpq_scan=share, ivfpq_scan_min=0)
+    with Store(built) as store:
+        live, _ = store.load_vectors(params)
+        main = live.main
+        assert lists_of(main.index).prefetch_nthread == 0  # no read-ahead threads per search
+        inner = faiss.downcast_index(main.index.index)
+        sizes = ivf.list_sizes(main.index)
+        budget = params.scan_budget(main.ntotal)
+        probes = ivf.plan_probes(inner.quantizer, sizes, queries, budget)
+        _, candidates = main.search(queries, 50)
+        found, vectors = store.vectors_of(candidates.ravel())
+        _, list_of = inner.quantizer.search(vectors, 1)
+        exact = store.rebuild_vectors("flat")
+        full, _ = store.load_vectors(IndexParams(ivfpq_scan=1.0))
+    assert 0 < budget < main.ntotal
+    owner = dict(zip(found.tolist(), list_of[:, 0].tolist(), strict=True))
+    for row, ids in enumerate(candidates):
+        read = probes.lists[row][probes.lists[row] >= 0]
+        assert sizes[read].sum() >= budget > sizes[read[:-1]].sum()
+        assert {owner[int(i)] for i in ids if i >= 0} <= set(read.tolist())
+    want = exact.search(queries, 10)[1]
+    assert recall_at_10(full.search(queries, 10)[1], want) >= recall_at_10(
+        live.search(queries, 10)[1], want
+    )
 
 
 @pytest.mark.parametrize("rows", [0, 1, 1000])

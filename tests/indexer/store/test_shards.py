@@ -18,12 +18,14 @@ from indexer.store import Store
 from indexer.store.shards import (
     MANIFEST,
     Shard,
+    ShardProbes,
     ShardSet,
     merge_candidates,
     shard_of,
     sharded_search,
     write_shards,
 )
+from indexer.store.vectors import IndexParams
 from tests.indexer.store.test_ivf import DIM, Clustered, compressed_store, photos
 
 
@@ -55,20 +57,45 @@ def test_shards_split_the_regions_by_id(index_dir: Path, tmp_path: Path, count: 
     ]
 
 
-@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("count", "params"),
+    [
+        (1, IndexParams()),
+        (2, IndexParams()),
+        (3, IndexParams()),
+        (2, IndexParams(ivfpq_scan=0.1, ivfpq_scan_min=0)),  # a tenth of the lists' codes
+        (3, IndexParams(ivfpq_scan=0.3, ivfpq_scan_min=0, ivfpq_candidates=50)),
+    ],
+)
 def test_sharded_answer_equals_the_whole_index(
-    index_dir: Path, tmp_path: Path, source: Clustered, count: int
+    index_dir: Path, tmp_path: Path, source: Clustered, count: int, params: IndexParams
 ) -> None:
+    """The shards read the lists the whole index would read (planned once from the summed
+    list sizes), so their merged candidates and answers are the whole index's."""
     queries = source.draw(40, spread=1.6)
     with Store(index_dir) as store:
         shard_set = write_shards(store, count, tmp_path)
-        whole, _ = store.load_vectors()
+        whole, _ = store.load_vectors(params)
         assert whole.index_type == "ivfpq"
         want_scores, want_ids = whole.search(queries, 10)
         shards = [Shard(path) for path in shard_set.paths]
-        got_scores, got_ids = sharded_search(shards, queries, 10, store.vectors_of)
+        probes = ShardProbes(shard_set, params)
+        assert probes.budget == params.scan_budget(store.count_regions())
+        got_scores, got_ids = sharded_search(
+            shards, queries, 10, store.vectors_of, probes, candidates=params.ivfpq_candidates
+        )
+        # the PQ candidates themselves: the same regions, with the same PQ scores
+        wide = params.ivfpq_candidates
+        plan = probes.plan(queries)
+        merged = merge_candidates([s.candidates(queries, wide, plan) for s in shards], wide)
+        whole.main.exact = None
+        pq_scores, pq_ids = whole.main.search(queries, wide)
     assert np.array_equal(got_ids, want_ids)
     np.testing.assert_allclose(got_scores, want_scores, rtol=0, atol=1e-6)
+    for row in range(len(queries)):
+        assert set(merged[1][row].tolist()) == set(pq_ids[row].tolist())
+        held = pq_ids[row] >= 0
+        np.testing.assert_allclose(merged[0][row][held], pq_scores[row][held], atol=1e-5)
     exact = queries @ np.stack([store_vector(index_dir, i) for i in got_ids[0]]).T
     np.testing.assert_allclose(got_scores[0], exact[0], atol=1e-5)  # exact cosines
 

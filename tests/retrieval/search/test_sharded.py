@@ -15,6 +15,7 @@ import pytest
 from indexer.errors import ObjsearchError, StoreError
 from indexer.store import Store
 from indexer.store.shards import write_shards
+from indexer.store.vectors import IndexParams
 from retrieval.search.sharded import RayShardedSearch
 from tests.indexer.store.test_ivf import Clustered, compressed_store, photos
 
@@ -25,15 +26,22 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return compressed_store(folder, Clustered(seed=6).draw(2400))
 
 
+@pytest.mark.parametrize(
+    "params",
+    [IndexParams(), IndexParams(ivfpq_scan=0.1, ivfpq_scan_min=0, ivfpq_candidates=40)],
+    ids=["whole-lists", "a-tenth-of-the-codes"],
+)
 def test_two_ray_shards_answer_as_one_index(
-    ray_cluster: str, index_dir: Path, tmp_path: Path
+    ray_cluster: str, index_dir: Path, tmp_path: Path, params: IndexParams
 ) -> None:
+    """Also when a search reads a tenth of the codes: the driver plans the lists for both
+    actors from their summed list sizes, as the whole index plans its own."""
     queries = Clustered(seed=7).draw(30)
     with Store(index_dir) as store:
         shard_set = write_shards(store, 2, tmp_path / "shards")
-        whole, _ = store.load_vectors()
+        whole, _ = store.load_vectors(params)
         want = whole.search(queries, 10)
-        with RayShardedSearch(store, shard_set, cpus_per_shard=0.5) as sharded:
+        with RayShardedSearch(store, shard_set, params=params, cpus_per_shard=0.5) as sharded:
             assert sum(sharded.counts) == store.count_regions()
             assert all(sharded.counts)
             got = sharded.search(queries, 10)
