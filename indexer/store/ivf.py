@@ -303,7 +303,7 @@ def search_probes(
     queries = np.ascontiguousarray(queries, np.float32)
     if index.ntotal == 0 or not len(queries):
         return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1)
-    inner = faiss.downcast_index(index.index)
+    inner = _inner(index)
     lists = np.ascontiguousarray(probes.lists, np.int64)
     scores = np.ascontiguousarray(probes.scores, np.float32)
     params = faiss.SearchParametersIVF()

@@ -113,6 +113,14 @@ class Shard:
         """Codes in each of this shard's inverted lists."""
         return ivf.list_sizes(self.index)
 
+    def quantizer(self) -> Any:
+        """The coarse quantizer every shard shares (owned by this shard's index)."""
+        return ivf._inner(self.index).quantizer
+
+    def quantizer_bytes(self) -> np.ndarray:
+        """:meth:`quantizer`, serialized for a driver in another process."""
+        return ivf._faiss().serialize_index(self.quantizer())
+
     def candidates(
         self, queries: np.ndarray, k: int, probes: ivf.Probes
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -125,17 +133,27 @@ class ShardProbes:
     """Which lists each query reads, planned once for every shard.
 
     The shards share one coarse quantizer, so a list is the same list in each; planned
-    from the codes of each list summed over the shards, the shards read exactly the lists
-    the whole index would, and their merged candidates are the whole index's.
+    from the codes of each list summed over the shards (``sizes``), the shards read exactly
+    the lists the whole index would, and their merged candidates are the whole index's.
     """
 
-    def __init__(self, shards: ShardSet, params: IndexParams = IndexParams()) -> None:
-        faiss = ivf._faiss()
-        opened = [Shard(path) for path in shards.paths]
-        self._first = opened[0].index  # owns the quantizer
-        self.quantizer = faiss.downcast_index(self._first.index).quantizer
-        self.sizes = np.sum([shard.list_sizes() for shard in opened], axis=0)
+    def __init__(
+        self,
+        quantizer: Any,
+        sizes: np.ndarray,
+        params: IndexParams = IndexParams(),
+        owner: object = None,
+    ) -> None:
+        self.quantizer = quantizer
+        self._owner = owner  # keeps the index that owns the quantizer alive
+        self.sizes = np.asarray(sizes, np.int64)
         self.budget = params.scan_budget(int(self.sizes.sum()))
+
+    @classmethod
+    def of(cls, shards: Sequence[Shard], params: IndexParams = IndexParams()) -> ShardProbes:
+        """The plan of shards open in this process."""
+        sizes = np.sum([shard.list_sizes() for shard in shards], axis=0)
+        return cls(shards[0].quantizer(), sizes, params, owner=shards[0])
 
     def plan(self, queries: np.ndarray) -> ivf.Probes:
         return ivf.plan_probes(self.quantizer, self.sizes, queries, self.budget)

@@ -52,16 +52,17 @@ class RayShardedSearch:
         remote = self.ray.remote(num_cpus=cpus_per_shard)(Shard)
         self.actors = [remote.remote(str(path)) for path in shards.paths]
         self.counts = self._call(lambda actor: actor.count.remote())  # loaded, or a clear error
-        try:
-            self.probes = ShardProbes(shards, params)
-        except (RuntimeError, OSError) as exc:
-            self.close()
-            raise ObjsearchError(f"A search shard failed: {first_line(exc)}") from None
+        # The lists are planned here, from the actors' list sizes and the quantizer they share.
+        sizes = np.sum(self._call(lambda actor: actor.list_sizes.remote()), axis=0)
+        (quantizer,) = self._call(lambda actor: actor.quantizer_bytes.remote(), self.actors[:1])
+        self.probes = ShardProbes(ivf._faiss().deserialize_index(quantizer), sizes, params)
 
-    def _call(self, method: Any) -> list[Any]:
-        """Call every actor; a shard that fails (missing file, dead node) is a clear error."""
+    def _call(self, method: Any, actors: Sequence[Any] | None = None) -> list[Any]:
+        """Call every actor (or those given); a shard that fails (missing file, dead node) is
+        a clear error."""
         try:
-            return list(self.ray.get([method(actor) for actor in self.actors]))
+            chosen = self.actors if actors is None else actors
+            return list(self.ray.get([method(actor) for actor in chosen]))
         except Exception as exc:  # RayTaskError, RayActorError ...
             raise ObjsearchError(f"A search shard failed: {first_line(exc)}") from None
 

@@ -79,7 +79,7 @@ def test_sharded_answer_equals_the_whole_index(
         assert whole.index_type == "ivfpq"
         want_scores, want_ids = whole.search(queries, 10)
         shards = [Shard(path) for path in shard_set.paths]
-        probes = ShardProbes(shard_set, params)
+        probes = ShardProbes.of(shards, params)
         assert probes.budget == params.scan_budget(store.count_regions())
         got_scores, got_ids = sharded_search(
             shards, queries, 10, store.vectors_of, probes, candidates=params.ivfpq_candidates
