@@ -596,8 +596,7 @@ def sweep(
     args: argparse.Namespace,
 ) -> list[dict[str, Any]]:
     """Recall/latency for each efSearch (hnsw) or nprobe (ivf) on one loaded index."""
-    import faiss
-
+    from indexer.store import ivf
     from indexer.store.vectors import IndexParams, VectorIndex
     from retrieval.search import Searcher
 
@@ -616,7 +615,7 @@ def sweep(
             # Re-wrapping applies the parameter to the shared FAISS object, so the searcher's
             # own queries below run with it too (checked right after).
             index = VectorIndex(loaded.main.index, kind, params)
-            inner = faiss.downcast_index(searcher.vectors.main.index.index)
+            inner = ivf.unwrapped(searcher.vectors.main.index)
             applied = inner.hnsw.efSearch if kind == "hnsw" else inner.nprobe
             assert applied == value, (applied, value)
             ids_cand = found_ids(index, queries, candidate_k(args.top_k))

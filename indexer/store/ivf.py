@@ -4,7 +4,8 @@ IVF-PQ is the compressed index for stores too large to hold float32 vectors in m
 vector becomes a 128-byte product-quantization code in one of ``nlist`` inverted lists, and
 the lists are memory-mapped from the FAISS file when it is loaded (FAISS ``IO_FLAG_MMAP``
 reads them as ``OnDiskInvertedLists`` over the same file), so a process keeps only the
-coarse quantizer, the PQ codebooks and the id map resident, plus the pages searches touch.
+coarse quantizer and the PQ codebooks resident, plus the pages searches touch. The lists
+hold region ids themselves, with no id map around the index (:func:`train_ivfpq`).
 A search reads the lists nearest the query until they hold :data:`SCAN_SHARE` of the codes
 (:func:`plan_probes`, :func:`search_probes`). PQ scores are approximate: the best
 :data:`RERANK_CANDIDATES` are re-ranked with their exact vectors, read from SQLite
@@ -53,8 +54,11 @@ TRAIN_SAMPLE_MAX = 500_000
 # 0.949 at 48.5 ms); 6 %: 0.942 at 36 ms; 10 %: 0.961 at 53 ms (benchmarks/big_store.py,
 # docs/scaling.md).
 SCAN_SHARE = 0.08
-# Small indexes read at least this many codes (under 2 ms on one core): all of them up to it.
-SCAN_MIN = 20_000
+# Smaller indexes read at least this many codes: all of them up to it, and more than 8 % up
+# to 1.25 million. Reading codes is cheap at that size, where the candidates cost the most:
+# at one million regions 100,000 codes (10 %) gave recall@10 0.977 at 17.1 ms p50, against
+# 0.967 at 16.7 ms for 8 % (80,000), on two cores (docs/scaling.md).
+SCAN_MIN = 100_000
 # Lists a search may need, as a multiple of the average-sized lists its share would fill
 # (the quantizer ranks this many centroids): the nearest lists are usually the larger ones,
 # and at ten million regions the most any query needed was 1.35 times.
@@ -131,7 +135,13 @@ def build_ivf_flat(vectors: np.ndarray, dim: int) -> Any:
 
 
 def train_ivfpq(sample: np.ndarray, dim: int, count: int) -> Any:
-    """An empty IVF-PQ index (in an id map) trained on ``sample`` for a ``count``-vector store."""
+    """An empty IVF-PQ index trained on ``sample`` for a ``count``-vector store.
+
+    Bare, not in an id map: its lists store each code's region id anyway, and an
+    ``IndexIDMap2`` would add a second copy (80 MB at ten million regions, on disk and in
+    memory) plus the reverse map FAISS rebuilds on every load (about 400 MB and 0.7 s).
+    Files written before, inside an id map, still load and search (:func:`region_ids`).
+    """
     faiss = _faiss()
 
     nlist = min(ivfpq_nlist(count), max(1, len(sample) // 39))
@@ -145,12 +155,12 @@ def train_ivfpq(sample: np.ndarray, dim: int, count: int) -> Any:
     # The sample size is chosen above; FAISS need not warn about small ones.
     inner.cp.min_points_per_centroid = inner.pq.cp.min_points_per_centroid = 1
     inner.train(np.ascontiguousarray(sample, dtype=np.float32))
-    return faiss.IndexIDMap2(inner)
+    return inner
 
 
 def quantization_error(index: Any, vectors: np.ndarray) -> float:
     """Mean squared error of ``vectors`` rebuilt from their IVF-PQ codes (list + PQ code)."""
-    inner = _inner(index)
+    inner = unwrapped(index)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     back = inner.sa_decode(inner.sa_encode(x))
     return float(np.mean(np.sum((x - back) ** 2, axis=1)))
@@ -199,9 +209,7 @@ def emptied(path: str, dim: int, count: int) -> Any | None:
         loaded = faiss.read_index(path, mmap_flags())
     except (RuntimeError, OSError):
         return None
-    if not isinstance(loaded, faiss.IndexIDMap2):
-        return None
-    inner = faiss.downcast_index(loaded.index)
+    inner = unwrapped(loaded)
     if not isinstance(inner, faiss.IndexIVFPQ) or inner.d != dim:
         return None
     if inner.nlist * 4 < min(ivfpq_nlist(count), max(1, TRAIN_SAMPLE_MAX // 39)):
@@ -209,8 +217,8 @@ def emptied(path: str, dim: int, count: int) -> Any | None:
     lists = faiss.ArrayInvertedLists(inner.nlist, inner.code_size)
     lists.this.disown()  # the index frees it
     inner.replace_invlists(lists, True)
-    loaded.reset()
-    return loaded
+    inner.reset()
+    return faiss.clone_index(inner)  # bare, also when read from an id-mapped file
 
 
 def mmap_flags() -> int:
@@ -221,13 +229,13 @@ def mmap_flags() -> int:
 
 
 def is_ivfpq_file(path: str) -> bool:
-    """True when ``path`` holds an id-mapped IVF-PQ index (read from its first bytes)."""
+    """True when ``path`` holds an IVF-PQ index, bare or id-mapped (read from its first bytes)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
     except OSError:
         return False
-    return head[:4] == b"IxM2" and b"IwPQ" in head
+    return head[:4] == b"IwPQ" or (head[:4] == b"IxM2" and b"IwPQ" in head)
 
 
 def scan_budget(count: int, share: float = SCAN_SHARE, least: int = SCAN_MIN) -> int:
@@ -235,16 +243,34 @@ def scan_budget(count: int, share: float = SCAN_SHARE, least: int = SCAN_MIN) ->
     return max(least, math.ceil(share * count), 1)
 
 
-def _inner(index: Any) -> Any:
+def unwrapped(index: Any) -> Any:
     """The IVF index itself, inside its id map or not."""
     faiss = _faiss()
 
     return faiss.downcast_index(index.index if isinstance(index, faiss.IndexIDMap2) else index)
 
 
+def region_ids(index: Any) -> np.ndarray:
+    """Every region id an index holds: its id map's, or a bare IVF index's lists' own."""
+    faiss = _faiss()
+
+    if isinstance(index, faiss.IndexIDMap2):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    inner = unwrapped(index)
+    lists = inner.invlists
+    parts = [np.zeros(0, np.int64)]
+    for number in range(inner.nlist):
+        size = lists.list_size(number)
+        if size:
+            ids = lists.get_ids(number)
+            parts.append(faiss.rev_swig_ptr(ids, size).copy())
+            lists.release_ids(number, ids)
+    return np.concatenate(parts)
+
+
 def list_sizes(index: Any) -> np.ndarray:
     """Codes in each inverted list of an (id-mapped) IVF index, in list order."""
-    inner = _inner(index)
+    inner = unwrapped(index)
     lists = inner.invlists
     return np.fromiter((lists.list_size(i) for i in range(inner.nlist)), np.int64, inner.nlist)
 
@@ -258,7 +284,7 @@ def skip_prefetch(index: Any) -> None:
     """
     faiss = _faiss()
 
-    lists = faiss.downcast_InvertedLists(_inner(index).invlists)
+    lists = faiss.downcast_InvertedLists(unwrapped(index).invlists)
     if isinstance(lists, faiss.OnDiskInvertedLists):
         lists.prefetch_nthread = 0
 
@@ -295,21 +321,22 @@ def search_probes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(PQ scores, region ids) of the ``k`` best codes in each query's planned lists.
 
-    ``index`` is an id-mapped IVF index; ``selector`` (FAISS ``IDSelector`` over region ids)
-    skips codes, translated to the positions the lists store.
+    ``index`` is a bare or id-mapped IVF index; ``selector`` (FAISS ``IDSelector`` over
+    region ids) skips codes, translated to the positions an id map's lists store.
     """
     faiss = _faiss()
 
     queries = np.ascontiguousarray(queries, np.float32)
     if index.ntotal == 0 or not len(queries):
         return np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1)
-    inner = _inner(index)
+    inner = unwrapped(index)
     lists = np.ascontiguousarray(probes.lists, np.int64)
     scores = np.ascontiguousarray(probes.scores, np.float32)
     params = faiss.SearchParametersIVF()
     params.nprobe = lists.shape[1]
+    mapped = isinstance(index, faiss.IndexIDMap2)
     if selector is not None:
-        translated = faiss.IDSelectorTranslated(index.id_map, selector)
+        translated = faiss.IDSelectorTranslated(index.id_map, selector) if mapped else selector
         params.sel = translated
         params.referenced = (translated, selector)  # alive as long as the parameters
     found_scores = np.empty((len(queries), k), np.float32)
@@ -326,9 +353,10 @@ def search_probes(
         False,
         params,
     )
-    id_map = faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())
-    hit = found >= 0
-    found[hit] = id_map[found[hit]]
+    if mapped:
+        id_map = faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())
+        hit = found >= 0
+        found[hit] = id_map[found[hit]]
     return found_scores, found
 
 

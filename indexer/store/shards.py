@@ -106,8 +106,7 @@ class Shard:
         return int(self.index.ntotal)
 
     def ids(self) -> np.ndarray:
-        faiss = ivf._faiss()
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        return ivf.region_ids(self.index)
 
     def list_sizes(self) -> np.ndarray:
         """Codes in each of this shard's inverted lists."""
@@ -115,7 +114,7 @@ class Shard:
 
     def quantizer(self) -> Any:
         """The coarse quantizer every shard shares (owned by this shard's index)."""
-        return ivf._inner(self.index).quantizer
+        return ivf.unwrapped(self.index).quantizer
 
     def quantizer_bytes(self) -> np.ndarray:
         """:meth:`quantizer`, serialized for a driver in another process."""

@@ -1,7 +1,8 @@
 """The FAISS side of the store: a vector index whose ids are region row ids.
 
 The index is always derived from SQLite (the source of truth) and can be rebuilt from it at
-any time. Its ids are region ids (``IndexIDMap2``), so every hit maps to exactly one region.
+any time. Its ids are region ids (an ``IndexIDMap2``, or the lists' own ids in a compressed
+index), so every hit maps to exactly one region.
 The index type follows the store size: exact inner-product search while that stays fast,
 HNSW above a threshold (graph search, sub-millisecond at a million vectors), compressed
 IVF-PQ past a few million (:mod:`.ivf`), IVF-flat on request.
@@ -82,10 +83,14 @@ def choose_index_type(index_type: str, count: int) -> str:
 
 
 class VectorIndex:
-    """A FAISS ``IndexIDMap2`` over inner-product search on normalised vectors."""
+    """A FAISS inner-product index on normalised vectors, by region id.
+
+    An ``IndexIDMap2`` around flat, HNSW and IVF-flat indexes; a bare IVF-PQ index, whose
+    lists store the region ids (:func:`.ivf.train_ivfpq`; older files in an id map still load).
+    """
 
     def __init__(self, index: Any, index_type: str, params: IndexParams = IndexParams()) -> None:
-        self.index = index  # a FAISS IndexIDMap2
+        self.index = index  # a FAISS IndexIDMap2, or a bare IndexIVFPQ
         self._ids_cache: np.ndarray | None = None
         self._storage_cache: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
         self._sizes_cache: np.ndarray | None = None
@@ -139,7 +144,7 @@ class VectorIndex:
     def _apply_search_params(self) -> None:
         faiss = _faiss()
 
-        inner = faiss.downcast_index(self.index.index)
+        inner = ivf.unwrapped(self.index)
         if isinstance(inner, faiss.IndexHNSW):
             inner.hnsw.efSearch = self.params.hnsw_ef_search
         elif isinstance(inner, faiss.IndexIVF):
@@ -192,9 +197,7 @@ class VectorIndex:
         self._sizes_cache = None
 
     def ids(self) -> np.ndarray:
-        faiss = _faiss()
-
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        return ivf.region_ids(self.index)
 
     # -- queries -------------------------------------------------------------------------
     def search(
@@ -260,11 +263,9 @@ class VectorIndex:
         self, queries: np.ndarray, k: int, selector: object | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """A compressed index's search: each query reads its nearest lists up to the budget."""
-        faiss = _faiss()
-
         if self._sizes_cache is None:
             self._sizes_cache = ivf.list_sizes(self.index)
-        quantizer = faiss.downcast_index(self.index.index).quantizer
+        quantizer = ivf.unwrapped(self.index).quantizer
         probes = ivf.plan_probes(quantizer, self._sizes_cache, queries, self._scan_budget)
         return ivf.search_probes(self.index, queries, k, probes, selector)
 
@@ -281,7 +282,7 @@ class VectorIndex:
         """
         split = False
         if self.index_type == "ivfpq":
-            inner = _faiss().downcast_index(self.index.index)
+            inner = ivf.unwrapped(self.index)
             split = count == 1 and min(self._scan_budget, self.ntotal) >= ivf.PARALLEL_SCAN_MIN
             inner.parallel_mode = 1 if split else 0
         return count == 1 and not split
@@ -338,12 +339,17 @@ class VectorIndex:
         """
         faiss = _faiss()
 
-        inner = faiss.downcast_index(self.index.index)
+        inner = ivf.unwrapped(self.index)
         if isinstance(inner, faiss.IndexHNSW):
             inner = faiss.downcast_index(inner.storage)
         if not isinstance(inner, faiss.IndexFlat):
             if isinstance(inner, faiss.IndexIVF) and not self._direct_map:
-                inner.make_direct_map()  # lets reconstruct_batch find vectors by id
+                # lets reconstruct_batch find vectors: by position in an id map's lists,
+                # by region id (a hash table) in a bare index's
+                bare = not isinstance(self.index, faiss.IndexIDMap2)
+                inner.set_direct_map_type(
+                    faiss.DirectMap.Hashtable if bare else faiss.DirectMap.Array
+                )
                 self._direct_map = True
             return None
         cached = self._storage_cache
@@ -397,12 +403,10 @@ class VectorIndex:
         flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mapped else 0
         if mapped and ivf.is_ivfpq_file(path):
             flags = ivf.mmap_flags()  # the inverted lists, mapped from the same file
-        index = faiss.read_index(path, flags)
-        if not isinstance(index, faiss.IndexIDMap2):
-            index = faiss.downcast_index(index)
-        if not hasattr(index, "id_map"):
+        index = faiss.read_index(path, flags)  # owned, and already of its own class
+        if not isinstance(index, faiss.IndexIDMap2 | faiss.IndexIVFPQ):
             raise RuntimeError("FAISS file does not map region ids")
-        inner = faiss.downcast_index(index.index)
+        inner = ivf.unwrapped(index)
         if isinstance(inner, faiss.IndexHNSW):
             index_type = "hnsw"
         elif isinstance(inner, faiss.IndexIVFPQ):

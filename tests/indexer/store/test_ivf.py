@@ -84,7 +84,7 @@ def recall_at_10(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def lists_of(index: object) -> object:
-    inner = faiss.downcast_index(index.index)  # type: ignore[attr-defined]
+    inner = ivf.unwrapped(index)
     return faiss.downcast_InvertedLists(inner.invlists)
 
 
@@ -132,6 +132,20 @@ def test_a_plan_reads_the_nearest_lists_until_they_hold_the_budget(
     np.testing.assert_allclose(probes.scores[0], query[0][: len(want[0])], atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("count", "want"),
+    [
+        (3_000, 100_000),  # more than the index: it is read whole
+        (1_000_000, 100_000),  # the floor: 10 %, where codes are cheap next to candidates
+        (1_250_000, 100_000),
+        (2_000_000, 160_000),  # 8 % from 1.25 million on
+        (10_000_000, 800_000),
+    ],
+)
+def test_the_default_scan_reads_a_share_of_the_codes_above_a_floor(count: int, want: int) -> None:
+    assert IndexParams().scan_budget(count) == want
+
+
 def test_each_query_of_a_batch_reads_its_own_lists() -> None:
     """Rows need different numbers of lists: the shorter ones end in -1, which FAISS skips."""
     quantizer = faiss.IndexFlatIP(2)
@@ -153,7 +167,7 @@ def test_a_search_reads_only_its_planned_lists(
         live, _ = store.load_vectors(params)
         main = live.main
         assert lists_of(main.index).prefetch_nthread == 0  # no read-ahead threads per search
-        inner = faiss.downcast_index(main.index.index)
+        inner = ivf.unwrapped(main.index)
         sizes = ivf.list_sizes(main.index)
         budget = params.scan_budget(main.ntotal)
         probes = ivf.plan_probes(inner.quantizer, sizes, queries, budget)
@@ -197,7 +211,7 @@ def test_a_long_scan_splits_one_query_over_the_cores(
     with Store(built) as store:
         live, _ = store.load_vectors()
         main = live.main
-        inner = faiss.downcast_index(main.index.index)
+        inner = ivf.unwrapped(main.index)
         one = [live.search(q[None], 10, allowed=allowed) for q in queries]
         assert inner.parallel_mode == 0
         monkeypatch.setattr(ivf, "PARALLEL_SCAN_MIN", 1)
@@ -236,7 +250,7 @@ def test_tombstones_delta_and_compaction_reuse_the_quantizers(
         store.commit_batch(photos(source.draw(1800), 0))
         store.compact_vectors("ivfpq")
         before = store.load_vectors()[0]
-        trained = faiss.vector_to_array(faiss.downcast_index(before.main.index.index).pq.centroids)
+        trained = faiss.vector_to_array(ivf.unwrapped(before.main.index).pq.centroids)
         # delete the photos holding the best hits; add new photos that match the queries
         near = set(before.search(queries, 3)[1].ravel().tolist())
         victims = [p.id for p, regions in store.iter_photos() if {r.id for r in regions} & near]
@@ -254,11 +268,56 @@ def test_tombstones_delta_and_compaction_reuse_the_quantizers(
         assert recall_at_10(ids, want) >= 0.95
         compacted = store.compact_vectors("ivfpq")
         assert compacted.ntotal == store.count_regions()
-        again = faiss.vector_to_array(faiss.downcast_index(compacted.index.index).pq.centroids)
+        again = faiss.vector_to_array(ivf.unwrapped(compacted.index).pq.centroids)
         np.testing.assert_array_equal(again, trained)  # added without retraining
         after, from_file = store.load_vectors()
         assert from_file and after.pending == 0
         np.testing.assert_array_equal(after.search(queries, 10)[1], ids)
+
+
+def test_a_file_from_before_in_an_id_map_searches_alike_and_is_upgraded(
+    tmp_path: Path, source: Clustered
+) -> None:
+    """Compressed files used to sit in an ``IndexIDMap2``; their lists now hold region ids.
+
+    An id-mapped file still loads and answers as the bare one (filtered too), and the next
+    compaction writes it bare, reusing its quantizers.
+    """
+    folder = compressed_store(tmp_path / "index", source.draw(1800))
+    queries = source.draw(20, spread=1.0)
+    with Store(folder) as store:
+        path = Path(store.faiss_path)
+        assert path.read_bytes()[:4] == b"IwPQ"  # bare: no id map around it
+        bare, _ = store.load_vectors()
+        assert isinstance(bare.main.index, faiss.IndexIVFPQ)
+        held = np.sort(bare.main.ids())
+        assert np.array_equal(held, np.sort(np.concatenate([i for i, _ in store.iter_vectors()])))
+        allowed = held[::3]
+        want, want_filtered = bare.search(queries, 10), bare.search(queries, 10, allowed)
+        assert np.isin(want_filtered[1], allowed).all()
+        trained = ivf.emptied(str(path), DIM, len(held))
+        older = faiss.IndexIDMap2(trained)  # the same quantizers and codes, as files were
+        ivf.fill(older, store.iter_vectors())
+        bare_bytes = path.stat().st_size
+        store.save_vectors(vector_index.VectorIndex(older, "ivfpq"), store.generation)
+        assert path.read_bytes()[:4] == b"IxM2"
+        assert path.stat().st_size - bare_bytes >= 8 * len(held)  # the id map's copy of the ids
+        mapped, from_file = store.load_vectors()
+        assert from_file and isinstance(mapped.main.index, faiss.IndexIDMap2)
+        assert mapped.main.mapped and np.array_equal(np.sort(mapped.main.ids()), held)
+        for got, expected in (
+            (mapped.search(queries, 10), want),
+            (mapped.search(queries, 10, allowed), want_filtered),
+        ):
+            np.testing.assert_array_equal(got[1], expected[1])
+            np.testing.assert_allclose(got[0], expected[0], atol=1e-6)
+        centroids = faiss.vector_to_array(ivf.unwrapped(mapped.main.index).pq.centroids)
+        store.compact_vectors("ivfpq")
+        assert path.read_bytes()[:4] == b"IwPQ" and path.stat().st_size == bare_bytes
+        upgraded, _ = store.load_vectors()
+        again = faiss.vector_to_array(ivf.unwrapped(upgraded.main.index).pq.centroids)
+        np.testing.assert_array_equal(again, centroids)
+        np.testing.assert_array_equal(upgraded.search(queries, 10)[1], want[1])
 
 
 def test_doctor_checks_an_ivfpq_index(built: Path) -> None:
