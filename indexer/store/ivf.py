@@ -244,7 +244,7 @@ def scan_budget(count: int, share: float = SCAN_SHARE, least: int = SCAN_MIN) ->
 
 
 def unwrapped(index: Any) -> Any:
-    """The IVF index itself, inside its id map or not."""
+    """The index itself, as its own FAISS class: the one inside an id map, or ``index``."""
     faiss = _faiss()
 
     return faiss.downcast_index(index.index if isinstance(index, faiss.IndexIDMap2) else index)
@@ -269,7 +269,7 @@ def region_ids(index: Any) -> np.ndarray:
 
 
 def list_sizes(index: Any) -> np.ndarray:
-    """Codes in each inverted list of an (id-mapped) IVF index, in list order."""
+    """Codes in each inverted list of a bare or id-mapped IVF index, in list order."""
     inner = unwrapped(index)
     lists = inner.invlists
     return np.fromiter((lists.list_size(i) for i in range(inner.nlist)), np.int64, inner.nlist)
