@@ -57,7 +57,7 @@ SCAN_SHARE = 0.08
 # Smaller indexes read at least this many codes: all of them up to it, and more than 8 % up
 # to 1.25 million. Reading codes is cheap at that size, where the candidates cost the most:
 # at one million regions 100,000 codes (10 %) gave recall@10 0.977 at 17.1 ms p50, against
-# 0.967 at 16.7 ms for 8 % (80,000), on two cores (docs/scaling.md).
+# 0.967 at 16.7 ms for 8 % (80,000), on two cores; 0.973 over 600 queries (docs/scaling.md).
 SCAN_MIN = 100_000
 # Lists a search may need, as a multiple of the average-sized lists its share would fill
 # (the quantizer ranks this many centroids): the nearest lists are usually the larger ones,
