@@ -154,6 +154,17 @@ class ShardProbes:
         sizes = np.sum([shard.list_sizes() for shard in shards], axis=0)
         return cls(shards[0].quantizer(), sizes, params, owner=shards[0])
 
+    @classmethod
+    def of_serialized(
+        cls,
+        quantizer: np.ndarray,
+        sizes: Sequence[np.ndarray],
+        params: IndexParams = IndexParams(),
+    ) -> ShardProbes:
+        """The plan of shards in other processes: one shard's :meth:`Shard.quantizer_bytes`
+        and every shard's :meth:`Shard.list_sizes`."""
+        return cls(ivf._faiss().deserialize_index(quantizer), np.sum(sizes, axis=0), params)
+
     def plan(self, queries: np.ndarray) -> ivf.Probes:
         return ivf.plan_probes(self.quantizer, self.sizes, queries, self.budget)
 

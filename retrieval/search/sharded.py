@@ -53,9 +53,9 @@ class RayShardedSearch:
         self.actors = [remote.remote(str(path)) for path in shards.paths]
         self.counts = self._call(lambda actor: actor.count.remote())  # loaded, or a clear error
         # The lists are planned here, from the actors' list sizes and the quantizer they share.
-        sizes = np.sum(self._call(lambda actor: actor.list_sizes.remote()), axis=0)
+        sizes = self._call(lambda actor: actor.list_sizes.remote())
         (quantizer,) = self._call(lambda actor: actor.quantizer_bytes.remote(), self.actors[:1])
-        self.probes = ShardProbes(ivf._faiss().deserialize_index(quantizer), sizes, params)
+        self.probes = ShardProbes.of_serialized(quantizer, sizes, params)
 
     def _call(self, method: Any, actors: Sequence[Any] | None = None) -> list[Any]:
         """Call every actor (or those given); a shard that fails (missing file, dead node) is
